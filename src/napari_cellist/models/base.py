@@ -1,0 +1,106 @@
+"""The one small interface every model implements.
+
+A model is a class with
+
+* ``name`` (registry key), ``Params`` (a frozen dataclass of prediction parameters, whose field
+  names and defaults the widgets and the CLI use), ``kind`` (``"base"`` or ``"target"``);
+* ``predict_iter(image, params) -> Generator[Progress, None, Prediction]`` and ``predict``;
+* for trainable models additionally ``TrainParams``, ``fit_iter(samples, train_params)`` (yields
+  Progress with the loss, returns a :class:`~napari_cellist.types.FitResult` and leaves the model
+  fitted), ``save(path)`` (atomic) and the class method ``load(path)``.
+
+Images given to ``predict`` are grey, spatial ``(Y, X)`` or ``(Z, Y, X)``, finite, any real
+dtype; :func:`napari_cellist.images.prepare_grey` turns what the user has into that.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..progress import drain
+from ..types import FitResult, Prediction, Progress, Sample
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Model weights are missing; the message says which file to obtain and where to put it."""
+
+
+def params_from_mapping(params_type: type, values: Mapping[str, Any] | None) -> Any:
+    """Build a params dataclass from a mapping, ignoring unknown keys.
+
+    Raises
+    ------
+    ValueError
+        If a value cannot be used for its field (the message names the field).
+    """
+    if values is None:
+        return params_type()
+    known = {f.name for f in fields(params_type)}
+    kwargs = {k: v for k, v in values.items() if k in known}
+    try:
+        return params_type(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"Invalid parameters for {params_type.__name__}: {err}") from err
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """JSON-friendly dict of a params dataclass."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(params).items()}
+
+
+class Segmenter(ABC):
+    """A model that turns an image into a :class:`Prediction`."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "base"
+    Params: ClassVar[type]
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, params: Any | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def predict_iter(
+        self, image: np.ndarray, params: Any | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Predict, yielding progress; returns the Prediction.
+
+        Parameters
+        ----------
+        image : np.ndarray
+            Grey image ``(Y, X)`` or ``(Z, Y, X)``.
+        params : Params, optional
+            Overrides the model's own parameters for this call.
+        """
+
+    def predict(self, image: np.ndarray, params: Any | None = None) -> Prediction:
+        """Predict synchronously (drains :meth:`predict_iter`)."""
+        return drain(self.predict_iter(image, params))
+
+
+class TrainableSegmenter(Segmenter):
+    """A segmenter that can be fitted to annotated (and unannotated) samples."""
+
+    trainable: ClassVar[bool] = True
+    TrainParams: ClassVar[type]
+
+    @abstractmethod
+    def fit_iter(
+        self, samples: Sequence[Sample], train_params: Any | None = None
+    ) -> Generator[Progress, None, FitResult]:
+        """Fit to ``samples``, yielding Progress (with loss); returns the FitResult."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically; returns the path written."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> TrainableSegmenter:
+        """Load a checkpoint written by :meth:`save` (on the CPU)."""
