@@ -30,6 +30,8 @@ REGISTRY: dict[str, ModelEntry] = {
         "Intensity threshold + distance-transform watershed (no weights needed).",
         "",
     ),
+    "sam": ModelEntry("sam", "sam:SamSegmenter", "base", "Segment Anything: segment everything, refine objects by their boxes, interactive clicks (needs a checkpoint).", "sam"),
+    "cellpose": ModelEntry("cellpose", "cellpose_adapter:CellposeSegmenter", "base", "Cellpose 3 (cyto3, nuclei or your own network): trainable on your annotations, 2D and 3D.", "cellpose"),
 }
 
 

@@ -9,6 +9,10 @@ A model is a class with
   Progress with the loss, returns a :class:`~napari_cellist.types.FitResult` and leaves the model
   fitted), ``save(path)`` (atomic) and the class method ``load(path)``.
 
+Parameter dataclasses describe themselves for the GUI and the CLI: each field may carry
+``metadata={"help": "...", "advanced": True, "choices": (...), "min": 0, "max": 10}``; the widgets
+build their controls (tooltips, an "Advanced" fold) and the CLI its ``--param`` help from it.
+
 Images given to ``predict`` are grey, spatial ``(Y, X)`` or ``(Z, Y, X)``, finite, any real
 dtype; :func:`napari_cellist.images.prepare_grey` turns what the user has into that.
 """
@@ -83,6 +87,17 @@ class Segmenter(ABC):
         """Predict synchronously (drains :meth:`predict_iter`)."""
         return drain(self.predict_iter(image, params))
 
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, params: Any | None = None) -> Segmenter:
+        """Model built from a checkpoint / weights file (trainable models: :meth:`load`).
+
+        Raises
+        ------
+        ValueError
+            For models that take no checkpoint.
+        """
+        raise ValueError(f"Model {cls.name!r} takes no checkpoint file.")
+
 
 class TrainableSegmenter(Segmenter):
     """A segmenter that can be fitted to annotated (and unannotated) samples."""
@@ -104,3 +119,11 @@ class TrainableSegmenter(Segmenter):
     @abstractmethod
     def load(cls, path: str | Path) -> TrainableSegmenter:
         """Load a checkpoint written by :meth:`save` (on the CPU)."""
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, params: Any | None = None) -> TrainableSegmenter:
+        """Load a checkpoint; ``params`` (if given) replace its prediction parameters."""
+        model = cls.load(path)
+        if params is not None:
+            model.params = params
+        return model

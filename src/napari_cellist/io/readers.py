@@ -1,0 +1,380 @@
+"""Read microscopy images, label maps and ``images/`` + ``masks/`` folders into NumPy arrays.
+
+TIFF / OME-TIFF / ImageJ-TIFF go through :mod:`tifffile` (pixel sizes included); PNG and JPEG
+through :mod:`imageio`. Every failure becomes an :class:`ImageReadError` that names the file and
+says what is wrong with it, so that napari and the CLI can show it as it is.
+
+Axis letters follow tifffile: ``Z Y X`` spatial, ``C`` channels, ``S`` colour samples (RGB),
+``T`` time, ``Q`` unknown. Singleton axes are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._metadata import pixel_sizes, read_points_csv
+
+logger = logging.getLogger(__name__)
+
+TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = (*TIFF_EXTENSIONS, ".png", ".jpg", ".jpeg")
+#: Uncompressed TIFFs above this size are memory-mapped instead of loaded.
+MEMMAP_BYTES = 256 * 2**20
+SPATIAL_AXES = "ZYX"
+
+
+class ImageReadError(ValueError):
+    """A file cannot be read as an image; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """An image read from disk.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        Pixel data with axes ``axes`` (a read-only ``np.memmap`` for large uncompressed TIFFs).
+    name : str
+        File name without extension (and without ``.ome``).
+    path : Path
+        The file read.
+    scale : tuple of float
+        Pixel size per spatial axis, in the order of the ``Z``/``Y``/``X`` letters in ``axes``;
+        in µm when the file says so (``unit == "µm"``), else 1.0 (``unit == "pixel"``).
+    axes : str
+        One letter per axis of ``data``, e.g. ``"YX"``, ``"ZYX"``, ``"CYX"``, ``"YXS"`` (RGB).
+    rgb : bool
+        The last axis holds RGB(A) colours (napari's ``rgb``).
+    channel_axis : int or None
+        Index of the ``C`` axis, if any (napari's ``channel_axis``).
+    unit : str
+        Unit of ``scale``.
+    """
+
+    data: np.ndarray
+    name: str
+    path: Path
+    scale: tuple[float, ...]
+    axes: str
+    rgb: bool = False
+    channel_axis: int | None = None
+    unit: str = "pixel"
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Shape of the ``Z``/``Y``/``X`` axes: the shape a label map of this image has."""
+        return tuple(n for n, a in zip(self.data.shape, self.axes, strict=True) if a in SPATIAL_AXES)
+
+    def layer_scale(self) -> tuple[float, ...]:
+        """napari ``scale``: one value per displayed axis (not ``C``, not RGB ``S``); 1.0 for
+        non-spatial axes such as ``T``."""
+        sizes = dict(zip((a for a in self.axes if a in SPATIAL_AXES), self.scale, strict=True))
+        shown = [
+            a
+            for i, a in enumerate(self.axes)
+            if i != self.channel_axis and not (self.rgb and i == len(self.axes) - 1)
+        ]
+        return tuple(float(sizes.get(a, 1.0)) for a in shown)
+
+
+@dataclass(frozen=True)
+class AnnotatedPair:
+    """One image of an annotated folder, with its mask and points when present.
+
+    Parameters
+    ----------
+    image : ImageData
+        The image.
+    mask : np.ndarray or None
+        int32 instance label map of ``image.spatial_shape``.
+    points : np.ndarray or None
+        float ``(N, ndim)`` object centres ``(row, col)`` / ``(plane, row, col)`` in pixels.
+    mask_path : Path or None
+        File the mask was read from.
+    """
+
+    image: ImageData
+    mask: np.ndarray | None = None
+    points: np.ndarray | None = None
+    mask_path: Path | None = None
+
+
+def read_image(path: str | os.PathLike) -> ImageData:
+    """Read a TIFF / OME-TIFF / PNG / JPEG image.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    ImageData
+        Pixels with singleton axes squeezed, axis letters, pixel sizes and RGB / channel flags.
+
+    Raises
+    ------
+    ImageReadError
+        Missing, empty, unsupported, corrupt or truncated file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            data, axes, scale, unit = _read_tiff(path)
+        else:
+            data, axes, scale, unit = _read_plain(path)
+    except ImageReadError:
+        raise
+    except Exception as err:  # tifffile / imageio / codecs raise many types
+        raise ImageReadError(
+            f"Cannot read '{path}': the file is corrupt, truncated or not a "
+            f"{path.suffix.lstrip('.').upper()} image ({type(err).__name__}: {err})."
+        ) from err
+    return _make_image_data(path, data, axes, scale, unit)
+
+
+def is_annotated_folder(path: str | os.PathLike) -> bool:
+    """True for a folder with an ``images/`` sub-folder holding at least one image.
+
+    ``masks/`` (label maps with the images' file names) and ``points/`` (``<stem>.csv``) are
+    optional.
+    """
+    images = Path(path) / "images"
+    return images.is_dir() and any(_is_image_file(p) for p in images.iterdir())
+
+
+def list_images(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """Expand files and folders into image files.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Image files and folders. A folder contributes its image files (not recursive, sorted by
+        name); an annotated folder (see :func:`is_annotated_folder`) those of its ``images/``.
+
+    Returns
+    -------
+    list of Path
+        Without duplicates, in the order given.
+
+    Raises
+    ------
+    ImageReadError
+        A path that does not exist or a file with an unsupported extension.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            folder = item / "images" if is_annotated_folder(item) else item
+            found.extend(sorted(p for p in folder.iterdir() if _is_image_file(p)))
+        else:
+            _check_extension(item)
+            if not item.exists():
+                raise ImageReadError(f"'{item}' does not exist.")
+            found.append(item)
+    return list(dict.fromkeys(found))
+
+
+def read_annotated_folder(folder: str | os.PathLike) -> list[AnnotatedPair]:
+    """Read every image of an ``images/`` + ``masks/`` (+ ``points/``) folder.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder with ``images/<name>``, optional ``masks/<name>`` (same file name, or same stem
+        with another image extension) and optional ``points/<stem>.csv`` (columns ``y,x`` or
+        ``z,y,x``, or napari's ``axis-0,axis-1[,axis-2]``).
+
+    Returns
+    -------
+    list of AnnotatedPair
+        Sorted by image file name.
+
+    Raises
+    ------
+    ImageReadError
+        No ``images/`` folder, an unreadable file, or a mask whose shape differs from its image.
+    """
+    folder = Path(folder)
+    if not is_annotated_folder(folder):
+        raise ImageReadError(f"'{folder}' has no 'images/' sub-folder with image files in it.")
+    pairs = []
+    for image_path in list_images([folder]):
+        image = read_image(image_path)
+        mask_path = _find_mask(folder / "masks", image_path)
+        mask = None if mask_path is None else read_mask(mask_path, image.spatial_shape)
+        points_path = folder / "points" / f"{image.name}.csv"
+        points = read_points_csv(points_path) if points_path.is_file() else None
+        pairs.append(AnnotatedPair(image, mask, points, mask_path))
+    logger.info("Read %d images (%d with masks) from %s", len(pairs),
+                sum(p.mask is not None for p in pairs), folder)
+    return pairs
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read an instance label map (any supported image format) as int32.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Label image: integer values, 0 = background.
+    shape : tuple of int, optional
+        Expected shape (the image's spatial shape).
+
+    Raises
+    ------
+    ImageReadError
+        Unreadable file, colour image, non-integer or negative values, or a shape mismatch.
+    """
+    image = read_image(path)
+    if image.rgb or image.channel_axis is not None:
+        raise ImageReadError(f"'{path}' has colour channels ({image.axes}); a label map has one.")
+    try:
+        labels = as_label_map(image.data)
+    except ValueError as err:
+        raise ImageReadError(f"'{path}' is not a label map: {err}") from err
+    if shape is not None and labels.shape != tuple(shape):
+        raise ImageReadError(
+            f"The mask '{path}' has shape {labels.shape} but its image has {tuple(shape)}."
+        )
+    return labels
+
+
+def as_label_map(array: np.ndarray) -> np.ndarray:
+    """Validate an instance label map and return it as int32 (a copy only when needed).
+
+    Raises
+    ------
+    ValueError
+        Non-numeric, non-integer (floats with fractions), negative or > 2**31 - 1 values.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind == "b":
+        return array.astype(np.int32)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"label maps hold integers, got dtype {array.dtype}.")
+    if array.size == 0:
+        return array.astype(np.int32)
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        raise ValueError(
+            f"label ids must be whole numbers, got {array.dtype} values with fractions "
+            "(is this an image rather than a label map?)."
+        )
+    low, high = array.min(), array.max()
+    if low < 0:
+        raise ValueError(f"label ids must be >= 0 (0 = background), found {low}.")
+    if high > np.iinfo(np.int32).max:
+        raise ValueError(f"label ids must fit in int32, found {high}; relabel sequentially.")
+    return array.astype(np.int32, copy=False)
+
+
+def _check_file(path: Path) -> None:
+    _check_extension(path)
+    if not path.is_file():
+        raise ImageReadError(f"'{path}' does not exist or is not a file.")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"'{path}' is empty (0 bytes).")
+
+
+def _check_extension(path: Path) -> None:
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ImageReadError(
+            f"Cannot read '{path}': unsupported file type '{path.suffix}'. Supported: "
+            f"{', '.join(IMAGE_EXTENSIONS)} (convert other formats to OME-TIFF, e.g. with Fiji)."
+        )
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def _find_mask(masks: Path, image_path: Path) -> Path | None:
+    if not masks.is_dir():
+        return None
+    same = masks / image_path.name
+    if same.is_file():
+        return same
+    stem = _stem(image_path)
+    candidates = [p for p in sorted(masks.iterdir()) if _is_image_file(p) and _stem(p) == stem]
+    return candidates[0] if candidates else None
+
+
+def _stem(path: Path) -> str:
+    name = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return name[:-4] if name.lower().endswith(".ome") else name
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        _check_not_truncated(path, series)
+        axes = series.axes
+        sizes, unit = pixel_sizes(tif)
+        big = series.nbytes > MEMMAP_BYTES and series.dataoffset is not None
+        if big:
+            logger.info("Memory-mapping %s (%.1f GiB)", path, series.nbytes / 2**30)
+        data = tifffile.memmap(path, series=0, mode="r") if big else series.asarray()
+    return data.reshape(series.shape), axes, sizes, unit
+
+
+def _check_not_truncated(path: Path, series) -> None:
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None:
+            continue
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
+        if ends and max(ends) > size:
+            raise ImageReadError(
+                f"'{path}' is truncated: its pixel data needs {max(ends)} bytes but the file has "
+                f"{size} (an interrupted copy or download?)."
+            )
+
+
+def _read_plain(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
+    import imageio.v3 as iio
+
+    data = np.asarray(iio.imread(path, plugin="pillow"))
+    if data.ndim == 3 and data.shape[-1] == 2:  # grey + alpha
+        data = data[..., 0]
+    if data.ndim == 2:
+        axes = "YX"
+    elif data.ndim == 3:
+        axes = "YXS" if data.shape[-1] in (3, 4) else "QYX"  # colour, or frames of grey
+    else:
+        axes = "QYXS"[-data.ndim :]
+    return data, axes, {}, "pixel"
+
+
+def _make_image_data(
+    path: Path, data: np.ndarray, axes: str, sizes: dict[str, float], unit: str
+) -> ImageData:
+    if data.size == 0:
+        raise ImageReadError(f"'{path}' holds an image without pixels (shape {data.shape}).")
+    keep = [i for i, n in enumerate(data.shape) if n > 1 or axes[i] in "YX"]
+    data = data.reshape(tuple(data.shape[i] for i in keep))
+    axes = "".join(axes[i] for i in keep)
+    unknown = [a for a in axes if a in "QI"]
+    if len(unknown) == 1 and "Z" not in axes and len(axes) == 3:
+        axes = axes.replace(unknown[0], "Z")  # a plain multi-page TIFF: treat pages as planes
+    rgb = axes.endswith("S") and data.shape[-1] in (3, 4)
+    channel_axis = axes.index("C") if "C" in axes else None
+    if axes.endswith("S") and not rgb and channel_axis is None:
+        axes = axes[:-1] + "C"
+        channel_axis = len(axes) - 1
+    scale = tuple(float(sizes.get(a, 1.0)) for a in axes if a in SPATIAL_AXES)
+    unit = unit if any(a in sizes for a in axes if a in SPATIAL_AXES) else "pixel"
+    return ImageData(data, _stem(path), path, scale, axes, rgb, channel_axis, unit)

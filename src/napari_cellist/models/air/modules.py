@@ -1,0 +1,209 @@
+"""Neural parts of AIR: the convolutional encoder, the glimpse encoder, the glimpse decoder and the
+differentiable spatial transformer that places glimpses on the image.
+
+Geometry (all at the *working scale*, where a typical object is ``Geometry.diameter`` pixels wide)
+--------------------------------------------------------------------------------------------------
+The image is covered by a grid of square cells of ``cell`` pixels (the encoder's stride). Each
+cell has ``slots`` object slots. A slot's ``z_where`` (4 unbounded reals) is mapped to a box by
+:func:`where_to_box` through ``tanh``, so every box is bounded whatever the encoder outputs:
+
+* centre = cell centre + ``OFFSET_RANGE * cell * tanh(z[0:2])`` (``(y, x)``, pixels), in its cell;
+* side = ``BOX_MARGIN * diameter * exp(SIZE_RANGE * tanh(z[2]))``;
+* aspect = ``exp(ASPECT_RANGE * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect).
+
+A slot draws into a square *window* of ``Geometry.window`` pixels centred on its cell; windows are
+summed into the image with :func:`torch.nn.functional.fold`, so rendering costs
+O(cells x window) instead of O(cells x image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OFFSET_RANGE = 0.5  # box centre inside its cell
+SIZE_RANGE = math.log(2.0)  # box side within [1/2, 2] x the reference side
+ASPECT_RANGE = 0.5  # height / width within [e^-0.5, e^0.5]
+BOX_MARGIN = 1.25  # box side / object diameter: the glimpse holds the object and some background
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Grid geometry at the working scale (pixels)."""
+
+    diameter: float = 12.0  # typical object diameter at the working scale
+    cell: int = 8  # cell side = encoder stride
+    slots: int = 1  # object slots per cell
+    glimpse: int = 16  # decoded glimpse side (pixels of the glimpse)
+    window: int = 24  # side of the square each slot renders into, centred on its cell
+
+    def __post_init__(self) -> None:
+        if (self.window - self.cell) % 2 or self.window < self.cell:
+            raise ValueError(
+                f"The render window ({self.window} px) must exceed the cell ({self.cell} px) by "
+                "an even number of pixels."
+            )
+
+
+def bounded_scale(raw: torch.Tensor, low: float = 0.02, high: float = 1.0) -> torch.Tensor:
+    """Map an unbounded tensor to a scale in ``[low, high]`` (sigmoid-bounded, never 0 or inf)."""
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+def where_to_box(z_where: torch.Tensor, geom: Geometry) -> torch.Tensor:
+    """Boxes ``(..., 4)`` = (dy, dx, height, width) from ``z_where`` ``(..., 4)``.
+
+    ``dy, dx`` are the box centre relative to its cell centre, in pixels.
+    """
+    t = torch.tanh(z_where)
+    offset = OFFSET_RANGE * geom.cell * t[..., 0:2]
+    side = BOX_MARGIN * geom.diameter * torch.exp(SIZE_RANGE * t[..., 2])
+    half_log_aspect = 0.5 * ASPECT_RANGE * t[..., 3]
+    height = side * torch.exp(half_log_aspect)
+    width = side * torch.exp(-half_log_aspect)
+    return torch.cat([offset, height[..., None], width[..., None]], dim=-1)
+
+
+class Encoder(nn.Module):
+    """Fully convolutional encoder: image ``(B, 2, H, W)`` (image, background) -> per-cell outputs.
+
+    Returns ``(B, Hc, Wc, slots, 1 + 8 + features)``: the presence logit, ``z_where`` location and
+    raw scale, and a feature vector for the glimpse encoder. Stride 8, receptive field ~70 px.
+    """
+
+    def __init__(self, slots: int = 1, width: int = 32, features: int = 32) -> None:
+        super().__init__()
+        self.slots, self.features = slots, features
+        self.body = nn.Sequential(
+            nn.Conv2d(2, width // 2, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.ReLU(),
+        )
+        self.head = nn.Conv2d(2 * width, slots * (9 + features), 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.body(image))  # (B, slots * C, Hc, Wc)
+        b, _, hc, wc = out.shape
+        return out.view(b, self.slots, -1, hc, wc).permute(0, 3, 4, 1, 2)
+
+
+class GlimpseEncoder(nn.Module):
+    """Glimpse ``(N, G*G)`` and cell features ``(N, F)`` -> ``z_what`` location and raw scale."""
+
+    def __init__(self, glimpse: int, features: int, z_what: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(glimpse * glimpse + features, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * z_what),
+        )
+
+    def forward(self, glimpses: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([glimpses, features], dim=-1))
+
+
+class Decoder(nn.Module):
+    """``z_what`` ``(N, D)`` -> glimpse appearance and alpha, each ``(N, G, G)`` in [0, 1.5] / [0, 1].
+
+    The alpha logit is returned as well, for log-space mask likelihoods.
+    """
+
+    def __init__(self, z_what: int, glimpse: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.glimpse = glimpse
+        self.net = nn.Sequential(
+            nn.Linear(z_what, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * glimpse * glimpse),
+        )
+
+    def forward(self, z_what: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(z_what).view(-1, 2, self.glimpse, self.glimpse)
+        appearance = 1.5 * torch.sigmoid(out[:, 0])
+        alpha_logit = out[:, 1].clamp(-12.0, 12.0)
+        return appearance, alpha_logit
+
+
+def cell_centres(hc: int, wc: int, cell: int, device=None) -> torch.Tensor:
+    """Centres ``(hc, wc, 2)`` of the grid cells, (y, x) in pixels."""
+    ys = (torch.arange(hc, device=device, dtype=torch.float32) + 0.5) * cell
+    xs = (torch.arange(wc, device=device, dtype=torch.float32) + 0.5) * cell
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
+
+
+def extract_glimpses(
+    image: torch.Tensor, boxes: torch.Tensor, geom: Geometry
+) -> torch.Tensor:
+    """Sample a ``G x G`` glimpse of ``image`` ``(B, 1, H, W)`` inside every box.
+
+    ``boxes`` is ``(B, Hc, Wc, S, 4)`` from :func:`where_to_box`; returns ``(B, Hc*Wc*S, G*G)``.
+    """
+    b, hc, wc, s, _ = boxes.shape
+    h, w = image.shape[-2:]
+    centre = cell_centres(hc, wc, geom.cell, boxes.device)[None, :, :, None] + boxes[..., :2]
+    theta = torch.zeros(b, hc, wc, s, 2, 3, device=boxes.device)
+    theta[..., 0, 0] = boxes[..., 3] / w  # x scale (affine_grid is (x, y))
+    theta[..., 0, 2] = 2.0 * centre[..., 1] / w - 1.0
+    theta[..., 1, 1] = boxes[..., 2] / h
+    theta[..., 1, 2] = 2.0 * centre[..., 0] / h - 1.0
+    n = hc * wc * s
+    g = geom.glimpse
+    grid = F.affine_grid(theta.view(b * n, 2, 3), [b * n, 1, g, g], align_corners=False)
+    grid = grid.view(b, n * g, g, 2)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(b, n, g * g)
+
+
+def place_glimpses(glimpses: torch.Tensor, boxes: torch.Tensor, geom: Geometry) -> torch.Tensor:
+    """Spatial transformer: draw glimpses ``(N, C, G, G)`` into their windows ``(N, C, Wn, Wn)``.
+
+    ``boxes`` is ``(N, 4)`` (dy, dx, height, width) relative to the window centre; outside its
+    box a glimpse is 0.
+    """
+    win = float(geom.window)
+    theta = torch.zeros(boxes.shape[0], 2, 3, device=boxes.device)
+    theta[:, 0, 0] = win / boxes[:, 3]
+    theta[:, 0, 2] = -2.0 * boxes[:, 1] / boxes[:, 3]
+    theta[:, 1, 1] = win / boxes[:, 2]
+    theta[:, 1, 2] = -2.0 * boxes[:, 0] / boxes[:, 2]
+    size = [boxes.shape[0], glimpses.shape[1], geom.window, geom.window]
+    grid = F.affine_grid(theta, size, align_corners=False)
+    return F.grid_sample(glimpses, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def fold_windows(windows: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry) -> torch.Tensor:
+    """Sum windows ``(B, Hc*Wc, C, Wn, Wn)`` (slots already summed) into images ``(B, C, H, W)``."""
+    b, n, c, wn, _ = windows.shape
+    hc, wc = grid_shape
+    cols = windows.reshape(b, n, c * wn * wn).transpose(1, 2)
+    return F.fold(
+        cols, (hc * geom.cell, wc * geom.cell), kernel_size=wn, stride=geom.cell,
+        padding=(geom.window - geom.cell) // 2,
+    )
+
+
+def composite(
+    presence: torch.Tensor, alpha: torch.Tensor, appearance: torch.Tensor,
+    background: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry,
+) -> torch.Tensor:
+    """Alpha-composite placed objects over the background.
+
+    ``presence`` ``(B, N)``; ``alpha``/``appearance`` ``(B, N, Wn, Wn)`` placed windows with
+    ``N = Hc*Wc*S``; ``background`` ``(B, 1, H, W)``. Coverage is ``1 - prod(1 - z*alpha)``
+    (summed in log space); the foreground is the coverage-weighted mean appearance.
+    """
+    b, n, wn, _ = alpha.shape
+    s = geom.slots
+    weight = presence[..., None, None] * alpha
+    log_clear = torch.log1p(-weight.clamp(max=1.0 - 1e-4))
+    stacked = torch.stack([weight * appearance, weight, log_clear], dim=2)  # (B, N, 3, Wn, Wn)
+    stacked = stacked.view(b, n // s, s, 3, wn, wn).sum(dim=2)
+    summed = fold_windows(stacked, grid_shape, geom)
+    coverage = 1.0 - torch.exp(summed[:, 2:3])
+    foreground = summed[:, 0:1] / (summed[:, 1:2] + EPS)
+    return coverage * foreground + (1.0 - coverage) * background

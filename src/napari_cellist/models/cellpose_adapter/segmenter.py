@@ -1,0 +1,228 @@
+"""CellposeSegmenter: Cellpose 3 as a napari-cellist model (predict, train, save, load)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...metrics import score_images
+from ...progress import drain
+from ...types import FitResult, Prediction, Progress, Sample
+from ..base import TrainableSegmenter, WeightsNotFoundError, params_from_mapping, params_to_dict
+from . import inference, training
+from .params import CellposeParams, CellposeTrainParams
+from .weights import ResolvedWeights, build_network, resolve_weights
+
+logger = logging.getLogger(__name__)
+
+PARAMS_KEY = "napari_cellist.params_json"  # extra state-dict entry; Cellpose ignores it
+
+
+class CellposeSegmenter(TrainableSegmenter):
+    """Cellpose 3 (CPnet: ``cyto3``, ``nuclei``, custom) on the CPU.
+
+    ``params.model`` chooses the network: a pretrained name found in Cellpose's model folder, a
+    model file, or ``""`` for the network this object holds (trained by :meth:`fit_iter` or loaded
+    by :meth:`load`). Weights are looked up before Cellpose is asked to build anything, so a missing
+    file raises :class:`WeightsNotFoundError` instead of a download attempt.
+    """
+
+    name: ClassVar[str] = "cellpose"
+    kind: ClassVar[str] = "base"
+    Params: ClassVar[type] = CellposeParams
+    TrainParams: ClassVar[type] = CellposeTrainParams
+
+    def __init__(self, params: CellposeParams | None = None) -> None:
+        super().__init__(params)
+        self._network: Any = None  # cellpose.models.CellposeModel
+        self._network_spec: str | None = None
+        self._weights: ResolvedWeights | None = None
+
+    # ------------------------------------------------------------------ prediction
+    def predict_iter(
+        self, image: np.ndarray, params: CellposeParams | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Segment a grey ``(Y, X)`` / ``(Z, Y, X)`` image (or one with ``params.channel_axis``).
+
+        Yields Progress (network, diameter, masks) and returns a Prediction whose object scores are
+        the mean Cellpose cell probability inside each object; ``extras["probability"]`` holds the
+        probability map.
+
+        Raises
+        ------
+        WeightsNotFoundError
+            The chosen weights are not on this computer (the message says where to put them).
+        """
+        params = params or self.params
+        yield Progress(1, 4, "loading the Cellpose network")
+        network = self.network(params.model)
+        x = inference.cellpose_input(image, params)
+        if params.do_3D and x.ndim != 4:
+            raise ValueError("3D mode needs a (Z, Y, X) stack; turn 'do_3D' off for a 2D image.")
+        yield Progress(2, 4, "finding the object diameter")
+        diameter = inference.resolve_diameter(x, params, network, self._weights)
+        yield Progress(3, 4, f"running Cellpose (diameter {diameter:.1f} px)")
+        masks, cellprob = inference.run_eval(network, x, inference.eval_kwargs(params, diameter, x.ndim))
+        prediction = inference.to_prediction(masks, cellprob)
+        yield Progress(4, 4, f"{prediction.count} objects")
+        return prediction
+
+    def network(self, spec: str | None = None) -> Any:
+        """The ``cellpose.models.CellposeModel`` for ``spec`` (default ``params.model``), cached."""
+        spec = self.params.model if spec is None else str(spec)
+        if self._network is not None and spec in ("", self._network_spec):
+            return self._network
+        if not spec:
+            raise WeightsNotFoundError(
+                "This Cellpose model has no network yet: choose a pretrained name or a model file "
+                "in 'model', or train it first (Fine-tune / cellist train)."
+            )
+        weights = resolve_weights(spec)
+        self._network, self._network_spec, self._weights = build_network(weights), spec, weights
+        return self._network
+
+    # ------------------------------------------------------------------ training
+    def fit_iter(
+        self, samples: Sequence[Sample], train_params: CellposeTrainParams | None = None
+    ) -> Generator[Progress, None, FitResult]:
+        """Train on annotated samples, one Progress (loss, val_loss) per epoch.
+
+        A ``validation_fraction`` of the annotated samples is held out and scored (AP50, mean AP,
+        count error) with the trained network at the end. Closing the generator stops training
+        after the current epoch; the model then keeps the weights of the last finished epoch and
+        nothing is written to disk.
+        """
+        tp = train_params or CellposeTrainParams()
+        import torch
+
+        threads = torch.get_num_threads()
+        if tp.num_threads:
+            torch.set_num_threads(tp.num_threads)
+        try:
+            return (yield from self._fit(samples, tp))
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, samples: Sequence[Sample], tp: CellposeTrainParams) -> Generator[Progress, None, FitResult]:
+        import torch
+
+        train_set, val_set = training.split_samples(samples, tp.validation_fraction, tp.seed)
+        network, started_from = self._starting_network(tp)
+        diam_mean = float(network.diam_mean)
+        train = training.prepare_planes(train_set, diam_mean, self.params.invert, tp.min_train_masks)
+        val = training.prepare_planes(val_set, diam_mean, self.params.invert, 1) if val_set else None
+        diam_labels = float(np.mean(train.diameters))
+        network.net.diam_labels.data = torch.tensor([diam_labels], dtype=torch.float32)
+        network.diam_labels = diam_labels
+        self._network, self._network_spec, self._weights = network, "", None
+        self.params = replace(self.params, model="")
+        history: list[Progress] = []
+        losses = yield from _recorded(training.train_epochs(network.net, train, val, tp), history)
+        metrics = {"train_loss": losses[-1], "n_train_planes": float(len(train))}
+        if val_set:
+            metrics.update(self._validation_scores(val_set))
+        params = {**params_to_dict(self.params), "start_from": started_from, "diam_labels": diam_labels}
+        names = tuple(s.name for s in train_set)
+        return FitResult(params=params, metrics=metrics, data_used=names, history=tuple(history))
+
+    def _starting_network(self, tp: CellposeTrainParams) -> tuple[Any, str]:
+        torch_seed(tp.seed)
+        start = tp.start_from.strip()
+        if start == "scratch":
+            return build_network(None, tp.diam_mean), "scratch"
+        if start in ("auto", "current"):
+            try:
+                return self.network(), self._network_spec or self.params.model
+            except WeightsNotFoundError:
+                if start == "current":
+                    raise
+                logger.warning("No weights for %r: training Cellpose from scratch.", self.params.model)
+                return build_network(None, tp.diam_mean), "scratch"
+        return build_network(resolve_weights(start)), start
+
+    def _validation_scores(self, samples: Sequence[Sample]) -> dict[str, float]:
+        preds = [drain(self.predict_iter(s.image)).labels for s in samples]
+        scores = score_images([np.asarray(s.labels) for s in samples], preds)
+        return {"val_ap50": scores.ap50, "val_mean_ap": scores.mean_ap, "val_count_error": scores.count_error}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path) -> Path:
+        """Write the network atomically as a Cellpose 3 model file (loadable by Cellpose itself).
+
+        The prediction parameters travel inside it as one extra JSON entry.
+        """
+        import torch
+
+        path = Path(path)
+        state = dict(self.network().net.state_dict())
+        state[PARAMS_KEY] = json.dumps(params_to_dict(replace(self.params, model="")))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(state, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._network_spec = str(path)
+        self.params = replace(self.params, model=str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> CellposeSegmenter:
+        """Load a checkpoint written by :meth:`save`, or any Cellpose 3 model file, on the CPU."""
+        weights = resolve_weights(str(path))
+        params = replace(_stored_params(weights.path), model=str(weights.path))
+        model = cls(params)
+        model.network()
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, params: CellposeParams | None = None) -> CellposeSegmenter:
+        """Load ``path``; ``params`` (if given) replace the stored ones except the network choice."""
+        model = cls.load(path)
+        if params is not None:
+            model.params = replace(params, model=model.params.model)
+        return model
+
+
+def _stored_params(path: Path) -> CellposeParams:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ValueError(f"{path} is not a readable Cellpose model file ({err}).") from err
+    stored = state.get(PARAMS_KEY) if isinstance(state, dict) else None
+    if not stored:
+        return CellposeParams()
+    values = json.loads(stored)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return params_from_mapping(CellposeParams, values)
+
+
+def _recorded(gen: Generator[Progress, None, Any], history: list[Progress]) -> Generator[Progress, None, Any]:
+    """Pass a progress generator through, appending every report to ``history``."""
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        history.append(progress)
+        yield progress
+
+
+def torch_seed(seed: int) -> None:
+    """Seed PyTorch's generator (initial weights)."""
+    import torch
+
+    torch.manual_seed(seed)

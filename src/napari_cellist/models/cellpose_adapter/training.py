@@ -1,0 +1,208 @@
+"""Cellpose training, one epoch per progress report.
+
+Built from Cellpose 3's own pieces (``dynamics.labels_to_flows`` for the flow targets,
+``transforms.random_rotate_and_resize`` for augmentation, the CPnet network and Cellpose's loss)
+instead of ``cellpose.train.train_seg``, which runs all epochs in one call and writes files into
+the working directory. Here every epoch yields a Progress (loss, validation loss), so the GUI can
+plot it and stop by closing the generator; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.transform import resize
+
+from ...types import Progress, Sample
+from .params import CellposeTrainParams
+
+logger = logging.getLogger(__name__)
+
+MIN_DIAMETER = 5.0  # Cellpose clamps training diameters to at least 5 px
+
+
+@dataclass
+class Planes:
+    """2D training planes at the network's object size.
+
+    ``images[k]`` is float32 ``(2, Y, X)`` (normalised cells channel, empty nucleus channel) and
+    ``flows[k]`` float32 ``(3, Y, X)`` (cell probability, Y flow, X flow) of the same plane.
+    ``diameters`` holds the planes' median object diameters before rescaling, in pixels.
+    """
+
+    images: list[np.ndarray]
+    flows: list[np.ndarray]
+    diameters: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def split_samples(
+    samples: Sequence[Sample], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Split annotated samples into (train, validation); at least one of each when possible."""
+    annotated = [s for s in samples if s.labels is not None and np.any(s.labels)]
+    if not annotated:
+        raise ValueError(
+            "Cellpose training needs annotated images (instance label maps); none of the "
+            f"{len(samples)} samples has any annotated object."
+        )
+    n_val = int(round(fraction * len(annotated)))
+    if fraction > 0 and len(annotated) >= 2:
+        n_val = min(max(n_val, 1), len(annotated) - 1)
+    else:
+        n_val = 0
+    order = np.random.default_rng(seed).permutation(len(annotated))
+    val = [annotated[i] for i in sorted(order[:n_val])]
+    train = [annotated[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def _planes_of(sample: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
+    image = np.asarray(sample.image, np.float32)
+    labels = np.asarray(sample.labels)
+    if image.shape != labels.shape:
+        raise ValueError(f"Sample {sample.name!r}: image {image.shape} and labels {labels.shape} differ in shape.")
+    if image.ndim == 2:
+        return [(image, labels)]
+    if image.ndim == 3:  # Cellpose trains 3D models on 2D planes
+        return [(image[z], labels[z]) for z in range(image.shape[0])]
+    raise ValueError(f"Sample {sample.name!r} has shape {image.shape}; (Y, X) or (Z, Y, X) is needed.")
+
+
+def prepare_planes(
+    samples: Sequence[Sample], diam_mean: float, invert: bool, min_masks: int
+) -> Planes:
+    """Normalise, rescale (objects to ``diam_mean`` px) and compute flow targets.
+
+    Rescaling once here is what Cellpose's training does per patch (``diam / diam_mean``); doing it
+    up front also makes the flow computation cheap for large objects.
+    """
+    import torch
+
+    from ._backend import cellpose_modules
+
+    _, transforms, dynamics, utils = cellpose_modules()
+    images, labels, diameters = [], [], []
+    for sample in samples:
+        for image, plane_labels in _planes_of(sample):
+            n_objects = len(np.unique(plane_labels)) - int((plane_labels == 0).any())
+            if n_objects < max(1, min_masks):
+                continue
+            diameter = max(float(utils.diameters(plane_labels.astype(np.int32))[0]), MIN_DIAMETER)
+            shape = tuple(max(8, int(round(n * diam_mean / diameter))) for n in image.shape)
+            image = resize(image, shape, order=1, preserve_range=True, anti_aliasing=shape[0] < image.shape[0])
+            plane_labels = resize(plane_labels, shape, order=0, preserve_range=True, anti_aliasing=False)
+            x = np.stack([image, np.zeros_like(image)], axis=-1).astype(np.float32)
+            x = transforms.normalize_img(x, invert=invert, axis=-1)
+            images.append(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))
+            labels.append(plane_labels.astype(np.int32))
+            diameters.append(diameter)
+    if not images:
+        raise ValueError(f"No annotated plane has at least {min_masks} objects; lower 'min_train_masks'.")
+    flows = dynamics.labels_to_flows(labels, device=torch.device("cpu"))
+    return Planes(images, [f[1:].astype(np.float32) for f in flows], np.asarray(diameters))
+
+
+def learning_rates(n_epochs: int, rate: float) -> np.ndarray:
+    """Per-epoch learning rates: linear warm-up, constant, halvings over the last 10 %.
+
+    The shape of Cellpose's schedule, scaled to short (fine-tuning) runs.
+    """
+    rates = np.full(n_epochs, rate, dtype=float)
+    warm = min(10, max(1, n_epochs // 10))
+    rates[:warm] = np.linspace(rate / warm, rate, warm)
+    tail = n_epochs // 10 if n_epochs >= 20 else 0
+    if tail:
+        rates[n_epochs - tail :] = rate * 0.5 ** (1 + np.arange(tail) * 5 // tail)
+    return rates
+
+
+def seg_loss(lbl: np.ndarray, y: object) -> object:
+    """Cellpose's loss: MSE of the (5x scaled) flows / 2 + BCE of the cell probability.
+
+    ``lbl`` is float32 ``(B, 3, Y, X)`` (cell probability, flows), ``y`` the network output.
+    """
+    import torch
+    from torch import nn
+
+    flows = 5.0 * torch.from_numpy(lbl[:, 1:])
+    inside = torch.from_numpy(lbl[:, 0] > 0.5).float()
+    return nn.functional.mse_loss(y[:, :2], flows) / 2.0 + nn.functional.binary_cross_entropy_with_logits(y[:, -1], inside)
+
+
+def augmented_batch(planes: Planes, indices: np.ndarray, bsize: int, scale_range: float) -> tuple[np.ndarray, np.ndarray]:
+    """Randomly rotated, flipped, zoomed ``(B, 2, bsize, bsize)`` patches and their targets."""
+    from ._backend import cellpose_modules
+
+    transforms = cellpose_modules()[1]
+    imgs = [planes.images[i] for i in indices]
+    lbls = [planes.flows[i] for i in indices]
+    out = transforms.random_rotate_and_resize(
+        imgs, Y=lbls, rescale=np.ones(len(indices)), scale_range=scale_range, xy=(bsize, bsize)
+    )
+    return out[0].astype(np.float32), out[1].astype(np.float32)
+
+
+def train_epochs(
+    net: object, train: Planes, val: Planes | None, tp: CellposeTrainParams
+) -> Generator[Progress, None, list[float]]:
+    """Train ``net`` (a CPnet) in place; yields one Progress per epoch, returns the losses.
+
+    Cellpose's augmentation draws from NumPy's global random state, which is seeded per epoch
+    (``seed + epoch``) as Cellpose does, so runs are repeatable.
+    """
+    import torch
+
+    optimizer = torch.optim.AdamW(net.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay)
+    rates = learning_rates(tp.n_epochs, tp.learning_rate)
+    per_epoch = tp.images_per_epoch or max(len(train), tp.batch_size)
+    val_batch = _validation_batch(val, tp)
+    losses: list[float] = []
+    for epoch in range(tp.n_epochs):
+        np.random.seed(tp.seed + epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = float(rates[epoch])
+        order = np.random.permutation(np.resize(np.random.permutation(len(train)), per_epoch))
+        net.train()
+        total = 0.0
+        for start in range(0, per_epoch, tp.batch_size):
+            indices = order[start : start + tp.batch_size]
+            x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range)
+            loss = seg_loss(lbl, net(torch.from_numpy(x))[0])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.item()) * len(indices)
+        losses.append(total / per_epoch)
+        metrics = {"learning_rate": float(rates[epoch])}
+        if val_batch is not None:
+            metrics["val_loss"] = _batch_loss(net, *val_batch)
+        logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
+        yield Progress(epoch + 1, tp.n_epochs, f"epoch {epoch + 1}/{tp.n_epochs}", loss=losses[-1], metrics=metrics)
+    net.eval()
+    return losses
+
+
+def _validation_batch(val: Planes | None, tp: CellposeTrainParams) -> tuple[np.ndarray, np.ndarray] | None:
+    if val is None or not len(val):
+        return None
+    state = np.random.get_state()
+    np.random.seed(tp.seed + 10_000)
+    try:
+        indices = np.arange(min(len(val), 2 * tp.batch_size))
+        return augmented_batch(val, indices, tp.bsize, 0.0)
+    finally:
+        np.random.set_state(state)
+
+
+def _batch_loss(net: object, x: np.ndarray, lbl: np.ndarray) -> float:
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        return float(seg_loss(lbl, net(torch.from_numpy(x))[0]).item())

@@ -1,0 +1,174 @@
+"""The registered ``sam`` base model: automatic segmentation or box refinement of a label map."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...types import ObjectMeta, Prediction, Progress
+from ..base import Segmenter
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h")
+
+
+@dataclass(frozen=True)
+class SamParams:
+    """Parameters of the SAM base model."""
+
+    checkpoint: str = field(
+        default="",
+        metadata={"help": "SAM checkpoint file (.pth) or a folder holding one; empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam)."},
+    )
+    model_type: str = field(
+        default="auto",
+        metadata={"help": "Architecture: 'auto' reads it from the checkpoint.", "choices": MODEL_TYPES, "advanced": True},
+    )
+    points_per_side: int = field(
+        default=32, metadata={"help": "Segment everything: prompt points per image side (per tile).", "min": 1, "max": 128}
+    )
+    pred_iou_thresh: float = field(
+        default=0.88, metadata={"help": "Keep masks whose predicted IoU is at least this.", "min": 0.0, "max": 1.0}
+    )
+    stability_score_thresh: float = field(
+        default=0.95, metadata={"help": "Keep masks whose stability score is at least this.", "min": 0.0, "max": 1.0}
+    )
+    min_mask_region_area: int = field(
+        default=0, metadata={"help": "Remove objects (and fill holes / islands) smaller than this many pixels.", "min": 0}
+    )
+    points_per_batch: int = field(
+        default=32, metadata={"help": "Prompt points decoded at once (memory vs speed).", "advanced": True, "min": 1}
+    )
+    tile_overlap: int = field(
+        default=128, metadata={"help": "Overlap in pixels of the tiles of images larger than the model input.", "advanced": True, "min": 0}
+    )
+    disk_cache: bool = field(
+        default=True, metadata={"help": "Keep image embeddings on disk (next to the checkpoints) for reopened images.", "advanced": True}
+    )
+
+
+class SamSegmenter(Segmenter):
+    """Segment Anything as a base model.
+
+    ``predict_iter(image, params)`` segments everything; ``predict_iter(image, params,
+    prompt_labels=labels)`` replaces every object of ``labels`` by SAM's mask for its box.
+    :attr:`interactive` gives the :class:`~.interactive.PromptableSegmenter` for clicks.
+    """
+
+    name: ClassVar[str] = "sam"
+    kind: ClassVar[str] = "base"
+    Params: ClassVar[type] = SamParams
+
+    def __init__(self, params: SamParams | None = None) -> None:
+        super().__init__(params)
+        self._loaded: tuple[tuple[Any, ...], Any] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, params: SamParams | None = None) -> SamSegmenter:
+        """Model using the checkpoint ``path`` (loaded now, so a bad file fails here)."""
+        model = cls(replace(params or SamParams(), checkpoint=str(path)))
+        model.interactive_for(model.params)
+        return model
+
+    @property
+    def interactive(self) -> Any:
+        """The :class:`~.interactive.PromptableSegmenter` of the current parameters."""
+        return self.interactive_for(self.params)
+
+    def interactive_for(self, params: SamParams) -> Any:
+        """Load (once per checkpoint/tiling) and return the promptable segmenter."""
+        from .embeddings import EmbeddingCache
+        from .interactive import PromptableSegmenter
+        from .weights import cache_dir, load_sam
+
+        key = (params.checkpoint, params.model_type, params.tile_overlap, params.disk_cache)
+        if self._loaded is None or self._loaded[0] != key:
+            sam, model_id = load_sam(params.checkpoint or None, params.model_type)
+            folder = cache_dir() / "embeddings" if params.disk_cache else None
+            segmenter = PromptableSegmenter(sam, model_id, EmbeddingCache(folder), overlap=params.tile_overlap)
+            self._loaded = (key, segmenter)
+        return self._loaded[1]
+
+    def predict_iter(
+        self,
+        image: np.ndarray,
+        params: SamParams | None = None,
+        *,
+        prompt_labels: np.ndarray | None = None,
+        classes: Mapping[int, str] | None = None,
+        rgb: bool = False,
+    ) -> Generator[Progress, None, Prediction]:
+        """Segment everything, or refine ``prompt_labels``; 3D stacks slice by slice.
+
+        Parameters
+        ----------
+        image : np.ndarray
+            Grey ``(Y, X)`` / ``(Z, Y, X)`` of any real dtype, or ``(Y, X, 3|4)`` when ``rgb``.
+        params : SamParams, optional
+            Overrides the model's parameters.
+        prompt_labels : np.ndarray, optional
+            int label map of the image's spatial shape whose objects' boxes are the prompts.
+        classes : mapping, optional
+            ``{label_id: class}`` of ``prompt_labels``, kept on the refined objects.
+        rgb : bool
+            The last axis of ``image`` holds colours.
+        """
+        from .automatic import AutomaticParams, refine_boxes_iter, segment_everything_iter
+
+        params = params or self.params
+        segmenter = self.interactive_for(params)
+        image = np.asarray(image)
+        spatial = image.shape[:-1] if rgb else image.shape
+        planes = image[None] if len(spatial) == 2 else image
+        if prompt_labels is not None and tuple(np.shape(prompt_labels)) != tuple(spatial):
+            raise ValueError(f"prompt_labels {prompt_labels.shape} must match the image's spatial shape {image.shape}.")
+        prompts = None if prompt_labels is None else np.asarray(prompt_labels).reshape((-1,) + planes.shape[1:3])
+        auto = AutomaticParams(
+            points_per_side=params.points_per_side,
+            points_per_batch=params.points_per_batch,
+            pred_iou_thresh=params.pred_iou_thresh,
+            stability_score_thresh=params.stability_score_thresh,
+            min_mask_region_area=params.min_mask_region_area,
+        )
+        results = []
+        for z, plane in enumerate(planes):
+            prefix = f"plane {z + 1}/{len(planes)}: " if len(planes) > 1 else ""
+            yield from _prefixed(segmenter.set_image_iter(plane, rgb), prefix)
+            if prompts is None:
+                job = segment_everything_iter(segmenter, auto)
+            else:
+                job = refine_boxes_iter(segmenter, prompts[z], classes)
+            results.append((yield from _prefixed(job, prefix)))
+        return results[0] if len(spatial) == 2 else _stack(results)
+
+
+def _prefixed(gen: Generator[Progress, None, Any], prefix: str) -> Generator[Progress, None, Any]:
+    """Re-yield ``gen``'s progress with ``prefix`` added to the messages; return its result."""
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield replace(progress, message=prefix + progress.message)
+
+
+def _stack(results: list[Prediction]) -> Prediction:
+    """3D Prediction from per-plane ones; ids are offset so that they stay unique."""
+    labels = np.zeros((len(results),) + results[0].labels.shape, np.int32)
+    objects: dict[int, ObjectMeta] = {}
+    offset = 0
+    for z, result in enumerate(results):
+        plane = result.labels
+        labels[z] = np.where(plane > 0, plane + offset, 0)
+        for label_id, meta in result.objects.items():
+            box = meta.box
+            new_box = (z, box[0], box[1], z + 1, box[2], box[3]) if len(box) == 4 else ()
+            objects[label_id + offset] = replace(meta, label_id=label_id + offset, box=new_box)
+        offset = int(labels[z].max(initial=offset))
+    return Prediction(labels=labels, objects=objects, source="sam")

@@ -1,0 +1,314 @@
+"""Threshold base model: smoothing, a global threshold, cleanup and watershed splitting.
+
+Needs no weights. Works on 2D ``(Y, X)`` and 3D ``(Z, Y, X)`` grey images of any real dtype.
+The object diameter drives the smoothing, the size limits and the watershed seed spacing; when it
+is not given it is estimated from the image (:func:`estimate_diameter`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters, measure, morphology, segmentation
+from skimage.feature import peak_local_max
+
+from ..images import is_constant, normalise_percentile
+from ..progress import drain
+from ..types import FitResult, ObjectMeta, Prediction, Progress, Sample
+from .base import TrainableSegmenter
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("otsu", "li", "triangle", "manual")
+
+
+@dataclass(frozen=True)
+class ThresholdParams:
+    """Parameters of the threshold model (defaults suit fluorescent nuclei)."""
+
+    method: str = field(
+        default="otsu",
+        metadata={"help": "How the foreground level is chosen: Otsu, Li, triangle or a manual level.", "choices": METHODS},
+    )
+    level: float | None = field(
+        default=None,
+        metadata={"help": "Manual threshold level in the image's intensity units (method 'manual').", "advanced": True},
+    )
+    diameter: float | None = field(
+        default=None,
+        metadata={"help": "Typical object diameter in pixels; empty = estimate it from the image.", "min": 0.0},
+    )
+    smoothing: float | None = field(
+        default=None,
+        metadata={"help": "Gaussian smoothing in pixels before thresholding; empty = diameter / 25.", "advanced": True},
+    )
+    background_radius: float | None = field(
+        default=None,
+        metadata={"help": "Subtract a smooth background (uneven illumination) of this radius in pixels; 0 = off, empty = off.", "advanced": True},
+    )
+    intensity_scale: str = field(
+        default="log",
+        metadata={
+            "help": "Scale on which the level is chosen: 'log' (objects of very different brightness, default), 'sqrt' (photon noise) or 'linear'.",
+            "choices": ("sqrt", "log", "linear"),
+            "advanced": True,
+        },
+    )
+    invert: bool = field(default=False, metadata={"help": "Objects are darker than the background."})
+    min_area: float | None = field(
+        default=None,
+        metadata={"help": "Smallest object kept, in pixels (voxels in 3D); empty = 10 % of a typical object.", "advanced": True},
+    )
+    max_area: float | None = field(
+        default=None,
+        metadata={"help": "Largest object kept, in pixels; empty = no limit.", "advanced": True},
+    )
+    fill_holes: bool = field(default=True, metadata={"help": "Fill holes inside objects."})
+    split_touching: bool = field(
+        default=True, metadata={"help": "Split touching objects with a distance-transform watershed."}
+    )
+    local_refine: bool = field(
+        default=True,
+        metadata={"help": "Refine each object's outline with a level computed around it.", "advanced": True},
+    )
+    intensity_weight: float = field(
+        default=0.0,
+        metadata={"help": "How much dim gaps between touching objects guide the split (0 = shape only).", "advanced": True},
+    )
+    seed_spacing: float = field(
+        default=0.35,
+        metadata={"help": "Minimum distance between watershed seeds, as a fraction of the diameter.", "advanced": True},
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdFitParams:
+    """Search space of :meth:`ThresholdModel.fit_iter`."""
+
+    methods: tuple[str, ...] = field(default=("otsu", "li", "triangle"), metadata={"help": "Threshold methods tried."})
+    diameter_factors: tuple[float, ...] = field(
+        default=(0.7, 0.85, 1.0, 1.2, 1.4), metadata={"help": "Diameters tried, relative to the annotated median."}
+    )
+    smoothing_factors: tuple[float, ...] = field(
+        default=(0.02, 0.04, 0.08), metadata={"help": "Smoothing tried, as a fraction of the diameter."}
+    )
+    background: tuple[bool, ...] = field(default=(False, True), metadata={"help": "Try background subtraction."})
+    max_candidates: int = field(default=60, metadata={"help": "Evaluate at most this many parameter sets."})
+    validation_fraction: float = field(
+        default=0.0, metadata={"help": "Fraction of annotated images held out to score the fitted model."}
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed of the search.", "advanced": True})
+
+
+def _threshold_level(image: np.ndarray, method: str, level: float | None) -> float:
+    if method == "manual":
+        if level is None:
+            raise ValueError("Method 'manual' needs a threshold level; set 'level' or pick Otsu.")
+        return float(level)
+    if method not in METHODS:
+        raise ValueError(f"Unknown threshold method {method!r}; choose one of {', '.join(METHODS)}.")
+    # Clip the brightest 0.2 % so that a few saturated artefacts do not drag the level up.
+    top = np.percentile(image, 99.8)
+    clipped = np.minimum(image, top)
+    return float(getattr(filters, f"threshold_{method}")(clipped))
+
+
+def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float) -> np.ndarray:
+    """Binary foreground of a grey image (2D or 3D) after smoothing and background removal."""
+    work = -image if params.invert else image
+    radius = params.background_radius
+    if radius:
+        work = work - ndi.gaussian_filter(work, radius)
+    sigma = params.smoothing if params.smoothing is not None else diameter / 25.0
+    if sigma > 0:
+        work = ndi.gaussian_filter(work, sigma)
+    if params.method != "manual":
+        work = rescale_intensity(work, params.intensity_scale)
+    mask = work > _threshold_level(work, params.method, params.level)
+    if params.local_refine and params.method != "manual":
+        smooth = ndi.gaussian_filter(-image if params.invert else image, sigma) if sigma > 0 else image
+        mask = refine_locally(smooth, mask, diameter)
+    if params.fill_holes:
+        mask = _fill_holes(mask)
+    return mask
+
+
+SCALES = ("sqrt", "log", "linear")
+
+
+def rescale_intensity(image: np.ndarray, scale: str) -> np.ndarray:
+    """Intensities above the 1st percentile on a square-root, log or linear scale.
+
+    A square root stabilises photon (Poisson) noise; a log compresses very bright objects so a
+    global level also finds dim ones. Only the order of values matters to the level search.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"Unknown intensity scale {scale!r}; choose one of {', '.join(SCALES)}.")
+    low, high = np.percentile(image, [1.0, 99.9])
+    shifted = np.clip(image - low, 0, None)
+    if scale == "sqrt":
+        return np.sqrt(shifted)
+    if scale == "log":
+        return np.log1p(shifted * (1000.0 / (high - low) if high > low else 1.0))
+    return image
+
+
+def refine_locally(image: np.ndarray, mask: np.ndarray, diameter: float) -> np.ndarray:
+    """Re-threshold each foreground component with Otsu's level of its own neighbourhood.
+
+    A global level is a compromise between dim and bright objects; around each candidate object
+    (grown by half a diameter) the local level separates that object from its own background.
+    """
+    grow = max(2, int(round(diameter / 2)))
+    labels = measure.label(mask)
+    refined = np.zeros_like(mask)
+    for slc in ndi.find_objects(labels):
+        window = tuple(slice(max(0, s.start - grow), s.stop + grow) for s in slc)
+        values = image[window]
+        if np.ptp(values) == 0:
+            continue
+        local = values > filters.threshold_otsu(values)
+        refined[window] |= local
+    return refined & ndi.binary_dilation(mask, iterations=grow)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    if mask.ndim == 3:  # slice-wise: a 3D fill would also close tunnels between planes
+        return np.stack([ndi.binary_fill_holes(plane) for plane in mask])
+    return ndi.binary_fill_holes(mask)
+
+
+def estimate_diameter(image: np.ndarray, invert: bool = False) -> float:
+    """Typical object diameter in pixels, from an Otsu foreground.
+
+    Isolated, convex components give the equivalent diameter directly; clumps give twice the
+    largest inscribed radius of each component. The median over components is returned.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Grey ``(Y, X)`` or ``(Z, Y, X)`` image.
+    invert : bool
+        Objects are dark.
+
+    Returns
+    -------
+    float
+        Diameter in pixels (at least 4); 0 guesses are replaced by 4 for an empty foreground.
+    """
+    work = -image if invert else image
+    if is_constant(work):
+        return 4.0
+    small = ndi.gaussian_filter(work.astype(np.float32), 1.0)
+    mask = _fill_holes(small > _threshold_level(small, "otsu", None))
+    mask = ndi.binary_opening(mask, ndi.generate_binary_structure(mask.ndim, 1))
+    labels = measure.label(mask)
+    props = [p for p in measure.regionprops(labels) if p.area >= 16]
+    if not props:
+        return 4.0
+    dist = ndi.distance_transform_edt(mask)
+    diameters, weights = [], []
+    for prop in props:
+        if prop.solidity > 0.9:
+            diameters.append(prop.equivalent_diameter_area)
+        else:
+            diameters.append(2.0 * float(dist[prop.slice][prop.image].max()) * 1.15)
+        weights.append(prop.area)
+    # Area-weighted median: specks of noise are many but small, objects few but large.
+    return max(4.0, _weighted_median(np.asarray(diameters), np.asarray(weights, float)))
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def split_touching(
+    mask: np.ndarray,
+    diameter: float,
+    seed_spacing: float,
+    intensity: np.ndarray | None = None,
+    intensity_weight: float = 0.0,
+) -> np.ndarray:
+    """Instance labels from a binary mask by a distance-transform watershed.
+
+    Seeds are maxima of the smoothed distance transform at least ``seed_spacing * diameter``
+    apart; basins are cut at the necks between touching objects. With ``intensity`` and an
+    ``intensity_weight`` > 0 the landscape is ``distance * intensity ** weight``, so that cuts also
+    follow the dim gaps between bright touching nuclei.
+    """
+    dist = ndi.distance_transform_edt(mask)
+    if intensity is not None and intensity_weight > 0:
+        inside = intensity[mask]
+        low, high = (np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0))
+        relative = np.clip((intensity - low) / max(high - low, 1e-6), 0.05, 1.0)
+        dist = dist * relative**intensity_weight
+    dist = ndi.gaussian_filter(dist, max(1.0, diameter / 20.0))
+    min_distance = max(1, int(round(seed_spacing * diameter)))
+    components = measure.label(mask)
+    peaks = peak_local_max(
+        dist, min_distance=min_distance, labels=components, exclude_border=False
+    )
+    markers = np.zeros(mask.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = segmentation.watershed(-dist, markers, mask=mask)
+    # components without any seed (tiny or flat) keep their own id
+    unseeded = components * ((labels == 0) & mask)
+    if unseeded.any():
+        offset = labels.max()
+        ids = np.unique(unseeded[unseeded > 0])
+        for new_id, old in enumerate(ids, start=offset + 1):
+            labels[unseeded == old] = new_id
+    return labels.astype(np.int32)
+
+
+def _size_filter(labels: np.ndarray, min_area: float, max_area: float | None) -> np.ndarray:
+    counts = np.bincount(labels.ravel())
+    drop = counts < min_area
+    if max_area:
+        drop |= counts > max_area
+    drop[0] = False
+    if drop.any():
+        labels = labels.copy()
+        labels[drop[labels]] = 0
+    return segmentation.relabel_sequential(labels)[0].astype(np.int32)
+
+
+def expected_area(diameter: float, ndim: int) -> float:
+    """Area (2D) or volume (3D) of a disc / ball of ``diameter`` pixels."""
+    radius = diameter / 2.0
+    return float(np.pi * radius**2) if ndim == 2 else float(4.0 / 3.0 * np.pi * radius**3)
+
+
+def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, float]:
+    """Label map of a grey image with the threshold pipeline.
+
+    Returns
+    -------
+    labels : np.ndarray
+        int32 label map of ``image.shape``.
+    diameter : float
+        The diameter used (given or estimated), in pixels.
+    """
+    if image.ndim not in (2, 3):
+        raise ValueError(f"Threshold segmentation takes 2D or 3D images, got shape {image.shape}.")
+    image = np.asarray(image, np.float32)
+    if is_constant(image):
+        logger.info("Constant image: no objects.")
+        return np.zeros(image.shape, np.int32), float(params.diameter or 0.0)
+    diameter = float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+    mask = foreground_mask(image, params, diameter)
+    if params.split_touching:
+        labels = split_touching(
+            mask, diameter, params.seed_spacing, -image if params.invert else image, params.intensity_weight
+        )
+    else:
+        labels = measure.label(mask).astype(np.int32)
+    min_area = params.min_area if params.min_area is not None else 0.1 * expected_area(diameter, image.ndim)
+    return _size_filter(labels, min_area, params.max_area), diameter

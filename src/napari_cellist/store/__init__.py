@@ -1,0 +1,30 @@
+"""The project store: images, committed annotations, corrections log and model versions.
+
+SQLite (one file, no configuration) by default; PostgreSQL or MySQL by URL for teams. See
+:class:`ProjectStore`. Nothing here imports Qt or napari.
+"""
+
+from __future__ import annotations
+
+from .errors import SchemaVersionError, StoreError
+from .project import ProjectStore
+from .records import (
+    CommitRecord,
+    CommitResult,
+    CorrectionRecord,
+    ImageRecord,
+    ModelVersionRecord,
+)
+from .schema import SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CommitRecord",
+    "CommitResult",
+    "CorrectionRecord",
+    "ImageRecord",
+    "ModelVersionRecord",
+    "ProjectStore",
+    "SchemaVersionError",
+    "StoreError",
+]

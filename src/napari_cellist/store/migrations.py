@@ -1,0 +1,177 @@
+"""Create new stores and migrate old ones forward, one schema version at a time.
+
+History of the schema (``meta.schema_version``):
+
+1. First release: ``meta``, ``projects``, ``images``, ``commits``, ``annotations``,
+   ``corrections`` and ``model_versions`` without a checkpoint checksum.
+2. ``model_versions.checkpoint_sha256`` (nullable ``VARCHAR(64)``): the SHA-256 of the checkpoint
+   file, so that a version whose checkpoint was overwritten or swapped is noticed. The migration
+   adds the column and fills it for checkpoints that still exist.
+
+Rules: a store written by a *newer* napari-cellist is refused and never modified
+(:class:`~.errors.SchemaVersionError`). Before migrating an SQLite store its file is copied to
+``<name>.v<old>.bak`` (with SQLite's online backup, consistent even in WAL mode); then all steps
+run in one transaction, so a failure leaves the store at its old version. PostgreSQL has
+transactional DDL as well; MySQL commits each ``ALTER TABLE`` by itself, so back up a MySQL
+store before upgrading napari-cellist.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, select, text, update
+
+from .connection import BEGIN_OPTION
+from .errors import SchemaVersionError, StoreError, translate_errors
+from .pixels import file_sha256
+from .schema import SCHEMA_VERSION, Base, Meta, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "schema_version"
+
+
+def migrate_1_to_2(connection: Connection) -> None:
+    """Add ``model_versions.checkpoint_sha256`` and fill it for existing checkpoint files."""
+    column_type = ModelVersion.__table__.c.checkpoint_sha256.type.compile(connection.dialect)
+    connection.execute(
+        text(f"ALTER TABLE model_versions ADD COLUMN checkpoint_sha256 {column_type}")
+    )
+    rows = connection.execute(
+        select(ModelVersion.id, ModelVersion.checkpoint_path).where(
+            ModelVersion.checkpoint_path.is_not(None)
+        )
+    ).all()
+    for version_id, checkpoint in rows:
+        digest = file_sha256(checkpoint)
+        if digest is not None:
+            connection.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == version_id)
+                .values(checkpoint_sha256=digest)
+            )
+
+
+#: ``MIGRATIONS[v]`` turns a version ``v`` store into a version ``v + 1`` store.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: migrate_1_to_2}
+
+
+def prepare_schema(engine: Engine, where: str, sqlite_path: Path | None) -> int:
+    """Create the tables of a new store or migrate an old one to :data:`SCHEMA_VERSION`.
+
+    Parameters
+    ----------
+    engine : Engine
+        Engine of the store.
+    where : str
+        Store location for messages (no password).
+    sqlite_path : Path or None
+        The SQLite file, backed up before a migration; None for server databases.
+
+    Returns
+    -------
+    int
+        The schema version the store had when opened (0 for a new store).
+
+    Raises
+    ------
+    SchemaVersionError
+        The store is newer than this napari-cellist.
+    StoreError
+        The database holds other tables than a napari-cellist store, or cannot be used.
+    """
+    with translate_errors(where), engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        found = _read_version(connection) if "meta" in tables else None
+    if not tables:
+        _create(engine, where)
+        return 0
+    if found is None:
+        raise StoreError(
+            f"{where} is a database but not a napari-cellist project store (it holds the tables "
+            f"{', '.join(sorted(tables))}). Choose another file, folder or database."
+        )
+    _check_not_newer(found, where)
+    if found < SCHEMA_VERSION:
+        if sqlite_path is not None:
+            backup_sqlite(sqlite_path, found)
+        else:
+            logger.warning("migrating %s from schema %d without a file backup", where, found)
+        _migrate(engine, where)
+    return found
+
+
+def backup_sqlite(path: Path, version: int) -> Path:
+    """Copy the SQLite store ``path`` to ``<name>.v<version>.bak`` (never over an older copy)."""
+    target = path.with_name(f"{path.name}.v{version}.bak")
+    if target.exists():
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        target = path.with_name(f"{path.name}.v{version}.{stamp}.bak")
+    try:
+        source = sqlite3.connect(path)
+        destination = sqlite3.connect(target)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+            source.close()
+    except (sqlite3.Error, OSError) as error:
+        raise StoreError(
+            f"Could not back up {path} to {target} before upgrading it ({error}); the store "
+            "was not changed. Free disk space or make the folder writable and open it again."
+        ) from error
+    logger.info("backed up %s (schema %d) to %s", path, version, target)
+    return target
+
+
+def _create(engine: Engine, where: str) -> None:
+    immediate = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+    with translate_errors(where), immediate.begin() as connection:
+        Base.metadata.create_all(connection)
+        if _read_version(connection) is None:  # another process may have created it meanwhile
+            connection.execute(
+                Meta.__table__.insert().values(key=VERSION_KEY, value=str(SCHEMA_VERSION))
+            )
+    logger.info("created project store %s (schema %d)", where, SCHEMA_VERSION)
+
+
+def _migrate(engine: Engine, where: str) -> None:
+    immediate = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+    with translate_errors(where), immediate.begin() as connection:
+        # take the write lock before re-reading: another process may have migrated meanwhile
+        connection.execute(
+            update(Meta).where(Meta.key == VERSION_KEY).values(value=Meta.value)
+        )
+        version = start = _read_version(connection) or 0
+        _check_not_newer(version, where)
+        while version < SCHEMA_VERSION:
+            logger.info("migrating %s from schema %d to %d", where, version, version + 1)
+            MIGRATIONS[version](connection)
+            version += 1
+        connection.execute(
+            update(Meta).where(Meta.key == VERSION_KEY).values(value=str(SCHEMA_VERSION))
+        )
+    if start < SCHEMA_VERSION:
+        logger.info("migrated %s from schema %d to %d", where, start, SCHEMA_VERSION)
+
+
+def _read_version(connection: Connection) -> int | None:
+    value = connection.execute(select(Meta.value).where(Meta.key == VERSION_KEY)).scalar()
+    try:
+        return None if value is None else int(value)
+    except ValueError as error:
+        raise StoreError(f"The store's schema version {value!r} is not a number.") from error
+
+
+def _check_not_newer(version: int, where: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"The project store {where} has schema version {version}, written by a newer "
+            f"napari-cellist (this one reads up to version {SCHEMA_VERSION}). Upgrade "
+            "napari-cellist ('pip install -U napari-cellist') to open it; it was not modified."
+        )

@@ -1,0 +1,274 @@
+"""The project store facade: images, committed annotations, corrections, model versions.
+
+Example
+-------
+>>> with ProjectStore("my_project") as store:          # folder -> my_project/cellist.sqlite
+...     record = store.add_image(image, path="cells.tif")
+...     store.commit_annotations(record.id, labels, previous=prediction.labels)
+...     labels, objects = store.load_annotations(record.id)
+
+Each public method runs in its own transaction; records returned are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from ..labels import Corrections
+from ..types import ObjectMeta, Sample
+from . import encoding as ann
+from .errors import StoreError
+from .image_store import ImageStore
+from .records import CommitRecord, CommitResult, CorrectionRecord, as_utc
+from .schema import (
+    ACCEPTED,
+    SUPERSEDED,
+    Annotation,
+    Commit,
+    Correction,
+    Image,
+    ModelVersion,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ProjectStore(ImageStore):
+    """A napari-cellist project: images, committed annotations, corrections and model versions.
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        A folder (the store is ``<folder>/cellist.sqlite``; a path without suffix that does not
+        exist yet is created as a folder), an SQLite file, or a SQLAlchemy URL containing
+        ``://`` (``postgresql://user@host/db``, ``mysql+pymysql://...``, ``sqlite:///file``).
+    project : str
+        Project to work in (created when missing); ``"default"`` unless teams share a server.
+    busy_timeout_s : float
+        How long an SQLite write waits for another writer before failing with "locked".
+
+    Raises
+    ------
+    StoreError
+        The location cannot be used: unwritable, not a database, locked, unreachable.
+    SchemaVersionError
+        The store was written by a newer napari-cellist; it is not modified.
+
+    Notes
+    -----
+    Opening a store of an older schema backs it up (SQLite: ``<name>.v<old>.bak``) and migrates
+    it; see :mod:`napari_cellist.store.migrations`. Use it as a context manager or call
+    :meth:`close`.
+    """
+
+    def commit_annotations(
+        self,
+        image_id: int,
+        labels: np.ndarray,
+        objects: Mapping[int, ObjectMeta] | None = None,
+        previous: np.ndarray | None = None,
+        polygons: Mapping[int, np.ndarray] | None = None,
+    ) -> CommitResult:
+        """Replace the image's committed annotations by the objects of ``labels``.
+
+        Parameters
+        ----------
+        image_id : int
+            Image the label map belongs to.
+        labels : np.ndarray
+            Integer label map ``(Y, X)`` or ``(Z, Y, X)`` of the image's spatial shape
+            (0 = background).
+        objects : Mapping[int, ObjectMeta], optional
+            Metadata by label id (class, score, source, model version); objects without an entry
+            are ``manual`` objects of the default class with score 1.
+        previous : np.ndarray, optional
+            The prediction the user corrected; the corrections log is its diff to ``labels``.
+            Without it the diff is taken to the previously committed labels (everything is
+            ``added`` on a first commit).
+        polygons : Mapping[int, np.ndarray], optional
+            ``(N, 2)`` (row, col) outlines by label id (2D); missing ones are traced from the
+            mask with a 1 pixel tolerance. 3D objects have no polygon.
+
+        Returns
+        -------
+        CommitResult
+            Commit id, number of objects stored, and the corrections logged.
+
+        Raises
+        ------
+        ValueError
+            The label map or ``previous`` does not fit the image.
+        StoreError
+            Unknown image or model version, or the store cannot be written. Nothing is changed.
+        """
+        record = self.image(image_id)
+        labels = ann.check_labels(labels, record.shape)
+        if previous is not None and np.shape(previous) != labels.shape:
+            raise ValueError(
+                f"The previous label map has shape {np.shape(previous)}, the committed one "
+                f"{labels.shape}; pass the prediction made for this image."
+            )
+        rows = ann.object_rows(labels, objects, polygons)  # outlines and RLE outside the lock
+        corrections = None if previous is None else ann.diff(np.asarray(previous), labels)
+        with self._write() as session:
+            self._image_row(session, image_id)
+            self._check_model_versions(session, rows)
+            if corrections is None:
+                before = self._committed(session, record.id, labels.shape)
+                before_labels = np.zeros_like(labels) if before is None else before[0]
+                corrections = ann.diff(before_labels, labels)
+            commit_id = self._insert_commit(session, record.id, labels.shape, rows, corrections)
+        logger.info(
+            "commit %d: image %d, %d objects, %s", commit_id, record.id, len(rows),
+            corrections.summary(),
+        )
+        return CommitResult(commit_id, len(rows), corrections)
+
+    def load_annotations(self, image_id: int) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
+        """The last committed annotations of an image.
+
+        Returns
+        -------
+        tuple or None
+            ``(labels, objects)``: the int32 label map exactly as committed and the metadata of
+            each object by label id; None when the image was never committed.
+        """
+        with self._read() as session:
+            self._image_row(session, image_id)
+            return self._committed(session, int(image_id))
+
+    def load_polygons(self, image_id: int) -> dict[int, np.ndarray] | None:
+        """The committed 2D outlines of an image: ``{label_id: (N, 2) (row, col) vertices}``.
+
+        Objects without an outline (3D, or too small to outline) are left out; None when the
+        image was never committed.
+        """
+        with self._read() as session:
+            self._image_row(session, image_id)
+            commit_id = self._last_commit_id(session, int(image_id))
+            if commit_id is None:
+                return None
+            rows = session.execute(
+                select(Annotation.label_id, Annotation.polygon)
+                .where(Annotation.commit_id == commit_id, Annotation.polygon.is_not(None))
+                .order_by(Annotation.id)
+            ).all()
+        return {int(label_id): np.asarray(polygon, float) for label_id, polygon in rows}
+
+    def commits(self, image_id: int | None = None) -> list[CommitRecord]:
+        """Commits of the project (of one image if given), oldest first."""
+        query = select(Commit).join(Image).where(Image.project_id == self._project_id)
+        if image_id is not None:
+            query = query.where(Commit.image_id == image_id)
+        with self._read() as session:
+            return [CommitRecord.from_row(row) for row in session.scalars(query.order_by(Commit.id))]
+
+    def corrections(self, image_id: int | None = None) -> list[CorrectionRecord]:
+        """The corrections log of the project (of one image if given), oldest first."""
+        query = (
+            select(Correction, Commit.image_id, Commit.created_at)
+            .join(Commit, Correction.commit_id == Commit.id)
+            .join(Image, Commit.image_id == Image.id)
+            .where(Image.project_id == self._project_id)
+        )
+        if image_id is not None:
+            query = query.where(Commit.image_id == image_id)
+        with self._read() as session:
+            rows = session.execute(query.order_by(Correction.id)).all()
+            return [
+                CorrectionRecord(
+                    row.commit_id, image, row.kind, tuple(row.before_ids), tuple(row.after_ids),
+                    as_utc(created),
+                )
+                for row, image, created in rows
+            ]
+
+    def annotated_samples(self, include_unannotated: bool = False) -> list[Sample]:
+        """Training samples: each image's pixels with its committed label map.
+
+        Parameters
+        ----------
+        include_unannotated : bool
+            Also return images never committed (``labels=None``), e.g. for AIR.
+
+        Returns
+        -------
+        list of Sample
+            In the order images were added; ``name`` is the image name, ``points`` None. The
+            pixels are as added (convert colour / channel images with
+            :func:`napari_cellist.images.prepare_grey`).
+        """
+        samples = []
+        for record in self.images():
+            found = self.load_annotations(record.id)
+            if found is None and not include_unannotated:
+                continue
+            labels = None if found is None else found[0]
+            samples.append(Sample(self.load_pixels(record.id), labels, None, record.name))
+        return samples
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _committed(
+        self, session: Session, image_id: int, shape: tuple[int, ...] | None = None
+    ) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
+        """Last committed (labels, objects) of an image; None if none (or of another shape)."""
+        commit_id = self._last_commit_id(session, image_id)
+        commit = None if commit_id is None else session.get(Commit, commit_id)
+        if commit is None or (shape is not None and tuple(commit.shape) != tuple(shape)):
+            return None
+        rows = session.scalars(
+            select(Annotation).where(Annotation.commit_id == commit.id).order_by(Annotation.id)
+        )
+        return ann.labels_from_rows(commit.shape, rows)
+
+    def _last_commit_id(self, session: Session, image_id: int) -> int | None:
+        return session.scalar(
+            select(Commit.id).where(Commit.image_id == image_id).order_by(Commit.id.desc()).limit(1)
+        )
+
+    def _check_model_versions(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        wanted = {r["model_version_id"] for r in rows} - {None}
+        if not wanted:
+            return
+        known = set(session.scalars(select(ModelVersion.id).where(ModelVersion.id.in_(wanted))))
+        if wanted - known:
+            raise StoreError(
+                f"The objects refer to model versions {sorted(wanted - known)} that are not in "
+                f"{self._where}; record them with store.add_model_version() first, or set "
+                "ObjectMeta.model_version to None."
+            )
+
+    def _insert_commit(
+        self,
+        session: Session,
+        image_id: int,
+        shape: tuple[int, ...],
+        rows: list[dict[str, Any]],
+        corrections: Corrections,
+    ) -> int:
+        now = utcnow()
+        commit = Commit(
+            image_id=image_id, created_at=now, summary=corrections.summary(),
+            n_objects=len(rows), shape=[int(s) for s in shape],
+        )
+        session.add(commit)
+        session.flush()
+        session.execute(
+            update(Annotation)
+            .where(Annotation.image_id == image_id, Annotation.status == ACCEPTED)
+            .values(status=SUPERSEDED)
+        )
+        extra = {"image_id": image_id, "commit_id": commit.id, "status": ACCEPTED, "committed_at": now}
+        if rows:
+            session.execute(insert(Annotation), [{**row, **extra} for row in rows])
+        logged = ann.correction_rows(corrections)
+        if logged:
+            session.execute(insert(Correction), [{**row, "commit_id": commit.id} for row in logged])
+        return int(commit.id)

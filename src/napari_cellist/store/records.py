@@ -1,0 +1,121 @@
+"""Frozen records the store hands out (plain data, never ORM objects bound to a session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..labels import Corrections
+from .schema import Commit, Image, ModelVersion
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Timezone-aware UTC (SQLite returns naive datetimes)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """An image of the project.
+
+    Parameters
+    ----------
+    id : int
+        Store id.
+    name : str
+        Display name (file name by default).
+    path : str or None
+        Absolute path of the file it was read from, if any.
+    content_hash : str
+        :meth:`ProjectStore.hash_image` of the pixels.
+    shape : tuple of int
+        Shape of the pixel array as added (may include colour / channel axes).
+    dtype : str
+        NumPy dtype string of the pixels, e.g. ``"<u2"``.
+    added_at : datetime
+        When it was added (UTC).
+    has_pixels : bool
+        The pixels are stored in the store itself (else they are read from ``path``).
+    """
+
+    id: int
+    name: str
+    path: str | None
+    content_hash: str
+    shape: tuple[int, ...]
+    dtype: str
+    added_at: datetime
+    has_pixels: bool
+
+    @classmethod
+    def from_row(cls, row: Image, has_pixels: bool) -> ImageRecord:
+        """Record of an ``images`` row."""
+        return cls(
+            row.id, row.name, row.path, row.content_hash, tuple(int(s) for s in row.shape),
+            row.dtype, as_utc(row.added_at), bool(has_pixels),
+        )
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    """A model version: what it is, where it came from, what it was trained on and how it scored.
+
+    ``params``, ``metrics`` and ``data_used`` are copies of the stored JSON values.
+    """
+
+    id: int
+    name: str
+    params: dict[str, Any]
+    parent_id: int | None
+    data_used: tuple[Any, ...]
+    metrics: dict[str, Any]
+    checkpoint_path: str | None
+    checkpoint_sha256: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: ModelVersion) -> ModelVersionRecord:
+        """Record of a ``model_versions`` row."""
+        return cls(
+            row.id, row.name, dict(row.params or {}), row.parent_id, tuple(row.data_used or ()),
+            dict(row.metrics or {}), row.checkpoint_path, row.checkpoint_sha256,
+            as_utc(row.created_at),
+        )
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """One commit: which image, when, how many objects, counts of each kind of edit."""
+
+    id: int
+    image_id: int
+    created_at: datetime
+    n_objects: int
+    summary: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Commit) -> CommitRecord:
+        """Record of a ``commits`` row."""
+        return cls(row.id, row.image_id, as_utc(row.created_at), row.n_objects, dict(row.summary))
+
+
+@dataclass(frozen=True)
+class CorrectionRecord:
+    """One logged edit: ``before_ids`` are prediction ids, ``after_ids`` committed ids."""
+
+    commit_id: int
+    image_id: int
+    kind: str
+    before_ids: tuple[int, ...]
+    after_ids: tuple[int, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What :meth:`ProjectStore.commit_annotations` returns."""
+
+    commit_id: int
+    n_objects: int
+    corrections: Corrections

@@ -1,0 +1,151 @@
+"""The project store's tables (SQLAlchemy 2 ORM) and their version.
+
+JSON columns hold plain lists / dicts (shapes, polygons ``[[row, col], ...]``, COCO RLE dicts,
+boxes, parameters). Times are UTC. Bump :data:`SCHEMA_VERSION` and add a step to
+:mod:`.migrations` for every change of these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Version of the tables below; stored as ``meta.schema_version``.
+SCHEMA_VERSION = 2
+
+CORRECTION_KINDS = ("added", "deleted", "modified", "merged", "split")
+ACCEPTED = "accepted"
+SUPERSEDED = "superseded"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class Meta(Base):
+    """Key/value facts about the store itself (``schema_version``)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Project(Base):
+    """A named set of images; a store has at least the ``default`` project."""
+
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Image(Base):
+    """An image of a project, identified by the hash of its pixels."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("project_id", "content_hash", name="uq_image_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    shape: Mapped[list] = mapped_column(JSON)
+    dtype: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # zlib-compressed np.save bytes; deferred so that listing images never loads pixels
+    pixels: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+
+
+class Commit(Base):
+    """One press of *Commit* on one image: the annotations it stored and a summary of edits."""
+
+    __tablename__ = "commits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # {"added": n, "deleted": n, "modified": n, "merged": n, "split": n, "unchanged": n}
+    summary: Mapped[dict] = mapped_column(JSON)
+    n_objects: Mapped[int] = mapped_column(Integer)
+    # spatial shape of the committed label map (the image may carry colour / channel axes)
+    shape: Mapped[list] = mapped_column(JSON)
+
+
+class ModelVersion(Base):
+    """A trained or configured model: parameters, lineage, training data and scores."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id"), nullable=True
+    )
+    data_used: Mapped[list] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    checkpoint_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # added in schema version 2, see migrations.migrate_1_to_2
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Annotation(Base):
+    """One committed object of one image.
+
+    ``rle`` is :func:`napari_cellist.geometry.encode_mask` of the object's mask cropped to
+    ``box``; ``polygon`` its outline in image coordinates (2D only). Rows of earlier commits stay
+    with status ``superseded`` as history; the latest commit's rows are ``accepted``.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (Index("ix_annotations_image_status", "image_id", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    commit_id: Mapped[int] = mapped_column(ForeignKey("commits.id", ondelete="CASCADE"), index=True)
+    label_id: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(255))
+    polygon: Mapped[list | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    rle: Mapped[dict] = mapped_column(JSON)
+    box: Mapped[list] = mapped_column(JSON)
+    area: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(255))
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=ACCEPTED)
+    committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Correction(Base):
+    """One edit a person made before a commit (what turned the prediction into the truth)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('added', 'deleted', 'modified', 'merged', 'split')", name="ck_correction_kind"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commit_id: Mapped[int] = mapped_column(ForeignKey("commits.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    before_ids: Mapped[list] = mapped_column(JSON)  # label ids of the prediction
+    after_ids: Mapped[list] = mapped_column(JSON)  # label ids of the committed label map

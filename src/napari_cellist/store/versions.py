@@ -1,0 +1,157 @@
+"""Model versions: parameters, lineage (parent), training data, scores and checkpoint checksum."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .base import StoreBase
+from .errors import StoreError
+from .pixels import file_sha256
+from .records import ModelVersionRecord
+from .schema import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+def to_json(value: Any, what: str) -> Any:
+    """``value`` with NumPy scalars / arrays, tuples and paths turned into plain JSON types.
+
+    NaN and infinities become None (PostgreSQL's JSON has no NaN).
+
+    Raises
+    ------
+    ValueError
+        Something is left that JSON cannot hold (says which argument).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, what) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v, what) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return to_json(value.tolist(), what)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{what} must be JSON-serialisable (numbers, strings, lists, dicts); "
+            f"{value!r} of type {type(value).__name__} is not."
+        ) from error
+    return value
+
+
+class ModelVersionStore(StoreBase):
+    """The model-version part of :class:`~.project.ProjectStore`."""
+
+    def add_model_version(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        parent_id: int | None = None,
+        data_used: Iterable[Any] = (),
+        metrics: Mapping[str, Any] | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
+    ) -> ModelVersionRecord:
+        """Record a new model version.
+
+        Parameters
+        ----------
+        name : str
+            Model name from the registry, e.g. ``"threshold"`` or ``"air"``.
+        params : Mapping
+            JSON-serialisable parameters the model predicts with (NumPy scalars are converted).
+        parent_id : int, optional
+            The version it was fine-tuned from.
+        data_used : iterable
+            Names or ids of the images it was trained on.
+        metrics : Mapping, optional
+            Scores, e.g. ``{"ap50": 0.8}``.
+        checkpoint_path : str or path, optional
+            Weights file; its SHA-256 is recorded when the file exists.
+
+        Raises
+        ------
+        StoreError
+            ``parent_id`` is not a model version of this store.
+        ValueError
+            A value is not JSON-serialisable.
+        """
+        path = None if checkpoint_path is None else str(Path(checkpoint_path).absolute())
+        row = ModelVersion(
+            name=str(name),
+            params=to_json(dict(params), "params"),
+            parent_id=parent_id,
+            data_used=to_json(list(data_used), "data_used"),
+            metrics=to_json(dict(metrics or {}), "metrics"),
+            checkpoint_path=path,
+            checkpoint_sha256=file_sha256(path),
+        )
+        if path is not None and row.checkpoint_sha256 is None:
+            logger.warning("checkpoint %s does not exist (yet); no checksum recorded", path)
+        with self._write() as session:
+            if parent_id is not None:
+                self._version_row(session, parent_id)
+            session.add(row)
+            session.flush()
+            record = ModelVersionRecord.from_row(row)
+        logger.info("added model version %d (%s)", record.id, record.name)
+        return record
+
+    def model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
+        """All model versions (of model ``name`` if given), oldest first, newest last."""
+        query = select(ModelVersion).order_by(ModelVersion.id)
+        if name is not None:
+            query = query.where(ModelVersion.name == name)
+        with self._read() as session:
+            return [ModelVersionRecord.from_row(row) for row in session.scalars(query)]
+
+    def model_version(self, version_id: int) -> ModelVersionRecord:
+        """The model version ``version_id``; StoreError if there is none."""
+        with self._read() as session:
+            return ModelVersionRecord.from_row(self._version_row(session, version_id))
+
+    def latest_model_version(self, name: str) -> ModelVersionRecord | None:
+        """The newest version of model ``name``, or None if it has none."""
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.name == name)
+            .order_by(ModelVersion.id.desc())
+            .limit(1)
+        )
+        with self._read() as session:
+            row = session.scalar(query)
+            return None if row is None else ModelVersionRecord.from_row(row)
+
+    def lineage(self, version_id: int) -> list[ModelVersionRecord]:
+        """The chain of versions that led to ``version_id``: its root first, itself last."""
+        chain: list[ModelVersionRecord] = []
+        seen: set[int] = set()
+        with self._read() as session:
+            current: int | None = version_id
+            while current is not None and current not in seen:
+                seen.add(current)
+                chain.append(ModelVersionRecord.from_row(self._version_row(session, current)))
+                current = chain[-1].parent_id
+        return chain[::-1]
+
+    def _version_row(self, session: Session, version_id: int) -> ModelVersion:
+        row = session.get(ModelVersion, int(version_id))
+        if row is None:
+            raise StoreError(
+                f"There is no model version {version_id} in {self._where}; list them with "
+                "store.model_versions()."
+            )
+        return row
