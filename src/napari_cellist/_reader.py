@@ -98,7 +98,11 @@ def _pair_layers(pair: AnnotatedPair) -> list[LayerData]:
         }
         layers.append((pair.mask, kwargs, "labels"))
     if pair.points is not None and pair.points.shape[1] == len(spatial_scale):
-        kwargs = {"name": f"{image.name} points", "scale": spatial_scale, "size": 5,
-                  "metadata": {"cellist_image": str(image.path)}}
+        kwargs = {
+            "name": f"{image.name} points",
+            "scale": spatial_scale,
+            "size": 5,
+            "metadata": {"cellist_image": str(image.path)},
+        }
         layers.append((pair.points, kwargs, "points"))
     return layers

@@ -32,8 +32,11 @@ def make_nuclei_sample() -> list[tuple[Any, dict[str, Any], str]]:
     """The sample nuclei image as one napari image layer named ``"nuclei"``."""
     path = sample_image_path()
     image = read_image(path)
-    kwargs = {"name": "nuclei", "scale": image.layer_scale(),
-              "metadata": {"cellist_path": str(path)}}
+    kwargs = {
+        "name": "nuclei",
+        "scale": image.layer_scale(),
+        "metadata": {"cellist_path": str(path)},
+    }
     return [(image.data, kwargs, "image")]
 
 
@@ -41,8 +44,11 @@ def make_nuclei_sample_with_truth() -> list[tuple[Any, dict[str, Any], str]]:
     """The sample image plus its ground truth as a labels layer ``"nuclei ground truth"``."""
     layers = make_nuclei_sample()
     path = sample_mask_path()
-    kwargs = {"name": "nuclei ground truth", "scale": layers[0][1]["scale"],
-              "metadata": {"cellist_path": str(path)}}
+    kwargs = {
+        "name": "nuclei ground truth",
+        "scale": layers[0][1]["scale"],
+        "metadata": {"cellist_path": str(path)},
+    }
     return [*layers, (read_labels_tiff(path), kwargs, "labels")]
 
 

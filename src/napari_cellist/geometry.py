@@ -93,9 +93,7 @@ def rasterize_polygon(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     return mask
 
 
-def labels_from_polygons(
-    polygons: Mapping[int, np.ndarray], shape: tuple[int, int]
-) -> np.ndarray:
+def labels_from_polygons(polygons: Mapping[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     """int32 label map of ``shape`` painting each polygon with its id (later ids on top)."""
     labels = np.zeros(shape, np.int32)
     for label_id, vertices in polygons.items():
@@ -162,7 +160,10 @@ def decode_mask(rle: Mapping) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
     counts = rle["counts"]
-    coded = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    coded = {
+        "size": list(rle["size"]),
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
     flat = mask_utils.decode(coded).astype(bool)
     return flat.reshape(tuple(rle.get("shape", rle["size"])))
 

@@ -77,7 +77,11 @@ class Corrections:
     def n_changes(self) -> int:
         """Number of edit operations a person made."""
         return (
-            len(self.added) + len(self.deleted) + len(self.modified) + len(self.merged) + len(self.split)
+            len(self.added)
+            + len(self.deleted)
+            + len(self.modified)
+            + len(self.merged)
+            + len(self.split)
         )
 
     def summary(self) -> dict[str, int]:
@@ -109,7 +113,9 @@ def overlap_table(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np
     both = (b > 0) & (a > 0)
     base = int(a.max(initial=0)) + 1
     uniq, counts = np.unique(b[both] * base + a[both], return_counts=True)
-    pairs = np.stack([uniq // base, uniq % base], axis=1) if len(uniq) else np.zeros((0, 2), np.int64)
+    pairs = (
+        np.stack([uniq // base, uniq % base], axis=1) if len(uniq) else np.zeros((0, 2), np.int64)
+    )
     return pairs, counts
 
 
@@ -142,9 +148,7 @@ def diff_label_maps(
         iou = shared / (area_b[b_id] + area_a[a_id] - shared)
         if iou > best.get(a_id, (0.0, 0))[0]:
             best[a_id] = (iou, b_id)
-    merged = tuple(
-        (tuple(sorted(bs)), a) for a, bs in sorted(parents.items()) if len(bs) >= 2
-    )
+    merged = tuple((tuple(sorted(bs)), a) for a, bs in sorted(parents.items()) if len(bs) >= 2)
     split = tuple((b, tuple(sorted(as_))) for b, as_ in sorted(children.items()) if len(as_) >= 2)
     used_b = {b for bs, _ in merged for b in bs} | {b for b, _ in split}
     used_a = {a for _, a in merged} | {a for _, as_ in split for a in as_}

@@ -84,9 +84,7 @@ class _Counts:
 
 def _counts(truth: np.ndarray, pred: np.ndarray) -> _Counts:
     if truth.shape != pred.shape:
-        raise ValueError(
-            f"Ground truth {truth.shape} and prediction {pred.shape} differ in shape."
-        )
+        raise ValueError(f"Ground truth {truth.shape} and prediction {pred.shape} differ in shape.")
     iou, true_ids, pred_ids = iou_matrix(truth, pred)
     tps = tuple(matched_pairs(iou, t) for t in IOU_THRESHOLDS)
     return _Counts(tps, len(true_ids), len(pred_ids))
@@ -101,7 +99,9 @@ def _scores(counts: Sequence[_Counts]) -> Scores:
     precision = tp50 / n_pred if n_pred else float(n_true == 0)
     recall = tp50 / n_true if n_true else float(n_pred == 0)
     f1 = 2 * tp50 / (n_true + n_pred) if (n_true + n_pred) else 1.0
-    count_errors = [abs(c.n_pred - c.n_true) / c.n_true if c.n_true else float(c.n_pred > 0) for c in counts]
+    count_errors = [
+        abs(c.n_pred - c.n_true) / c.n_true if c.n_true else float(c.n_pred > 0) for c in counts
+    ]
     return Scores(
         ap50=float(aps[0]),
         mean_ap=float(np.mean(aps)),

@@ -34,8 +34,12 @@ def truth() -> np.ndarray:
 
 
 def _objects(labels):
-    return {i: ObjectMeta(i, score=0.5 + 0.5 * (i % 2), class_name="odd" if i % 2 else "even",
-                          source="threshold") for i in range(1, int(labels.max()) + 1)}
+    return {
+        i: ObjectMeta(
+            i, score=0.5 + 0.5 * (i % 2), class_name="odd" if i % 2 else "even", source="threshold"
+        )
+        for i in range(1, int(labels.max()) + 1)
+    }
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,7 +55,10 @@ def test_coco_rle_round_trip(tmp_path, truth):
     assert coco["images"] == [{"id": 1, "file_name": "img.tif", "height": 512, "width": 512}]
     assert len(coco["annotations"]) == N_OBJECTS
     for ann in coco["annotations"]:
-        rle = {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}
+        rle = {
+            "size": ann["segmentation"]["size"],
+            "counts": ann["segmentation"]["counts"].encode(),
+        }
         mask = mask_utils.decode(rle).astype(bool)
         target = truth == ann["label_id"]
         np.testing.assert_array_equal(mask, target)
@@ -59,7 +66,8 @@ def test_coco_rle_round_trip(tmp_path, truth):
         assert ann["bbox"] == [cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1]
         assert ann["area"] == target.sum()
         assert coco["categories"][ann["category_id"] - 1]["name"] == (
-            "odd" if ann["label_id"] % 2 else "even")
+            "odd" if ann["label_id"] % 2 else "even"
+        )
         assert ann["score"] == (1.0 if ann["label_id"] % 2 else 0.5)
 
 
@@ -68,7 +76,9 @@ def test_coco_polygons_rasterise_back(tmp_path, truth):
 
     path = export_coco(tmp_path / "c.json", [("a.tif", truth, None), ("b.tif", truth[:200], None)])
     coco = COCO(str(path))  # the reference loader accepts the file
-    assert len(coco.getImgIds()) == 2 and [c["name"] for c in coco.dataset["categories"]] == ["object"]
+    assert len(coco.getImgIds()) == 2 and [c["name"] for c in coco.dataset["categories"]] == [
+        "object"
+    ]
     first = [a for a in coco.dataset["annotations"] if a["image_id"] == 1]
     assert len(first) == N_OBJECTS
     ious = [_iou(coco.annToMask(a).astype(bool), truth == a["label_id"]) for a in first]

@@ -24,7 +24,12 @@ from napari_cellist.io.readers import (
 def test_reads_sample_tiff():
     image = read_image(sample_image_path())
     assert image.data.shape == (512, 512) and image.data.dtype == np.uint16
-    assert (image.axes, image.name, image.rgb, image.channel_axis) == ("YX", "nuclei_dsb2018", False, None)
+    assert (image.axes, image.name, image.rgb, image.channel_axis) == (
+        "YX",
+        "nuclei_dsb2018",
+        False,
+        None,
+    )
     assert image.scale == (1.0, 1.0) and image.unit == "pixel"
 
 
@@ -41,8 +46,13 @@ def test_ome_tiff_pixel_size(tmp_path):
 def test_imagej_pixel_size_and_channels(tmp_path):
     path = tmp_path / "ij.tif"
     data = np.zeros((4, 2, 16, 20), np.uint16)
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
-                     metadata={"axes": "ZCYX", "spacing": 2.0, "unit": "micron"})
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.65, 1 / 0.65),
+        metadata={"axes": "ZCYX", "spacing": 2.0, "unit": "micron"},
+    )
     image = read_image(path)
     assert image.axes == "ZCYX" and image.channel_axis == 1
     assert image.scale == (2.0, 0.65, 0.65) and image.unit == "µm"
@@ -52,8 +62,12 @@ def test_imagej_pixel_size_and_channels(tmp_path):
 
 def test_resolution_tags_in_centimetres(tmp_path):
     path = tmp_path / "res.tif"
-    tifffile.imwrite(path, np.zeros((8, 8), np.uint8), resolution=(1e4 / 0.5, 1e4 / 0.25),
-                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        path,
+        np.zeros((8, 8), np.uint8),
+        resolution=(1e4 / 0.5, 1e4 / 0.25),
+        resolutionunit="CENTIMETER",
+    )
     assert read_image(path).scale == (0.25, 0.5)
 
 
@@ -69,8 +83,9 @@ def test_rgb_png_and_grey_jpeg(tmp_path):
 
 def test_singleton_axes_squeezed(tmp_path):
     path = tmp_path / "s.tif"
-    tifffile.imwrite(path, np.ones((1, 1, 9, 7), np.float32), imagej=True,
-                     metadata={"axes": "TZYX"})
+    tifffile.imwrite(
+        path, np.ones((1, 1, 9, 7), np.float32), imagej=True, metadata={"axes": "TZYX"}
+    )
     image = read_image(path)
     assert image.data.shape == (9, 7) and image.axes == "YX"
 
@@ -95,8 +110,9 @@ def test_bad_files_raise_clear_errors(tmp_path, name, content, match):
 @pytest.mark.parametrize("compression", [None, "zlib"])
 def test_truncated_tiff(tmp_path, compression):
     path = tmp_path / "cut.tif"
-    tifffile.imwrite(path, np.arange(256 * 256, dtype=np.uint16).reshape(256, 256),
-                     compression=compression)
+    tifffile.imwrite(
+        path, np.arange(256 * 256, dtype=np.uint16).reshape(256, 256), compression=compression
+    )
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageReadError, match="cut.tif"):

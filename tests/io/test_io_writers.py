@@ -39,9 +39,7 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
             pass
 
 
-@pytest.mark.parametrize(
-    ("max_id", "dtype"), [(65535, np.uint16), (65536, np.int32)]
-)
+@pytest.mark.parametrize(("max_id", "dtype"), [(65535, np.uint16), (65536, np.int32)])
 def test_labels_tiff_round_trip(tmp_path, max_id, dtype):
     labels = np.zeros((3, 20, 30), np.int64)
     labels[1, 2:5, 3:9] = max_id

@@ -18,6 +18,7 @@ from napari_cellist.models.sam import torchvision_compat as compat  # noqa: E402
 
 def _reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
     """Textbook greedy NMS, one pair at a time."""
+
     def iou(a, b):
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -77,7 +78,11 @@ def test_box_area():
 @pytest.fixture
 def isolated_import(monkeypatch):
     """Let a test re-import segment_anything; restore the original modules afterwards."""
-    saved_modules = {k: v for k, v in sys.modules.items() if k.split(".")[0] in ("segment_anything", "torchvision")}
+    saved_modules = {
+        k: v
+        for k, v in sys.modules.items()
+        if k.split(".")[0] in ("segment_anything", "torchvision")
+    }
     saved_state = dict(compat._STATE)
     for name in saved_modules:
         monkeypatch.delitem(sys.modules, name)
@@ -101,7 +106,9 @@ def test_missing_torchvision_uses_temporary_shim(isolated_import, caplog):
     import segment_anything.automatic_mask_generator as amg
 
     assert amg.batched_nms is compat.batched_nms and amg.box_area is compat.box_area
-    resized = sam.utils.transforms.ResizeLongestSide(64).apply_image(np.zeros((30, 40, 3), np.uint8))
+    resized = sam.utils.transforms.ResizeLongestSide(64).apply_image(
+        np.zeros((30, 40, 3), np.uint8)
+    )
     assert resized.shape == (48, 64, 3)
 
 

@@ -14,9 +14,24 @@ logger = logging.getLogger(__name__)
 MICRON = "µm"
 #: Length units seen in OME / ImageJ / TIFF metadata, in micrometres.
 _UNIT_TO_UM = {
-    "µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0,
-    "nm": 1e-3, "nanometer": 1e-3, "å": 1e-4, "angstrom": 1e-4, "mm": 1e3, "millimeter": 1e3,
-    "cm": 1e4, "centimeter": 1e4, "m": 1e6, "meter": 1e6, "inch": 25400.0, "in": 25400.0,
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "å": 1e-4,
+    "angstrom": 1e-4,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "m": 1e6,
+    "meter": 1e6,
+    "inch": 25400.0,
+    "in": 25400.0,
 }
 #: Dots-per-inch values written by image editors by default, not by microscopes.
 _DISPLAY_DPI = (72.0, 96.0)
@@ -49,7 +64,9 @@ def _to_microns(sizes: dict[str, float], unit: str | None) -> tuple[dict[str, fl
     factor = _UNIT_TO_UM.get(key)
     sizes = {a: float(v) for a, v in sizes.items() if v and np.isfinite(v) and v > 0}
     if factor is None:
-        return (sizes, unit) if sizes and key not in ("", "pixel", "pixels", "none") else ({}, "pixel")
+        return (
+            (sizes, unit) if sizes and key not in ("", "pixel", "pixels", "none") else ({}, "pixel")
+        )
     # 10 significant digits undo the float noise of 1 / (pixels per unit)
     return {a: float(f"{v * factor:.10g}") for a, v in sizes.items()}, MICRON
 
@@ -87,8 +104,9 @@ def _tag_sizes(tif) -> tuple[dict[str, float], str]:
     if unit is None:
         return {}, "pixel"
     if unit == "inch" and page.resolution and float(page.resolution[0]) in _DISPLAY_DPI:
-        logger.debug("Ignoring %s dpi resolution (an editor default, not a pixel size)",
-                     page.resolution[0])
+        logger.debug(
+            "Ignoring %s dpi resolution (an editor default, not a pixel size)", page.resolution[0]
+        )
         return {}, "pixel"
     sizes = _resolution_sizes(page)
     shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}

@@ -73,33 +73,53 @@ def export_coco(
     category_ids = {name: k for k, name in enumerate(classes or [DEFAULT_CLASS], start=1)}
     images, annotations = [], []
     for image_id, (name, labels, objects) in enumerate(labelled, start=1):
-        images.append({"id": image_id, "file_name": str(name),
-                       "height": int(labels.shape[0]), "width": int(labels.shape[1])})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": str(name),
+                "height": int(labels.shape[0]),
+                "width": int(labels.shape[1]),
+            }
+        )
         segmentations = _rles(labels) if use_rle else _coco_polygons(labels, tolerance)
         for label_id, box in _boxes(labels).items():
             meta = _meta(objects, label_id)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id,
-                "category_id": category_ids[meta.class_name],
-                "segmentation": segmentations[label_id],
-                "area": int(box[4]), "bbox": [int(v) for v in box[:4]], "iscrowd": 0,
-                "score": float(meta.score), "label_id": int(label_id), "source": meta.source,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": category_ids[meta.class_name],
+                    "segmentation": segmentations[label_id],
+                    "area": int(box[4]),
+                    "bbox": [int(v) for v in box[:4]],
+                    "iscrowd": 0,
+                    "score": float(meta.score),
+                    "label_id": int(label_id),
+                    "source": meta.source,
+                }
+            )
     coco = {
-        "info": {"description": "napari-cellist export", "version": __version__,
-                 "date_created": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+        "info": {
+            "description": "napari-cellist export",
+            "version": __version__,
+            "date_created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        },
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": k, "name": n, "supercategory": "cell"}
-                       for n, k in category_ids.items()],
+        "categories": [
+            {"id": k, "name": n, "supercategory": "cell"} for n, k in category_ids.items()
+        ],
     }
     logger.info("COCO export: %d images, %d objects -> %s", len(images), len(annotations), path)
     return atomic_write_text(path, json.dumps(coco))
 
 
 def export_geojson(
-    path: str | os.PathLike, labels: np.ndarray, objects: Objects = None, tolerance: float = EXPORT_TOLERANCE
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    objects: Objects = None,
+    tolerance: float = EXPORT_TOLERANCE,
 ) -> Path:
     """Write one GeoJSON Polygon Feature per object (QuPath-compatible FeatureCollection).
 
@@ -111,19 +131,29 @@ def export_geojson(
     for label_id, poly in _polygons(_label_map_2d(labels), tolerance).items():
         meta = _meta(objects, label_id)
         ring = _corner_xy(np.vstack([poly, poly[:1]])).tolist()
-        features.append({
-            "type": "Feature",
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"id": int(label_id), "class": meta.class_name,
-                           "score": float(meta.score), "source": meta.source,
-                           "objectType": "detection", "classification": {"name": meta.class_name}},
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "id": int(label_id),
+                    "class": meta.class_name,
+                    "score": float(meta.score),
+                    "source": meta.source,
+                    "objectType": "detection",
+                    "classification": {"name": meta.class_name},
+                },
+            }
+        )
     collection = {"type": "FeatureCollection", "features": features}
     return atomic_write_text(path, json.dumps(collection))
 
 
 def export_polygons_csv(
-    path: str | os.PathLike, labels: np.ndarray, objects: Objects = None, tolerance: float = EXPORT_TOLERANCE
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    objects: Objects = None,
+    tolerance: float = EXPORT_TOLERANCE,
 ) -> Path:
     """Write polygon vertices, one row per vertex: ``id, class, vertex_index, y, x``.
 
@@ -206,8 +236,9 @@ def export_counts(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) ->
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
-        return atomic_write_text(path, json.dumps([dict(r) for r in rows], indent=1,
-                                                  default=_json_default))
+        return atomic_write_text(
+            path, json.dumps([dict(r) for r in rows], indent=1, default=_json_default)
+        )
     if suffix != ".csv":
         raise ValueError(f"Count tables are written as .csv or .json, not '{suffix}' ({path}).")
     flat = [_flatten(r) for r in rows]
@@ -225,7 +256,9 @@ def _flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             flat.update(_flatten(value, f"{prefix}{key}_"))
         else:
-            flat[f"{prefix}{key}"] = _json_default(value) if isinstance(value, np.generic) else value
+            flat[f"{prefix}{key}"] = (
+                _json_default(value) if isinstance(value, np.generic) else value
+            )
     return flat
 
 
@@ -262,8 +295,13 @@ def _boxes(labels: np.ndarray) -> dict[int, tuple[int, int, int, int, int]]:
         if slices is None:
             continue
         rows, cols = slices
-        boxes[label_id] = (cols.start, rows.start, cols.stop - cols.start,
-                           rows.stop - rows.start, int(areas[label_id]))
+        boxes[label_id] = (
+            cols.start,
+            rows.start,
+            cols.stop - cols.start,
+            rows.stop - rows.start,
+            int(areas[label_id]),
+        )
     return boxes
 
 
@@ -283,8 +321,10 @@ def _corner_xy(poly: np.ndarray) -> np.ndarray:
 
 
 def _coco_polygons(labels: np.ndarray, tolerance: float) -> dict[int, list[list[float]]]:
-    return {k: [np.round(_corner_xy(p), 2).ravel().tolist()]
-            for k, p in _polygons(labels, tolerance).items()}
+    return {
+        k: [np.round(_corner_xy(p), 2).ravel().tolist()]
+        for k, p in _polygons(labels, tolerance).items()
+    }
 
 
 def _rles(labels: np.ndarray) -> dict[int, dict[str, Any]]:
@@ -300,7 +340,7 @@ def _rles(labels: np.ndarray) -> dict[int, dict[str, Any]]:
     starts = np.searchsorted(sorted_ids, np.arange(sorted_ids[-1] + 2))
     rles = {}
     for label_id in _ids(labels):
-        pixels = order[starts[label_id]: starts[label_id + 1]]
+        pixels = order[starts[label_id] : starts[label_id + 1]]
         breaks = np.flatnonzero(np.diff(pixels) != 1) + 1
         run_starts = pixels[np.r_[0, breaks]]
         run_ends = pixels[np.r_[breaks - 1, len(pixels) - 1]] + 1

@@ -70,7 +70,9 @@ class ImageData:
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         """Shape of the ``Z``/``Y``/``X`` axes: the shape a label map of this image has."""
-        return tuple(n for n, a in zip(self.data.shape, self.axes, strict=True) if a in SPATIAL_AXES)
+        return tuple(
+            n for n, a in zip(self.data.shape, self.axes, strict=True) if a in SPATIAL_AXES
+        )
 
     def layer_scale(self) -> tuple[float, ...]:
         """napari ``scale``: one value per displayed axis (not ``C``, not RGB ``S``); 1.0 for
@@ -216,8 +218,12 @@ def read_annotated_folder(folder: str | os.PathLike) -> list[AnnotatedPair]:
         points_path = folder / "points" / f"{image.name}.csv"
         points = read_points_csv(points_path) if points_path.is_file() else None
         pairs.append(AnnotatedPair(image, mask, points, mask_path))
-    logger.info("Read %d images (%d with masks) from %s", len(pairs),
-                sum(p.mask is not None for p in pairs), folder)
+    logger.info(
+        "Read %d images (%d with masks) from %s",
+        len(pairs),
+        sum(p.mask is not None for p in pairs),
+        folder,
+    )
     return pairs
 
 
@@ -295,8 +301,10 @@ def _check_extension(path: Path) -> None:
 
 
 def _is_image_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in IMAGE_EXTENSIONS
+    return (
+        path.is_file()
+        and not path.name.startswith(".")
+        and (path.suffix.lower() in IMAGE_EXTENSIONS)
     )
 
 

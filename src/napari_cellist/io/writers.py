@@ -35,8 +35,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                                    dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -147,8 +148,11 @@ def _calibration(ndim: int, scale: Sequence[float] | None, imagej: bool) -> dict
     metadata = {"axes": axes} if axes else {}
     if ndim == 3:
         metadata["spacing"] = float(scale[0])
-    return {"resolution": (1e4 / sx, 1e4 / sy), "resolutionunit": "CENTIMETER",
-            "metadata": metadata}
+    return {
+        "resolution": (1e4 / sx, 1e4 / sy),
+        "resolutionunit": "CENTIMETER",
+        "metadata": metadata,
+    }
 
 
 def read_labels_tiff(path: str | os.PathLike) -> np.ndarray:

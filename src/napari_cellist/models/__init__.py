@@ -30,8 +30,20 @@ REGISTRY: dict[str, ModelEntry] = {
         "Intensity threshold + distance-transform watershed (no weights needed).",
         "",
     ),
-    "sam": ModelEntry("sam", "sam:SamSegmenter", "base", "Segment Anything: segment everything, refine objects by their boxes, interactive clicks (needs a checkpoint).", "sam"),
-    "cellpose": ModelEntry("cellpose", "cellpose_adapter:CellposeSegmenter", "base", "Cellpose 3 (cyto3, nuclei or your own network): trainable on your annotations, 2D and 3D.", "cellpose"),
+    "sam": ModelEntry(
+        "sam",
+        "sam:SamSegmenter",
+        "base",
+        "Segment Anything: segment everything, refine objects by their boxes, interactive clicks (needs a checkpoint).",
+        "sam",
+    ),
+    "cellpose": ModelEntry(
+        "cellpose",
+        "cellpose_adapter:CellposeSegmenter",
+        "base",
+        "Cellpose 3 (cyto3, nuclei or your own network): trainable on your annotations, 2D and 3D.",
+        "cellpose",
+    ),
 }
 
 
@@ -62,9 +74,7 @@ def get_model_class(name: str) -> type[Segmenter]:
     try:
         entry = REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}."
-        ) from None
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.") from None
     module_name, class_name = entry.target.split(":")
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")

@@ -88,17 +88,19 @@ def object_rows(
         label_id = int(ids[index])
         crop = small[slc] == index
         meta = objects.get(label_id) or ObjectMeta(label_id)
-        rows.append({
-            "label_id": label_id,
-            "class_name": str(meta.class_name),
-            "polygon": outlines.get(label_id),
-            "rle": encode_mask(crop),
-            "box": [s.start for s in slc] + [s.stop for s in slc],
-            "area": int(crop.sum()),
-            "score": float(meta.score),
-            "source": str(meta.source),
-            "model_version_id": None if meta.model_version is None else int(meta.model_version),
-        })
+        rows.append(
+            {
+                "label_id": label_id,
+                "class_name": str(meta.class_name),
+                "polygon": outlines.get(label_id),
+                "rle": encode_mask(crop),
+                "box": [s.start for s in slc] + [s.stop for s in slc],
+                "area": int(crop.sum()),
+                "score": float(meta.score),
+                "source": str(meta.source),
+                "model_version_id": None if meta.model_version is None else int(meta.model_version),
+            }
+        )
     return rows
 
 

@@ -52,8 +52,15 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
         "A record refers to an image, commit or model version that does not exist in {where}.",
     ),
     (
-        ("could not connect", "connection refused", "can't connect", "authentication",
-         "password", "unknown host", "name or service not known"),
+        (
+            "could not connect",
+            "connection refused",
+            "can't connect",
+            "authentication",
+            "password",
+            "unknown host",
+            "name or service not known",
+        ),
         "Cannot connect to the database server of {where}. Check the URL, that the server "
         "runs and is reachable, and the user name and password.",
     ),

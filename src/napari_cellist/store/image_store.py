@@ -137,8 +137,13 @@ class ImageStore(ModelVersionStore):
         if row is None:
             default = Path(path).name if path else f"image-{digest[:8]}"
             row = Image(
-                project_id=self._project_id, name=name or default, path=path, content_hash=digest,
-                shape=[int(s) for s in array.shape], dtype=array.dtype.str, pixels=blob,
+                project_id=self._project_id,
+                name=name or default,
+                path=path,
+                content_hash=digest,
+                shape=[int(s) for s in array.shape],
+                dtype=array.dtype.str,
+                pixels=blob,
             )
             session.add(row)
             logger.info("added image %r %s to %s", row.name, array.shape, self._where)

@@ -144,9 +144,7 @@ def _migrate(engine: Engine, where: str) -> None:
     immediate = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
     with translate_errors(where), immediate.begin() as connection:
         # take the write lock before re-reading: another process may have migrated meanwhile
-        connection.execute(
-            update(Meta).where(Meta.key == VERSION_KEY).values(value=Meta.value)
-        )
+        connection.execute(update(Meta).where(Meta.key == VERSION_KEY).values(value=Meta.value))
         version = start = _read_version(connection) or 0
         _check_not_newer(version, where)
         while version < SCHEMA_VERSION:

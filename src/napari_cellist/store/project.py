@@ -126,7 +126,10 @@ class ProjectStore(ImageStore):
                 corrections = ann.diff(before_labels, labels)
             commit_id = self._insert_commit(session, record.id, labels.shape, rows, corrections)
         logger.info(
-            "commit %d: image %d, %d objects, %s", commit_id, record.id, len(rows),
+            "commit %d: image %d, %d objects, %s",
+            commit_id,
+            record.id,
+            len(rows),
             corrections.summary(),
         )
         return CommitResult(commit_id, len(rows), corrections)
@@ -168,7 +171,9 @@ class ProjectStore(ImageStore):
         if image_id is not None:
             query = query.where(Commit.image_id == image_id)
         with self._read() as session:
-            return [CommitRecord.from_row(row) for row in session.scalars(query.order_by(Commit.id))]
+            return [
+                CommitRecord.from_row(row) for row in session.scalars(query.order_by(Commit.id))
+            ]
 
     def corrections(self, image_id: int | None = None) -> list[CorrectionRecord]:
         """The corrections log of the project (of one image if given), oldest first."""
@@ -184,7 +189,11 @@ class ProjectStore(ImageStore):
             rows = session.execute(query.order_by(Correction.id)).all()
             return [
                 CorrectionRecord(
-                    row.commit_id, image, row.kind, tuple(row.before_ids), tuple(row.after_ids),
+                    row.commit_id,
+                    image,
+                    row.kind,
+                    tuple(row.before_ids),
+                    tuple(row.after_ids),
                     as_utc(created),
                 )
                 for row, image, created in rows
@@ -255,8 +264,11 @@ class ProjectStore(ImageStore):
     ) -> int:
         now = utcnow()
         commit = Commit(
-            image_id=image_id, created_at=now, summary=corrections.summary(),
-            n_objects=len(rows), shape=[int(s) for s in shape],
+            image_id=image_id,
+            created_at=now,
+            summary=corrections.summary(),
+            n_objects=len(rows),
+            shape=[int(s) for s in shape],
         )
         session.add(commit)
         session.flush()
@@ -265,7 +277,12 @@ class ProjectStore(ImageStore):
             .where(Annotation.image_id == image_id, Annotation.status == ACCEPTED)
             .values(status=SUPERSEDED)
         )
-        extra = {"image_id": image_id, "commit_id": commit.id, "status": ACCEPTED, "committed_at": now}
+        extra = {
+            "image_id": image_id,
+            "commit_id": commit.id,
+            "status": ACCEPTED,
+            "committed_at": now,
+        }
         if rows:
             session.execute(insert(Annotation), [{**row, **extra} for row in rows])
         logged = ann.correction_rows(corrections)

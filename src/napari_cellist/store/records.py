@@ -52,8 +52,14 @@ class ImageRecord:
     def from_row(cls, row: Image, has_pixels: bool) -> ImageRecord:
         """Record of an ``images`` row."""
         return cls(
-            row.id, row.name, row.path, row.content_hash, tuple(int(s) for s in row.shape),
-            row.dtype, as_utc(row.added_at), bool(has_pixels),
+            row.id,
+            row.name,
+            row.path,
+            row.content_hash,
+            tuple(int(s) for s in row.shape),
+            row.dtype,
+            as_utc(row.added_at),
+            bool(has_pixels),
         )
 
 
@@ -78,8 +84,14 @@ class ModelVersionRecord:
     def from_row(cls, row: ModelVersion) -> ModelVersionRecord:
         """Record of a ``model_versions`` row."""
         return cls(
-            row.id, row.name, dict(row.params or {}), row.parent_id, tuple(row.data_used or ()),
-            dict(row.metrics or {}), row.checkpoint_path, row.checkpoint_sha256,
+            row.id,
+            row.name,
+            dict(row.params or {}),
+            row.parent_id,
+            tuple(row.data_used or ()),
+            dict(row.metrics or {}),
+            row.checkpoint_path,
+            row.checkpoint_sha256,
             as_utc(row.created_at),
         )
 

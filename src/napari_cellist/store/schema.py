@@ -96,9 +96,7 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), index=True)
     params: Mapped[dict] = mapped_column(JSON)
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_versions.id"), nullable=True
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), nullable=True)
     data_used: Mapped[list] = mapped_column(JSON)
     metrics: Mapped[dict] = mapped_column(JSON)
     checkpoint_path: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,210 @@
+"""AIR, the target model: a grid-structured Attend-Infer-Repeat VAE in Pyro.
+
+It explains an image as background plus objects (presence, box, appearance and alpha mask per
+slot of a grid of cells), learns without labels from the user's images and becomes
+semi-supervised where masks or points are committed. See :mod:`.model` for the generative
+story, :mod:`.training` for SVI and :mod:`.inference` for prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...geometry import bounding_boxes
+from ...images import is_constant, prepare_grey
+from ...metrics import score_images
+from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
+from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
+from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
+from .inference import find_objects, label_map, reconstruction
+from .params import AirParams, AirTrainParams
+from .supervision import cell_targets, median_diameter, resize, to_working
+from .training import Schedule, TrainingItem, train_iter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AirModel", "AirParams", "AirTrainParams", "NetConfig", "estimate_diameter_fast"]
+
+
+def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
+    """Typical object diameter (px) from the threshold model's estimate on a shrunken copy."""
+    from ..threshold import estimate_diameter
+
+    factor = max(1.0, max(image.shape) / max_side)
+    small = image if factor == 1.0 else resize(
+        image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
+    )
+    return float(estimate_diameter(small)) * factor
+
+
+class AirModel(TrainableSegmenter):
+    """Attend-Infer-Repeat on a grid, trained by SVI; predicts with one encoder pass.
+
+    Parameters
+    ----------
+    params : AirParams, optional
+        Prediction parameters.
+    config : NetConfig, optional
+        Architecture (working scale, grid, code sizes).
+    """
+
+    name = "air"
+    kind = "target"
+    Params = AirParams
+    TrainParams = AirTrainParams
+
+    def __init__(self, params: AirParams | None = None, config: NetConfig | None = None) -> None:
+        super().__init__(params)
+        self.config = config or NetConfig()
+        self.net = self.config.build().eval()
+        self.diameter: float | None = None  # annotated diameter the model was trained at
+        self.info: dict[str, Any] = {"steps": 0}
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable weights."""
+        return sum(p.numel() for p in self.net.parameters())
+
+    # -- prediction -------------------------------------------------------------------------
+    def object_diameter(self, image: np.ndarray, params: AirParams | None = None) -> float:
+        """Diameter (px) used for ``image``: given, else trained-at, else estimated."""
+        params = params or self.params
+        if params.diameter and params.diameter > 0:
+            return float(params.diameter)
+        if self.diameter:
+            return float(self.diameter)
+        return estimate_diameter_fast(image)
+
+    def predict_iter(
+        self, image: np.ndarray, params: AirParams | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Predict objects of a 2D grey image ``(Y, X)``; see :class:`AirParams`."""
+        params = params or self.params
+        grey = prepare_grey(image)
+        if grey.ndim != 2:
+            raise ValueError(
+                f"AIR segments 2D images; got shape {grey.shape}. Pick one plane of the stack."
+            )
+        if is_constant(grey):
+            yield Progress(1, 1, "AIR: constant image, no objects")
+            return Prediction(np.zeros(grey.shape, np.int32), {}, source=self.name)
+        yield Progress(1, 3, "AIR: rescaling")
+        work = to_working(grey, self.object_diameter(grey, params), self.net.geom)
+        yield Progress(2, 3, "AIR: encoding")
+        found = find_objects(self.net, work, params.min_score, params.tile_size)
+        labels, scores = label_map(grey.shape, found, params.alpha_threshold, params.min_keep)
+        extras = {}
+        if params.reconstruction:
+            extras["reconstruction"] = reconstruction(self.net, work, found, grey.shape)
+        yield Progress(3, 3, f"AIR: {len(scores)} objects")
+        boxes = bounding_boxes(labels)
+        objects = {
+            i: ObjectMeta(i, float(scores[i - 1]), box=boxes[i], source=self.name)
+            for i in range(1, len(scores) + 1) if i in boxes
+        }
+        return Prediction(labels, objects, source=self.name, extras=extras)
+
+    # -- training ---------------------------------------------------------------------------
+    def _training_items(
+        self, samples: Sequence[Sample], tp: AirTrainParams
+    ) -> list[TrainingItem]:
+        items = []
+        geom = self.net.geom
+        for sample in samples:
+            grey = prepare_grey(sample.image)
+            labels, weight = sample.labels, float(sample.weight)
+            if labels is None and sample.points is None and tp.pseudo_labels:
+                from ..threshold import ThresholdModel
+
+                labels = ThresholdModel().predict(grey).labels
+                weight = tp.pseudo_label_weight * weight
+            diameter = (median_diameter(labels) if labels is not None else None) or (
+                tp.diameter if tp.diameter > 0 else estimate_diameter_fast(grey)
+            )
+            work = to_working(grey, diameter, geom)
+            annotated = labels is not None or sample.points is not None
+            targets = cell_targets(work, geom, labels, sample.points) if annotated else None
+            items.append(TrainingItem(work, targets, weight, sample.name))
+        return items
+
+    def fit_iter(
+        self, samples: Sequence[Sample], train_params: AirTrainParams | None = None
+    ) -> Generator[Progress, None, FitResult]:
+        """Train on ``samples`` (annotated or not); yields Progress with the loss.
+
+        Resuming from a trained model is fine-tuning: the weights are not reset.
+        """
+        tp = train_params or self.TrainParams()
+        if tp.crop_size % self.net.geom.cell:
+            raise ValueError(f"crop_size must be a multiple of {self.net.geom.cell}.")
+        yield Progress(0, tp.steps, "AIR: preparing images")
+        items = self._training_items(samples, tp)
+        schedule = Schedule(
+            steps=tp.steps, batch_size=tp.batch_size, crop=tp.crop_size, lr=tp.learning_rate,
+            temperature=(1.0, tp.temperature), prior_prob=(0.5, tp.prior_prob),
+            time_limit_s=tp.time_limit_s,
+        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(tp.threads)
+        try:
+            history = []
+            gen = train_iter(self.net, items, schedule, tp.seed)
+            while True:
+                try:
+                    progress = next(gen)
+                except StopIteration as stop:
+                    losses = stop.value
+                    break
+                history.append(progress)
+                yield progress
+        finally:
+            torch.set_num_threads(threads)
+        self._record_training(samples, tp, len(losses))
+        metrics = self._training_metrics(samples)
+        return FitResult(
+            params=params_to_dict(self.params), metrics=metrics,
+            data_used=tuple(s.name for s in samples), history=tuple(history),
+        )
+
+    def _record_training(self, samples: Sequence[Sample], tp: AirTrainParams, steps: int) -> None:
+        annotated = [median_diameter(s.labels) for s in samples if s.labels is not None]
+        annotated = [d for d in annotated if d]
+        if annotated and len(annotated) == len(samples):
+            self.diameter = float(np.median(annotated))
+        self.info = {
+            "steps": int(self.info.get("steps", 0)) + steps,
+            "train_params": asdict(tp), "n_images": len(samples),
+        }
+
+    def _training_metrics(self, samples: Sequence[Sample]) -> dict[str, float]:
+        annotated = [s for s in samples if s.labels is not None]
+        if not annotated:
+            return {}
+        params = replace(self.params, reconstruction=False)
+        preds = [self.predict(s.image, params).labels for s in annotated]
+        scores = score_images([s.labels for s in annotated], preds)
+        return {"ap50": scores.ap50, "mean_ap": scores.mean_ap, "count_error": scores.count_error}
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a small checkpoint atomically (see :mod:`.checkpoint`)."""
+        return save_checkpoint(
+            path, self.net, self.config, params_to_dict(self.params), self.diameter, self.info
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> AirModel:
+        """Load a checkpoint written by :meth:`save`, on the CPU."""
+        net, config, payload = load_checkpoint(path)
+        model = cls(params_from_mapping(AirParams, payload.get("params")), config)
+        model.net = net
+        model.diameter = payload.get("diameter")
+        model.info = dict(payload.get("info", {}))
+        return model

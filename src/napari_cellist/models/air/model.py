@@ -75,6 +75,7 @@ class Anneal:
 
     temperature: float = 0.5
     prior_prob: float = 0.05
+    annotation_scale: float = 20.0  # annotations count this many times (p(a | z) ** scale)
 
 
 @dataclass(frozen=True)
@@ -170,14 +171,16 @@ class AirNet(nn.Module):
                 obs=batch.image.unsqueeze(1),
             )
         if batch.pres_target is not None:
-            self._observe_annotations(batch, z_pres, z_where, alpha_w)
+            self._observe_annotations(batch, (images, cells), z_pres, z_where, alpha_w, anneal)
         return recon
 
     def _observe_annotations(
-        self, batch: Batch, z_pres: torch.Tensor, z_where: torch.Tensor, alpha_w: torch.Tensor
+        self, batch: Batch, plates: tuple[pyro.plate, pyro.plate], z_pres: torch.Tensor,
+        z_where: torch.Tensor, alpha_w: torch.Tensor, anneal: Anneal,
     ) -> None:
-        images, cells, _, _ = self._plates(batch)
-        with images, cells, pyro.poutine.scale(scale=batch.weight[:, None]):
+        images, cells = plates
+        scale = anneal.annotation_scale * batch.weight[:, None]
+        with images, cells, pyro.poutine.scale(scale=scale):
             pyro.sample(
                 "ann_pres", dist.Bernoulli(logits=z_pres).mask(batch.pres_known),
                 obs=batch.pres_target,

@@ -99,7 +99,9 @@ def to_prediction(
     return Prediction(labels=labels, objects=objects, source=SOURCE)
 
 
-def _core(tile: Tile, tiles: Sequence[Tile], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _core(
+    tile: Tile, tiles: Sequence[Tile], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """``(low, high)`` (row, col) bounds of the part of ``tile`` it owns among ``tiles``."""
     low, high = np.zeros(2), np.asarray(shape, float)
     for axis in range(2):
@@ -152,7 +154,9 @@ def segment_everything_iter(
                 masks.append(full)
                 scores.append(float(record["predicted_iou"]))
         yield Progress(i + 1, len(tiles), f"segment everything: tile {i + 1}/{len(tiles)}")
-    labels, kept = paint_masks(masks, scores, embedding.image_shape, min_area=max(1, params.min_mask_region_area))
+    labels, kept = paint_masks(
+        masks, scores, embedding.image_shape, min_area=max(1, params.min_mask_region_area)
+    )
     return to_prediction(labels, kept)
 
 
@@ -182,7 +186,9 @@ def refine_boxes_iter(
     """
     embedding = _require_embedding(segmenter)
     if tuple(labels.shape) != embedding.image_shape:
-        raise ValueError(f"Label map {labels.shape} does not match the image {embedding.image_shape}.")
+        raise ValueError(
+            f"Label map {labels.shape} does not match the image {embedding.image_shape}."
+        )
     boxes = bounding_boxes(np.asarray(labels))
     ids = list(boxes)
     by_tile: dict[int, list[int]] = {}
@@ -197,7 +203,9 @@ def refine_boxes_iter(
         segmenter._active_tile = index
         for start in range(0, len(tile_ids), batch_size):
             batch = tile_ids[start : start + batch_size]
-            tile_masks, tile_scores = _predict_boxes(segmenter.predictor, item, [boxes[i] for i in batch])
+            tile_masks, tile_scores = _predict_boxes(
+                segmenter.predictor, item, [boxes[i] for i in batch]
+            )
             for label_id, mask, score in zip(batch, tile_masks, tile_scores, strict=True):
                 full = np.zeros(embedding.image_shape, bool)
                 full[item.tile.slices] = mask
@@ -205,18 +213,33 @@ def refine_boxes_iter(
                 scores[label_id] = score if mask.any() else 0.0
             done += len(batch)
             yield Progress(done, len(ids), f"SAM box refinement: {done}/{len(ids)} objects")
-    out, kept = paint_masks([masks[i] for i in ids], [scores[i] for i in ids], embedding.image_shape, ids=ids)
+    out, kept = paint_masks(
+        [masks[i] for i in ids],
+        [scores[i] for i in ids],
+        embedding.image_shape,
+        ids=ids,
+        min_visible=0.0,
+    )
+    for label_id in set(ids) - set(kept):  # hidden under other objects' SAM masks: keep its pixels
+        free = (np.asarray(labels) == label_id) & (out == 0)
+        out[free] = label_id
+        kept[label_id] = 0.0
     return to_prediction(out, kept, classes)
 
 
-def _predict_boxes(predictor: Any, item: Any, boxes: list[tuple[int, ...]]) -> tuple[np.ndarray, list[float]]:
+def _predict_boxes(
+    predictor: Any, item: Any, boxes: list[tuple[int, ...]]
+) -> tuple[np.ndarray, list[float]]:
     import torch
 
     xyxy = np.stack([box_to_xyxy(b, item.tile.origin) for b in boxes])
     transformed = predictor.transform.apply_boxes(xyxy, item.tile.shape)
     with torch.no_grad():
         masks, iou, _ = predictor.predict_torch(
-            None, None, boxes=torch.as_tensor(transformed, dtype=torch.float32), multimask_output=False
+            None,
+            None,
+            boxes=torch.as_tensor(transformed, dtype=torch.float32),
+            multimask_output=False,
         )
     return masks[:, 0].cpu().numpy(), [float(v) for v in iou[:, 0]]
 

@@ -74,7 +74,9 @@ def tile_grid(shape: tuple[int, int], tile_size: int, overlap: int) -> list[Tile
     is shifted back to end at the image border (so every tile is full size where possible).
     """
     if overlap >= tile_size:
-        raise ValueError(f"Tile overlap ({overlap}) must be smaller than the tile size ({tile_size}).")
+        raise ValueError(
+            f"Tile overlap ({overlap}) must be smaller than the tile size ({tile_size})."
+        )
     starts = [_starts(n, tile_size, overlap) for n in shape]
     return [
         Tile((r, c), (min(tile_size, shape[0]), min(tile_size, shape[1])))
@@ -130,7 +132,9 @@ class EmbeddingCache:
             try:
                 self._write(embedding)
             except OSError as err:
-                logger.warning("Could not write the SAM embedding cache in %s: %s", self.folder, err)
+                logger.warning(
+                    "Could not write the SAM embedding cache in %s: %s", self.folder, err
+                )
 
     def _remember(self, embedding: ImageEmbedding) -> None:
         self._memory[embedding.key] = embedding
@@ -147,7 +151,9 @@ class EmbeddingCache:
         arrays: dict[str, Any] = {"image_shape": np.asarray(embedding.image_shape)}
         for i, item in enumerate(embedding.tiles):
             arrays[f"features_{i}"] = item.features
-            arrays[f"geometry_{i}"] = np.asarray(item.tile.origin + item.tile.shape + item.input_size)
+            arrays[f"geometry_{i}"] = np.asarray(
+                item.tile.origin + item.tile.shape + item.input_size
+            )
         handle, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -170,7 +176,9 @@ class EmbeddingCache:
                     tiles.append(TileEmbedding(tile, data[f"features_{i}"], (g[4], g[5])))
                 shape = tuple(int(v) for v in data["image_shape"])
         except (OSError, ValueError, KeyError) as err:
-            logger.warning("Ignoring unreadable SAM embedding cache file %s: %s", self._path(key), err)
+            logger.warning(
+                "Ignoring unreadable SAM embedding cache file %s: %s", self._path(key), err
+            )
             return None
         return ImageEmbedding(key, shape, tuple(tiles))
 

@@ -42,7 +42,9 @@ def to_uint8_rgb(image: np.ndarray, rgb: bool = False) -> np.ndarray:
             "(3D stacks are segmented slice by slice) or set rgb=True for colour images."
         )
     if array.dtype != np.uint8:
-        finite = np.where(np.isfinite(array), array, np.nanmin(array) if np.isfinite(array).any() else 0)
+        finite = np.where(
+            np.isfinite(array), array, np.nanmin(array) if np.isfinite(array).any() else 0
+        )
         scaled = normalise_percentile(finite.astype(np.float32))
         array = np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
     if array.ndim == 2:

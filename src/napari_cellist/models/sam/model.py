@@ -24,32 +24,71 @@ class SamParams:
 
     checkpoint: str = field(
         default="",
-        metadata={"help": "SAM checkpoint file (.pth) or a folder holding one; empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam)."},
+        metadata={
+            "help": "SAM checkpoint file (.pth) or a folder holding one; empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam)."
+        },
     )
     model_type: str = field(
         default="auto",
-        metadata={"help": "Architecture: 'auto' reads it from the checkpoint.", "choices": MODEL_TYPES, "advanced": True},
+        metadata={
+            "help": "Architecture: 'auto' reads it from the checkpoint.",
+            "choices": MODEL_TYPES,
+            "advanced": True,
+        },
     )
     points_per_side: int = field(
-        default=32, metadata={"help": "Segment everything: prompt points per image side (per tile).", "min": 1, "max": 128}
+        default=32,
+        metadata={
+            "help": "Segment everything: prompt points per image side (per tile).",
+            "min": 1,
+            "max": 128,
+        },
     )
     pred_iou_thresh: float = field(
-        default=0.88, metadata={"help": "Keep masks whose predicted IoU is at least this.", "min": 0.0, "max": 1.0}
+        default=0.88,
+        metadata={
+            "help": "Keep masks whose predicted IoU is at least this.",
+            "min": 0.0,
+            "max": 1.0,
+        },
     )
     stability_score_thresh: float = field(
-        default=0.95, metadata={"help": "Keep masks whose stability score is at least this.", "min": 0.0, "max": 1.0}
+        default=0.95,
+        metadata={
+            "help": "Keep masks whose stability score is at least this.",
+            "min": 0.0,
+            "max": 1.0,
+        },
     )
     min_mask_region_area: int = field(
-        default=0, metadata={"help": "Remove objects (and fill holes / islands) smaller than this many pixels.", "min": 0}
+        default=0,
+        metadata={
+            "help": "Remove objects (and fill holes / islands) smaller than this many pixels.",
+            "min": 0,
+        },
     )
     points_per_batch: int = field(
-        default=32, metadata={"help": "Prompt points decoded at once (memory vs speed).", "advanced": True, "min": 1}
+        default=32,
+        metadata={
+            "help": "Prompt points decoded at once (memory vs speed).",
+            "advanced": True,
+            "min": 1,
+        },
     )
     tile_overlap: int = field(
-        default=128, metadata={"help": "Overlap in pixels of the tiles of images larger than the model input.", "advanced": True, "min": 0}
+        default=128,
+        metadata={
+            "help": "Overlap in pixels of the tiles of images larger than the model input.",
+            "advanced": True,
+            "min": 0,
+        },
     )
     disk_cache: bool = field(
-        default=True, metadata={"help": "Keep image embeddings on disk (next to the checkpoints) for reopened images.", "advanced": True}
+        default=True,
+        metadata={
+            "help": "Keep image embeddings on disk (next to the checkpoints) for reopened images.",
+            "advanced": True,
+        },
     )
 
 
@@ -91,7 +130,9 @@ class SamSegmenter(Segmenter):
         if self._loaded is None or self._loaded[0] != key:
             sam, model_id = load_sam(params.checkpoint or None, params.model_type)
             folder = cache_dir() / "embeddings" if params.disk_cache else None
-            segmenter = PromptableSegmenter(sam, model_id, EmbeddingCache(folder), overlap=params.tile_overlap)
+            segmenter = PromptableSegmenter(
+                sam, model_id, EmbeddingCache(folder), overlap=params.tile_overlap
+            )
             self._loaded = (key, segmenter)
         return self._loaded[1]
 
@@ -127,8 +168,14 @@ class SamSegmenter(Segmenter):
         spatial = image.shape[:-1] if rgb else image.shape
         planes = image[None] if len(spatial) == 2 else image
         if prompt_labels is not None and tuple(np.shape(prompt_labels)) != tuple(spatial):
-            raise ValueError(f"prompt_labels {prompt_labels.shape} must match the image's spatial shape {image.shape}.")
-        prompts = None if prompt_labels is None else np.asarray(prompt_labels).reshape((-1,) + planes.shape[1:3])
+            raise ValueError(
+                f"prompt_labels {prompt_labels.shape} must match the image's spatial shape {image.shape}."
+            )
+        prompts = (
+            None
+            if prompt_labels is None
+            else np.asarray(prompt_labels).reshape((-1,) + planes.shape[1:3])
+        )
         auto = AutomaticParams(
             points_per_side=params.points_per_side,
             points_per_batch=params.points_per_batch,

@@ -131,7 +131,9 @@ def _torchvision_imports() -> bool:
         import torchvision  # noqa: F401
     except Exception as err:
         _STATE["error"] = f"{type(err).__name__}: {err}"
-        partial = [n for n, m in sys.modules.items() if n.split(".")[0] == "torchvision" and m is not None]
+        partial = [
+            n for n, m in sys.modules.items() if n.split(".")[0] == "torchvision" and m is not None
+        ]
         for name in partial:  # half-imported submodules of the failed import
             del sys.modules[name]
         return False
@@ -155,16 +157,16 @@ def _shim_modules() -> dict[str, types.ModuleType]:
 
 def _import_with_shim() -> types.ModuleType:
     """Import segment_anything with the stand-in torchvision, then take the stand-in away."""
-    saved = {name: sys.modules.get(name) for name in _SHIM_NAMES}
+    saved = {name: sys.modules[name] for name in _SHIM_NAMES if name in sys.modules}
     sys.modules.update(_shim_modules())
     try:
         import segment_anything
     finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
+        for name in _SHIM_NAMES:
+            if name in saved:
+                sys.modules[name] = saved[name]
             else:
-                sys.modules[name] = module
+                sys.modules.pop(name, None)
     return segment_anything
 
 

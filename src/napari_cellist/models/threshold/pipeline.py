@@ -1,108 +1,23 @@
-"""Threshold base model: smoothing, a global threshold, cleanup and watershed splitting.
+"""The threshold pipeline: smoothing, a global level, local refinement, watershed splitting.
 
-Needs no weights. Works on 2D ``(Y, X)`` and 3D ``(Z, Y, X)`` grey images of any real dtype.
-The object diameter drives the smoothing, the size limits and the watershed seed spacing; when it
-is not given it is estimated from the image (:func:`estimate_diameter`).
+Works on 2D ``(Y, X)`` and 3D ``(Z, Y, X)`` grey images of any real dtype; all lengths are in
+pixels. The object diameter drives the smoothing, the size limits and the watershed seed
+spacing; when it is not given it is estimated from the image (:func:`estimate_diameter`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, measure, morphology, segmentation
+from skimage import filters, measure, segmentation
 from skimage.feature import peak_local_max
 
-from ..images import is_constant, normalise_percentile
-from ..progress import drain
-from ..types import FitResult, ObjectMeta, Prediction, Progress, Sample
-from .base import TrainableSegmenter
+from ...images import is_constant
+from .params import METHODS, SCALES, ThresholdParams
 
 logger = logging.getLogger(__name__)
-
-METHODS = ("otsu", "li", "triangle", "manual")
-
-
-@dataclass(frozen=True)
-class ThresholdParams:
-    """Parameters of the threshold model (defaults suit fluorescent nuclei)."""
-
-    method: str = field(
-        default="otsu",
-        metadata={"help": "How the foreground level is chosen: Otsu, Li, triangle or a manual level.", "choices": METHODS},
-    )
-    level: float | None = field(
-        default=None,
-        metadata={"help": "Manual threshold level in the image's intensity units (method 'manual').", "advanced": True},
-    )
-    diameter: float | None = field(
-        default=None,
-        metadata={"help": "Typical object diameter in pixels; empty = estimate it from the image.", "min": 0.0},
-    )
-    smoothing: float | None = field(
-        default=None,
-        metadata={"help": "Gaussian smoothing in pixels before thresholding; empty = diameter / 25.", "advanced": True},
-    )
-    background_radius: float | None = field(
-        default=None,
-        metadata={"help": "Subtract a smooth background (uneven illumination) of this radius in pixels; 0 = off, empty = off.", "advanced": True},
-    )
-    intensity_scale: str = field(
-        default="log",
-        metadata={
-            "help": "Scale on which the level is chosen: 'log' (objects of very different brightness, default), 'sqrt' (photon noise) or 'linear'.",
-            "choices": ("sqrt", "log", "linear"),
-            "advanced": True,
-        },
-    )
-    invert: bool = field(default=False, metadata={"help": "Objects are darker than the background."})
-    min_area: float | None = field(
-        default=None,
-        metadata={"help": "Smallest object kept, in pixels (voxels in 3D); empty = 10 % of a typical object.", "advanced": True},
-    )
-    max_area: float | None = field(
-        default=None,
-        metadata={"help": "Largest object kept, in pixels; empty = no limit.", "advanced": True},
-    )
-    fill_holes: bool = field(default=True, metadata={"help": "Fill holes inside objects."})
-    split_touching: bool = field(
-        default=True, metadata={"help": "Split touching objects with a distance-transform watershed."}
-    )
-    local_refine: bool = field(
-        default=True,
-        metadata={"help": "Refine each object's outline with a level computed around it.", "advanced": True},
-    )
-    intensity_weight: float = field(
-        default=0.0,
-        metadata={"help": "How much dim gaps between touching objects guide the split (0 = shape only).", "advanced": True},
-    )
-    seed_spacing: float = field(
-        default=0.35,
-        metadata={"help": "Minimum distance between watershed seeds, as a fraction of the diameter.", "advanced": True},
-    )
-
-
-@dataclass(frozen=True)
-class ThresholdFitParams:
-    """Search space of :meth:`ThresholdModel.fit_iter`."""
-
-    methods: tuple[str, ...] = field(default=("otsu", "li", "triangle"), metadata={"help": "Threshold methods tried."})
-    diameter_factors: tuple[float, ...] = field(
-        default=(0.7, 0.85, 1.0, 1.2, 1.4), metadata={"help": "Diameters tried, relative to the annotated median."}
-    )
-    smoothing_factors: tuple[float, ...] = field(
-        default=(0.02, 0.04, 0.08), metadata={"help": "Smoothing tried, as a fraction of the diameter."}
-    )
-    background: tuple[bool, ...] = field(default=(False, True), metadata={"help": "Try background subtraction."})
-    max_candidates: int = field(default=60, metadata={"help": "Evaluate at most this many parameter sets."})
-    validation_fraction: float = field(
-        default=0.0, metadata={"help": "Fraction of annotated images held out to score the fitted model."}
-    )
-    seed: int = field(default=0, metadata={"help": "Random seed of the search.", "advanced": True})
 
 
 def _threshold_level(image: np.ndarray, method: str, level: float | None) -> float:
@@ -111,7 +26,9 @@ def _threshold_level(image: np.ndarray, method: str, level: float | None) -> flo
             raise ValueError("Method 'manual' needs a threshold level; set 'level' or pick Otsu.")
         return float(level)
     if method not in METHODS:
-        raise ValueError(f"Unknown threshold method {method!r}; choose one of {', '.join(METHODS)}.")
+        raise ValueError(
+            f"Unknown threshold method {method!r}; choose one of {', '.join(METHODS)}."
+        )
     # Clip the brightest 0.2 % so that a few saturated artefacts do not drag the level up.
     top = np.percentile(image, 99.8)
     clipped = np.minimum(image, top)
@@ -123,7 +40,7 @@ def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float)
     work = -image if params.invert else image
     radius = params.background_radius
     if radius:
-        work = work - ndi.gaussian_filter(work, radius)
+        work = work - estimate_background(work, radius)
     sigma = params.smoothing if params.smoothing is not None else diameter / 25.0
     if sigma > 0:
         work = ndi.gaussian_filter(work, sigma)
@@ -131,14 +48,13 @@ def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float)
         work = rescale_intensity(work, params.intensity_scale)
     mask = work > _threshold_level(work, params.method, params.level)
     if params.local_refine and params.method != "manual":
-        smooth = ndi.gaussian_filter(-image if params.invert else image, sigma) if sigma > 0 else image
+        smooth = (
+            ndi.gaussian_filter(-image if params.invert else image, sigma) if sigma > 0 else image
+        )
         mask = refine_locally(smooth, mask, diameter)
     if params.fill_holes:
         mask = _fill_holes(mask)
     return mask
-
-
-SCALES = ("sqrt", "log", "linear")
 
 
 def rescale_intensity(image: np.ndarray, scale: str) -> np.ndarray:
@@ -175,6 +91,23 @@ def refine_locally(image: np.ndarray, mask: np.ndarray, diameter: float) -> np.n
         local = values > filters.threshold_otsu(values)
         refined[window] |= local
     return refined & ndi.binary_dilation(mask, iterations=grow)
+
+
+def estimate_background(image: np.ndarray, radius: float) -> np.ndarray:
+    """Smooth background under the objects: a grey opening larger than the objects.
+
+    Like ImageJ's rolling ball, objects narrower than ``2 * radius`` are removed; the opening
+    runs on an image downsampled so that the structuring element stays small (fast on 4k images).
+    """
+    factor = max(1, int(radius // 8))
+    small = image[(slice(None, None, factor),) * image.ndim]
+    size = max(3, int(round(2 * radius / factor)) | 1)
+    opened = ndi.grey_opening(small, size=(size,) * image.ndim)
+    opened = ndi.uniform_filter(opened, size=size)
+    zoom = [full / part for full, part in zip(image.shape, small.shape, strict=True)]
+    return ndi.zoom(opened, zoom, order=1, grid_mode=True, mode="nearest")[
+        tuple(slice(0, n) for n in image.shape)
+    ]
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -246,15 +179,13 @@ def split_touching(
     dist = ndi.distance_transform_edt(mask)
     if intensity is not None and intensity_weight > 0:
         inside = intensity[mask]
-        low, high = (np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0))
+        low, high = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
         relative = np.clip((intensity - low) / max(high - low, 1e-6), 0.05, 1.0)
         dist = dist * relative**intensity_weight
     dist = ndi.gaussian_filter(dist, max(1.0, diameter / 20.0))
     min_distance = max(1, int(round(seed_spacing * diameter)))
     components = measure.label(mask)
-    peaks = peak_local_max(
-        dist, min_distance=min_distance, labels=components, exclude_border=False
-    )
+    peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
     markers = np.zeros(mask.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     labels = segmentation.watershed(-dist, markers, mask=mask)
@@ -302,13 +233,43 @@ def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, flo
     if is_constant(image):
         logger.info("Constant image: no objects.")
         return np.zeros(image.shape, np.int32), float(params.diameter or 0.0)
-    diameter = float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+    diameter = (
+        float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+    )
     mask = foreground_mask(image, params, diameter)
     if params.split_touching:
         labels = split_touching(
-            mask, diameter, params.seed_spacing, -image if params.invert else image, params.intensity_weight
+            mask,
+            diameter,
+            params.seed_spacing,
+            -image if params.invert else image,
+            params.intensity_weight,
         )
     else:
         labels = measure.label(mask).astype(np.int32)
-    min_area = params.min_area if params.min_area is not None else 0.1 * expected_area(diameter, image.ndim)
+    min_area = (
+        params.min_area
+        if params.min_area is not None
+        else 0.1 * expected_area(diameter, image.ndim)
+    )
     return _size_filter(labels, min_area, params.max_area), diameter
+
+
+def object_scores(image: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """Contrast of each object against the background, scaled to [0, 1].
+
+    ``(median inside - background median) / (99th percentile - background median)``; a
+    confidence proxy for a model that has no probabilities.
+    """
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        return {}
+    background = float(np.median(image[labels == 0])) if (labels == 0).any() else float(image.min())
+    top = float(np.percentile(image, 99))
+    inside = np.atleast_1d(ndi.median(image, labels, ids))
+    spread = max(top - background, 1e-6)
+    return {
+        int(i): float(np.clip((v - background) / spread, 0.0, 1.0))
+        for i, v in zip(ids, inside, strict=True)
+    }

@@ -1,0 +1,234 @@
+"""The ``cellist`` command: predict, train and evaluate on folders of images, headless.
+
+Examples
+--------
+``cellist predict data/images --model threshold --out results``
+``cellist train --model threshold --data data/u2os data/nih3t3 --out threshold.json``
+``cellist eval --gt data/u2os/masks --pred results``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+logger = logging.getLogger("napari_cellist.cli")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _parse_assignments(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["key=value", ...]`` -> dict, values parsed as JSON when possible (numbers, bools)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param expects key=value, got {item!r}.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _check_keys(params_type: type, values: dict[str, Any], flag: str) -> None:
+    known = {f.name for f in fields(params_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CliError(
+            f"Unknown {flag} {', '.join(unknown)}; {params_type.__name__} has: {', '.join(sorted(known))}."
+        )
+
+
+def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]):
+    from .models import get_model_class
+    from .models.base import params_from_mapping
+
+    cls = get_model_class(name)
+    _check_keys(cls.Params, param_values, "--param")
+    if checkpoint:
+        if not Path(checkpoint).exists():
+            raise CliError(f"Checkpoint {checkpoint} does not exist.")
+        model = cls.from_checkpoint(checkpoint)
+        merged = {**_as_dict(model.params), **param_values}
+        model.params = params_from_mapping(cls.Params, merged)
+        return model
+    return cls(params_from_mapping(cls.Params, param_values))
+
+
+def _as_dict(params: Any) -> dict[str, Any]:
+    return {f.name: getattr(params, f.name) for f in fields(params)}
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict label maps, counts and overlays for images and folders."""
+    from .pipeline import predict_files
+
+    values = _parse_assignments(args.param)
+    if args.diameter is not None:
+        values["diameter"] = args.diameter
+    model = _build_model(args.model, args.checkpoint, values)
+    prompts = Path(args.prompts_from) if args.prompts_from else None
+    summary = predict_files(
+        model,
+        args.images,
+        Path(args.out),
+        channel=args.channel,
+        prompts_dir=prompts,
+        progress_bar=_progress_bar,
+    )
+    logger.info("Wrote %d label maps to %s", summary["n_images"], args.out)
+    print(json.dumps(summary, indent=2))  # noqa: T201 - the CLI's own output
+    return 0 if not summary["failed"] else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Fit / train a model on annotated folders and save a checkpoint."""
+    from .models import get_model_class
+    from .models.base import params_from_mapping
+    from .pipeline import samples_from_folders, train_model
+
+    cls = get_model_class(args.model)
+    if not cls.trainable:
+        raise CliError(f"Model {args.model!r} cannot be trained.")
+    values = _parse_assignments(args.train_param)
+    if args.steps is not None:
+        values[_steps_field(cls.TrainParams)] = args.steps
+    _check_keys(cls.TrainParams, values, "--train-param")
+    model = _build_model(args.model, args.init, _parse_assignments(args.param))
+    samples = samples_from_folders(args.data)
+    result = train_model(
+        model, samples, params_from_mapping(cls.TrainParams, values), Path(args.out)
+    )
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(args.out),
+                "metrics": dict(result.metrics),
+                "data_used": list(result.data_used),
+            },
+            indent=2,
+        )
+    )  # noqa: T201
+    return 0
+
+
+def _steps_field(train_params: type) -> str:
+    names = [f.name for f in fields(train_params)]
+    for candidate in ("steps", "epochs", "n_epochs", "max_candidates"):
+        if candidate in names:
+            return candidate
+    raise CliError(f"--steps is not used by {train_params.__name__}; use --train-param.")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score predicted label maps against ground truth."""
+    from .pipeline import evaluate_folders
+
+    scores = evaluate_folders(Path(args.gt), Path(args.pred), border_margin=args.border_margin)
+    print(json.dumps(scores, indent=2))  # noqa: T201
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cellist``."""
+    from .models import available_models
+
+    parser = argparse.ArgumentParser(prog="cellist", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"napari-cellist {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log details.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    predict = sub.add_parser(
+        "predict", help="Segment images; write label maps, counts.csv and overlays/."
+    )
+    predict.add_argument(
+        "images", nargs="+", help="Image files or folders (an images/+masks/ folder uses images/)."
+    )
+    predict.add_argument("--model", default="threshold", choices=available_models())
+    predict.add_argument("--checkpoint", help="Model checkpoint / weights file.")
+    predict.add_argument(
+        "--diameter", type=float, help="Object diameter in pixels (default: estimated)."
+    )
+    predict.add_argument(
+        "--channel", type=int, help="Channel to segment in RGB / multi-channel images."
+    )
+    predict.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="Any model parameter (repeatable)."
+    )
+    predict.add_argument(
+        "--prompts-from", help="Folder of label maps whose boxes prompt the model (SAM refinement)."
+    )
+    predict.add_argument("--out", required=True, help="Output folder.")
+    predict.set_defaults(func=cmd_predict)
+
+    train = sub.add_parser("train", help="Fit a model to annotated images/ + masks/ folders.")
+    train.add_argument("--model", default="threshold", choices=available_models())
+    train.add_argument(
+        "--data", nargs="+", required=True, help="Folders with images/ and masks/ (and/or points/)."
+    )
+    train.add_argument("--out", required=True, help="Checkpoint file to write.")
+    train.add_argument("--steps", type=int, help="Training steps / epochs / candidates.")
+    train.add_argument("--init", help="Start from this checkpoint (fine-tuning).")
+    train.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="Prediction parameter."
+    )
+    train.add_argument(
+        "--train-param", action="append", metavar="KEY=VALUE", help="Training parameter."
+    )
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "eval", help="Print AP50, mean AP (IoU 0.5-0.95), F1 and count error as JSON."
+    )
+    evaluate.add_argument(
+        "--gt",
+        required=True,
+        help="Folder of ground-truth label maps (or an images/+masks/ folder).",
+    )
+    evaluate.add_argument(
+        "--pred", required=True, help="Folder of predicted label maps (same file names)."
+    )
+    evaluate.add_argument(
+        "--border-margin",
+        type=int,
+        default=0,
+        help="Ignore objects within this many pixels of the border.",
+    )
+    evaluate.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cellist`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (CliError, ValueError, FileNotFoundError, ImportError, OSError) as err:
+        print(f"cellist {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""napari layer data <-> core types. No Qt: napari layer *models* only, imported lazily.
+
+Naming: for an image layer ``NAME`` the plugin keeps ``NAME labels`` (Labels), ``NAME polygons``
+(Shapes, one polygon per object, features ``id``, ``class``, ``score``, ``source``) and
+``NAME centres`` (Points, feature ``id``). Each carries ``metadata["cellist_image"] = NAME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .geometry import centres, polygons_from_labels
+from .types import DEFAULT_CLASS, ObjectMeta, Prediction
+
+LayerTuple = tuple[Any, dict[str, Any], str]
+ROLES = ("labels", "polygons", "centres")
+ELLIPSE_VERTICES = 48
+
+
+def layer_name(image_name: str, role: str) -> str:
+    """Name of the ``role`` layer ("labels", "polygons" or "centres") of an image layer."""
+    if role not in ROLES:
+        raise ValueError(f"Unknown layer role {role!r}; one of {ROLES}.")
+    return f"{image_name} {role}"
+
+
+def shapes_features(
+    polygons: Mapping[int, np.ndarray], objects: Mapping[int, ObjectMeta], source: str
+) -> dict[str, list]:
+    """Feature columns for the polygons, in the order of ``polygons``."""
+    ids = list(polygons)
+    meta = [objects.get(i, ObjectMeta(i, source=source)) for i in ids]
+    return {
+        "id": ids,
+        "class": [m.class_name for m in meta],
+        "score": [float(m.score) for m in meta],
+        "source": [m.source for m in meta],
+    }
+
+
+def labels_to_layer_tuples(
+    labels: np.ndarray,
+    objects: Mapping[int, ObjectMeta],
+    image_name: str,
+    *,
+    source: str = "manual",
+    scale: Sequence[float] | None = None,
+    tolerance: float = 1.0,
+) -> list[LayerTuple]:
+    """Labels, Shapes (2D only) and Points layer data for a label map.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        int ``(Y, X)`` or ``(Z, Y, X)`` label map.
+    objects : mapping
+        Metadata per label id (missing ids get defaults).
+    image_name : str
+        Name of the image layer these belong to.
+    scale : sequence of float, optional
+        The image layer's scale (pixel size), copied to the new layers.
+    tolerance : float
+        Polygon simplification in pixels.
+    """
+    labels = np.asarray(labels, np.int32)
+    common: dict[str, Any] = {"metadata": {"cellist_image": image_name}}
+    if scale is not None:
+        common["scale"] = tuple(scale)
+    tuples: list[LayerTuple] = [
+        (labels, {**common, "name": layer_name(image_name, "labels"), "opacity": 0.5}, "labels")
+    ]
+    if labels.ndim == 2:
+        polygons = polygons_from_labels(labels, tolerance)
+        tuples.append(
+            (
+                list(polygons.values()),
+                {
+                    **common,
+                    "name": layer_name(image_name, "polygons"),
+                    "shape_type": "polygon",
+                    "features": shapes_features(polygons, objects, source),
+                    "feature_defaults": {
+                        "id": 0,
+                        "class": DEFAULT_CLASS,
+                        "score": 1.0,
+                        "source": "manual",
+                    },
+                    "edge_color": "yellow",
+                    "face_color": "transparent",
+                    "edge_width": 1.5,
+                    "opacity": 0.9,
+                },
+                "shapes",
+            )
+        )
+    ids, points = centres(labels)
+    tuples.append(
+        (
+            points,
+            {
+                **common,
+                "name": layer_name(image_name, "centres"),
+                "features": {"id": ids.tolist()},
+                "feature_defaults": {"id": 0},
+                "size": 5,
+                "face_color": "magenta",
+            },
+            "points",
+        )
+    )
+    return tuples
+
+
+def prediction_to_layer_tuples(
+    prediction: Prediction,
+    image_name: str,
+    *,
+    scale: Sequence[float] | None = None,
+    tolerance: float = 1.0,
+) -> list[LayerTuple]:
+    """Layer data for a model's Prediction (plus one Image layer per ``extras`` entry)."""
+    tuples = labels_to_layer_tuples(
+        prediction.labels,
+        prediction.objects,
+        image_name,
+        source=prediction.source,
+        scale=scale,
+        tolerance=tolerance,
+    )
+    for key, extra in prediction.extras.items():
+        kwargs: dict[str, Any] = {
+            "name": f"{image_name} {key}",
+            "metadata": {"cellist_image": image_name},
+            "blending": "additive",
+            "visible": False,
+        }
+        if scale is not None:
+            kwargs["scale"] = tuple(scale)
+        tuples.append((extra, kwargs, "image"))
+    return tuples
+
+
+def shape_to_polygon(vertices: np.ndarray, shape_type: str) -> np.ndarray:
+    """``(N, 2)`` polygon of a napari shape (ellipses, given by 4 box corners, are sampled)."""
+    vertices = np.asarray(vertices, float)[:, -2:]
+    if shape_type != "ellipse":
+        return vertices
+    centre = vertices.mean(axis=0)
+    half_a = (vertices[1] - vertices[0]) / 2.0
+    half_b = (vertices[3] - vertices[0]) / 2.0
+    angles = np.linspace(0, 2 * np.pi, ELLIPSE_VERTICES, endpoint=False)
+    return centre + np.outer(np.cos(angles), half_a) + np.outer(np.sin(angles), half_b)
+
+
+def polygons_from_shapes_layer(layer: Any) -> list[tuple[int, np.ndarray]]:
+    """``[(id, (N, 2) vertices)]`` of a Shapes layer; lines and paths are skipped."""
+    ids = _feature_column(layer, "id", len(layer.data), 0)
+    out = []
+    for label_id, vertices, shape_type in zip(ids, layer.data, layer.shape_type, strict=True):
+        if shape_type in ("line", "path") or len(vertices) < 3:
+            continue
+        out.append((int(label_id), shape_to_polygon(vertices, shape_type)))
+    return out
+
+
+def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, ObjectMeta]:
+    """Per-object metadata for the ids present in ``labels``, from the Shapes layer features."""
+    from .geometry import bounding_boxes
+
+    n = len(layer.data)
+    ids = _feature_column(layer, "id", n, 0)
+    classes = _feature_column(layer, "class", n, DEFAULT_CLASS)
+    scores = _feature_column(layer, "score", n, 1.0)
+    sources = _feature_column(layer, "source", n, "manual")
+    by_id = {
+        int(i): (str(c), float(s), str(src))
+        for i, c, s, src in zip(ids, classes, scores, sources, strict=True)
+    }
+    default = (DEFAULT_CLASS, 1.0, "manual")
+    return {
+        i: ObjectMeta(i, score=meta[1], class_name=meta[0], box=box, source=meta[2])
+        for i, box in bounding_boxes(labels).items()
+        for meta in [by_id.get(i, default)]
+    }
+
+
+def _feature_column(layer: Any, name: str, n: int, default: Any) -> list:
+    features = getattr(layer, "features", None)
+    if features is not None and name in features and len(features) == n:
+        return list(features[name])
+    return [default] * n
+
+
+def set_layers(viewer: Any, tuples: Sequence[LayerTuple]) -> list[Any]:
+    """Add each layer, or update the layer of the same name in place (data and features).
+
+    Returns the layers, in the order of ``tuples``.
+    """
+    layers = []
+    for data, kwargs, layer_type in tuples:
+        name = kwargs["name"]
+        if name in viewer.layers and viewer.layers[name]._type_string == layer_type:
+            layer = viewer.layers[name]
+            _update_layer(layer, data, kwargs, layer_type)
+        else:
+            if name in viewer.layers:
+                viewer.layers.remove(name)
+            layer = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+        layers.append(layer)
+    return layers
+
+
+def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: str) -> None:
+    if layer_type == "shapes":
+        layer.data = []  # reset first: features must match the new number of shapes
+        if len(data):
+            layer.add(data, shape_type="polygon")
+        layer.features = kwargs.get("features", {})
+    elif layer_type == "points":
+        layer.data = data
+        layer.features = kwargs.get("features", {})
+    else:
+        layer.data = data
+    if "scale" in kwargs:
+        layer.scale = kwargs["scale"]
+    layer.metadata.update(kwargs.get("metadata", {}))

@@ -1,0 +1,92 @@
+"""AIR checkpoints: one ``torch.save`` of a plain dict, written atomically, read on the CPU.
+
+Contents: ``format`` and ``version`` (of this layout), ``config`` (network hyper-parameters),
+``state_dict`` (weights), ``params`` (prediction parameters), ``diameter`` (annotated object
+diameter the model was trained at, or None) and ``info`` (training summary). Only tensors and
+plain Python values are stored, so the file loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...io.writers import atomic_path
+from .model import AirNet
+from .modules import Geometry
+
+FORMAT = "napari-cellist-air"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of an AIR network (fixed for the life of a checkpoint)."""
+
+    working_diameter: float = 12.0
+    cell: int = 8
+    slots: int = 1
+    glimpse: int = 16
+    window: int = 24
+    z_what: int = 8
+    width: int = 32
+    features: int = 32
+    obs_sigma: float = 0.1
+
+    def geometry(self) -> Geometry:
+        """The grid geometry."""
+        return Geometry(self.working_diameter, self.cell, self.slots, self.glimpse, self.window)
+
+    def build(self) -> AirNet:
+        """A freshly initialised network."""
+        return AirNet(self.geometry(), self.z_what, self.width, self.features, self.obs_sigma)
+
+
+def save_checkpoint(
+    path: str | Path, net: AirNet, config: NetConfig, params: dict[str, Any],
+    diameter: float | None, info: dict[str, Any],
+) -> Path:
+    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT, "version": VERSION, "config": asdict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "params": dict(params), "diameter": diameter, "info": dict(info),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]]:
+    """Network (on the CPU, eval mode), its config and the checkpoint dict.
+
+    Raises
+    ------
+    ValueError
+        When the file is not an AIR checkpoint or was written by a newer version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"AIR checkpoint '{path}' does not exist; train one with "
+                                "'cellist train --model air'.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or foreign file: say which file and why
+        raise ValueError(f"'{path}' is not a readable AIR checkpoint ({err}).") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"'{path}' is not an AIR checkpoint (no '{FORMAT}' marker).")
+    if payload.get("version", 0) > VERSION:
+        raise ValueError(
+            f"'{path}' was written by a newer napari-cellist (checkpoint version "
+            f"{payload['version']} > {VERSION}); upgrade napari-cellist to read it."
+        )
+    known = {f.name for f in fields(NetConfig)}
+    config = NetConfig(**{k: v for k, v in payload["config"].items() if k in known})
+    net = config.build()
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    return net, config, payload

@@ -1,0 +1,89 @@
+"""Parameters of AIR prediction and training (their metadata builds the GUI and the CLI help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AirParams:
+    """How a trained AIR model predicts."""
+
+    diameter: float = field(
+        default=0.0,
+        metadata={
+            "help": "Typical object diameter in pixels. 0 = automatic: the annotated diameter the "
+            "model was trained at, else estimated from each image.",
+            "min": 0.0,
+        },
+    )
+    min_score: float = field(
+        default=0.5,
+        metadata={"help": "Smallest presence probability of a reported object.", "min": 0.0, "max": 1.0},
+    )
+    alpha_threshold: float = field(
+        default=0.5,
+        metadata={"help": "A pixel belongs to an object where its decoded alpha exceeds this.",
+                  "min": 0.0, "max": 1.0, "advanced": True},
+    )
+    min_keep: float = field(
+        default=0.5,
+        metadata={"help": "Drop objects keeping less than this fraction of their mask after "
+                  "overlaps are resolved (duplicates).", "min": 0.0, "max": 1.0, "advanced": True},
+    )
+    reconstruction: bool = field(
+        default=True,
+        metadata={"help": "Also return the model's reconstruction of the image (an Image layer).",
+                  "advanced": True},
+    )
+    tile_size: int = field(
+        default=1024,
+        metadata={"help": "Encoder tile size in working pixels (memory vs. speed).", "min": 64,
+                  "advanced": True},
+    )
+
+
+@dataclass(frozen=True)
+class AirTrainParams:
+    """How AIR is trained (unsupervised on every image, supervised where annotated)."""
+
+    steps: int = field(default=1500, metadata={"help": "Optimisation steps.", "min": 1})
+    time_limit_s: float = field(
+        default=600.0, metadata={"help": "Stop training after this many seconds.", "min": 1.0}
+    )
+    batch_size: int = field(default=8, metadata={"help": "Crops per step.", "min": 1, "advanced": True})
+    crop_size: int = field(
+        default=96,
+        metadata={"help": "Crop side in working pixels (objects are ~12 px there); a multiple of 8.",
+                  "min": 16, "advanced": True},
+    )
+    learning_rate: float = field(default=2e-3, metadata={"help": "Adam learning rate.", "advanced": True})
+    diameter: float = field(
+        default=0.0,
+        metadata={"help": "Object diameter in pixels for unannotated images; 0 = estimate per image "
+                  "(annotated images use their masks' median diameter).", "min": 0.0},
+    )
+    prior_prob: float = field(
+        default=0.05,
+        metadata={"help": "Final prior probability that a slot holds an object (sparsity).",
+                  "min": 1e-4, "max": 0.5, "advanced": True},
+    )
+    temperature: float = field(
+        default=0.3,
+        metadata={"help": "Final temperature of the relaxed presence variable.", "min": 0.05,
+                  "max": 1.0, "advanced": True},
+    )
+    pseudo_labels: bool = field(
+        default=False,
+        metadata={"help": "Warm-start from the threshold model: its objects supervise unannotated "
+                  "images with a low weight."},
+    )
+    pseudo_label_weight: float = field(
+        default=0.3,
+        metadata={"help": "Weight of pseudo-labels relative to user annotations (1).", "min": 0.0,
+                  "max": 1.0, "advanced": True},
+    )
+    threads: int = field(
+        default=1, metadata={"help": "CPU threads used by training.", "min": 1, "advanced": True}
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed.", "advanced": True})

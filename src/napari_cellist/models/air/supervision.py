@@ -1,0 +1,188 @@
+"""From user images and annotations to AIR's working scale and per-cell targets.
+
+AIR works at a *working scale* where a typical object is ``Geometry.diameter`` pixels wide: an
+image with 112 px nuclei is shrunk ~9x, one with 12 px nuclei is kept. Annotations become
+per-slot targets (presence, box in ``tanh`` units of ``z_where``, mask inside the render window):
+
+* an instance mask makes its image *fully annotated*: slots holding an object's centre are
+  present (with box and mask targets), every other slot is known to be empty;
+* points give presence and position only; slots without a point stay unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage import measure
+
+from ...images import normalise_percentile, prepare_grey
+from .modules import ASPECT_RANGE, OFFSET_RANGE, SIZE_RANGE, Geometry
+
+TANH_CLIP = 0.95  # targets stay inside the open range of tanh
+BACKGROUND_PERCENTILE = 10.0
+BACKGROUND_BLOCK = 4.0  # background blocks, in object diameters
+
+
+@dataclass(frozen=True)
+class WorkingImage:
+    """An image at the working scale, normalised, padded to whole cells.
+
+    ``image``/``background`` are float32 ``(H, W)`` (padding included); ``shape`` is the unpadded
+    working shape and ``scale`` the working / original size ratio per axis ``(sy, sx)``.
+    """
+
+    image: np.ndarray
+    background: np.ndarray
+    shape: tuple[int, int]
+    scale: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class CellTargets:
+    """Per-slot targets ``(Hc, Wc, S, ...)`` of one working image (see :class:`model.Batch`)."""
+
+    pres_target: np.ndarray
+    pres_known: np.ndarray
+    where_target: np.ndarray
+    where_known: np.ndarray
+    mask_target: np.ndarray  # uint8 (Hc, Wc, S, Wn, Wn)
+    mask_known: np.ndarray
+
+
+def median_diameter(labels: np.ndarray) -> float | None:
+    """Median equivalent diameter (px) of the objects of a label map, None when it has none."""
+    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
+    areas = areas[areas > 0]
+    return float(np.sqrt(4.0 * np.median(areas) / np.pi)) if len(areas) else None
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear (anti-aliased when shrinking) resize of a float ``(H, W)`` image."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
+    shrink = shape[0] < image.shape[0] or shape[1] < image.shape[1]
+    out = F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=shrink)
+    return out[0, 0].numpy()
+
+
+def to_working(image: np.ndarray, diameter: float, geom: Geometry) -> WorkingImage:
+    """Rescale so that ``diameter`` becomes ``geom.diameter``, normalise, estimate background.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Grey ``(Y, X)`` image, any real dtype; NaN/inf are replaced (see ``prepare_grey``).
+    diameter : float
+        Typical object diameter in the image, pixels (> 0).
+    """
+    if diameter <= 0 or not math.isfinite(diameter):
+        raise ValueError(f"The object diameter must be a positive number of pixels, got {diameter}.")
+    grey = prepare_grey(image)
+    if grey.ndim != 2:
+        raise ValueError(f"AIR segments 2D (Y, X) images; got shape {grey.shape}.")
+    factor = geom.diameter / diameter
+    shape = (max(geom.cell, round(grey.shape[0] * factor)), max(geom.cell, round(grey.shape[1] * factor)))
+    work = normalise_percentile(resize(grey, shape), 1.0, 99.8)
+    work = np.clip(work, -0.5, 2.0)  # saturated / hot pixels stay in a float32-safe range
+    padded = _pad_to_cells(work, geom.cell, value=float(np.percentile(work, 1.0)))
+    background = estimate_background(padded, geom)
+    scale = (shape[0] / grey.shape[0], shape[1] / grey.shape[1])
+    return WorkingImage(padded, background, shape, scale)
+
+
+def _pad_to_cells(image: np.ndarray, cell: int, value: float) -> np.ndarray:
+    pad = [(0, (-n) % cell) for n in image.shape]
+    return np.pad(image, pad, constant_values=value)
+
+
+def estimate_background(image: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Smooth background: a low percentile in blocks of a few object diameters, interpolated."""
+    block = max(2, int(round(BACKGROUND_BLOCK * geom.diameter)))
+    h, w = image.shape
+    nby, nbx = max(1, round(h / block)), max(1, round(w / block))
+    rows = np.array_split(np.arange(h), nby)
+    cols = np.array_split(np.arange(w), nbx)
+    coarse = np.array(
+        [[np.percentile(image[r[0]: r[-1] + 1, c[0]: c[-1] + 1], BACKGROUND_PERCENTILE) for c in cols]
+         for r in rows],
+        np.float32,
+    )
+    return resize(coarse, (h, w)) if coarse.size > 1 else np.full((h, w), coarse.item(), np.float32)
+
+
+def labels_to_working(labels: np.ndarray, work: WorkingImage) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to the (padded) working image."""
+    h, w = work.shape
+    rows = np.minimum(((np.arange(h) + 0.5) / work.scale[0]).astype(np.int64), labels.shape[0] - 1)
+    cols = np.minimum(((np.arange(w) + 0.5) / work.scale[1]).astype(np.int64), labels.shape[1] - 1)
+    out = np.zeros(work.image.shape, np.int32)
+    out[:h, :w] = labels[np.ix_(rows, cols)]
+    return out
+
+
+def cell_targets(
+    work: WorkingImage, geom: Geometry, labels: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+) -> CellTargets:
+    """Per-slot targets from an instance label map and / or points (original pixel coordinates)."""
+    hc, wc = work.image.shape[0] // geom.cell, work.image.shape[1] // geom.cell
+    s, wn = geom.slots, geom.window
+    t = CellTargets(
+        np.zeros((hc, wc, s), np.float32), np.zeros((hc, wc, s), bool),
+        np.zeros((hc, wc, s, 4), np.float32), np.zeros((hc, wc, s, 4), bool),
+        np.zeros((hc, wc, s, wn, wn), np.uint8), np.zeros((hc, wc, s), bool),
+    )
+    if labels is not None:
+        _add_mask_targets(t, labels_to_working(labels, work), geom)
+    if points is not None and len(points):
+        _add_point_targets(t, np.asarray(points, float)[:, -2:] * np.asarray(work.scale), geom)
+    return t
+
+
+def _where_tanh(cy: float, cx: float, i: int, j: int, geom: Geometry) -> tuple[float, float]:
+    ty = (cy - (i + 0.5) * geom.cell) / (OFFSET_RANGE * geom.cell)
+    tx = (cx - (j + 0.5) * geom.cell) / (OFFSET_RANGE * geom.cell)
+    return float(np.clip(ty, -TANH_CLIP, TANH_CLIP)), float(np.clip(tx, -TANH_CLIP, TANH_CLIP))
+
+
+def _add_mask_targets(t: CellTargets, labels: np.ndarray, geom: Geometry) -> None:
+    hc, wc = t.pres_target.shape[:2]
+    t.pres_known[:] = True  # a mask annotates the whole image: no centre = no object
+    pad = (geom.window - geom.cell) // 2
+    padded = np.pad(labels, pad)
+    filled = np.zeros((hc, wc), np.int64)
+    props = sorted(measure.regionprops(labels), key=lambda p: -p.area)
+    for prop in props:
+        cy, cx = prop.centroid[0] + 0.5, prop.centroid[1] + 0.5  # pixel centres -> continuous
+        i, j = min(int(cy // geom.cell), hc - 1), min(int(cx // geom.cell), wc - 1)
+        slot = filled[i, j]
+        if slot >= geom.slots:
+            continue  # more objects than slots in this cell: the extra ones are not supervised
+        filled[i, j] += 1
+        r0, c0, r1, c1 = prop.bbox
+        bh, bw = max(r1 - r0, 1), max(c1 - c0, 1)
+        size = math.log(math.sqrt(bh * bw) / geom.diameter) / SIZE_RANGE
+        aspect = math.log(bh / bw) / ASPECT_RANGE
+        ty, tx = _where_tanh(cy, cx, i, j, geom)
+        t.pres_target[i, j, slot] = 1.0
+        t.where_target[i, j, slot] = (ty, tx, *np.clip((size, aspect), -TANH_CLIP, TANH_CLIP))
+        t.where_known[i, j, slot] = True
+        window = padded[i * geom.cell: i * geom.cell + geom.window, j * geom.cell: j * geom.cell + geom.window]
+        t.mask_target[i, j, slot] = window == prop.label
+        t.mask_known[i, j, slot] = True
+
+
+def _add_point_targets(t: CellTargets, points: np.ndarray, geom: Geometry) -> None:
+    hc, wc = t.pres_target.shape[:2]
+    for cy, cx in points:
+        i, j = int(cy // geom.cell), int(cx // geom.cell)
+        if not (0 <= i < hc and 0 <= j < wc) or t.where_known[i, j, :, 0].all():
+            continue  # outside the image, or the cell's slots are already supervised
+        slot = int(np.argmin(t.where_known[i, j, :, 0]))
+        t.pres_target[i, j, slot] = 1.0
+        t.pres_known[i, j, slot] = True
+        t.where_target[i, j, slot, :2] = _where_tanh(cy, cx, i, j, geom)
+        t.where_known[i, j, slot, :2] = True

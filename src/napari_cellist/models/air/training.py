@@ -1,0 +1,175 @@
+"""Training AIR with stochastic variational inference on random crops of the working images.
+
+Every step draws a batch of crops (whole cells, random flips / transposition), anneals the
+relaxed-presence temperature and the prior presence probability, and takes one Adam step on the
+negative ELBO (``Trace_ELBO.differentiable_loss``), divided by the number of pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyro
+import torch
+
+from ...types import Progress
+from .model import AirNet, Anneal, Batch
+from .supervision import CellTargets, WorkingImage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingItem:
+    """A working image with its targets (None when unannotated) and annotation weight."""
+
+    work: WorkingImage
+    targets: CellTargets | None
+    weight: float
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimisation and annealing settings of one run."""
+
+    steps: int
+    batch_size: int = 8
+    crop: int = 96  # working pixels, a multiple of the cell
+    lr: float = 2e-3
+    temperature: tuple[float, float] = (1.0, 0.3)  # start, end
+    prior_prob: tuple[float, float] = (0.5, 0.05)
+    anneal_fraction: float = 0.6  # annealing ends at this fraction of the steps
+    time_limit_s: float = 600.0
+    report_every: int = 10
+
+
+def anneal_at(step: int, schedule: Schedule) -> Anneal:
+    """Temperature and prior presence probability at ``step`` (geometric interpolation)."""
+    frac = min(1.0, step / max(1.0, schedule.anneal_fraction * schedule.steps))
+    (t0, t1), (p0, p1) = schedule.temperature, schedule.prior_prob
+    return Anneal(float(t0 * (t1 / t0) ** frac), float(p0 * (p1 / p0) ** frac))
+
+
+def _crop_origin(size: int, crop: int, cell: int, rng: np.random.Generator) -> int:
+    return int(rng.integers(0, (size - crop) // cell + 1)) * cell if size > crop else 0
+
+
+def _crop(array: np.ndarray, r: int, c: int, n: int, fill: float = 0.0) -> np.ndarray:
+    """``n x n`` crop at (r, c) of the first two axes, padded with ``fill`` past the border."""
+    part = array[r: r + n, c: c + n]
+    pad = [(0, n - part.shape[0]), (0, n - part.shape[1])] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(part, pad, constant_values=fill) if any(p[1] for p in pad[:2]) else part
+
+
+def _dihedral(arrays: dict[str, np.ndarray], flip_y: bool, flip_x: bool, transpose: bool) -> None:
+    """Flip / transpose image-like and cell-grid arrays (and their box targets) in place."""
+    for key, value in arrays.items():
+        if flip_y:
+            value = value[::-1]
+        if flip_x:
+            value = value[:, ::-1]
+        if transpose:
+            value = value.swapaxes(0, 1)
+        if key == "mask_target":  # (hc, wc, s, wn, wn): the window turns with the image
+            value = value[..., ::-1, :] if flip_y else value
+            value = value[..., ::-1] if flip_x else value
+            value = value.swapaxes(-1, -2) if transpose else value
+        arrays[key] = value
+    where = arrays.get("where_target")
+    if where is not None:
+        where = where.copy()
+        where[..., 0] *= -1 if flip_y else 1
+        where[..., 1] *= -1 if flip_x else 1
+        if transpose:
+            where = where[..., [1, 0, 2, 3]]
+            where[..., 3] *= -1
+            arrays["where_known"] = arrays["where_known"][..., [1, 0, 2, 3]]
+        arrays["where_target"] = where
+
+
+def _item_crop(item: TrainingItem, crop: int, cell: int, rng: np.random.Generator) -> dict:
+    h, w = item.work.image.shape
+    r, c = _crop_origin(h, crop, cell, rng), _crop_origin(w, crop, cell, rng)
+    low = float(np.percentile(item.work.image, 1.0))
+    out = {
+        "image": _crop(item.work.image, r, c, crop, low),
+        "background": _crop(item.work.background, r, c, crop, low),
+    }
+    if item.targets is not None:
+        n = crop // cell
+        for key, value in vars(item.targets).items():
+            out[key] = _crop(value, r // cell, c // cell, n)
+    _dihedral(out, *(bool(b) for b in rng.integers(0, 2, 3)))
+    return out
+
+
+def make_batch(
+    items: Sequence[TrainingItem], schedule: Schedule, cell: int, rng: np.random.Generator
+) -> Batch:
+    """A random batch of augmented crops; supervision tensors when any chosen item has targets."""
+    chosen = [items[i] for i in rng.integers(0, len(items), schedule.batch_size)]
+    crops = [_item_crop(it, schedule.crop, cell, rng) for it in chosen]
+    tensor = lambda key: torch.from_numpy(np.stack([np.ascontiguousarray(c[key]) for c in crops]))  # noqa: E731
+    image, background = tensor("image")[:, None], tensor("background")[:, None]
+    if all(it.targets is None for it in chosen):
+        return Batch(image, background)
+    template = next(c for c, it in zip(crops, chosen, strict=True) if it.targets is not None)
+    for c in crops:  # unannotated crops: nothing known
+        for key in ("pres_target", "pres_known", "where_target", "where_known", "mask_target", "mask_known"):
+            c.setdefault(key, np.zeros_like(template[key]))
+    b = len(crops)
+    flat = lambda key, *tail: tensor(key).reshape(b, -1, *tail)  # noqa: E731
+    wn = template["mask_target"].shape[-1]
+    return Batch(
+        image, background,
+        pres_target=flat("pres_target").float(), pres_known=flat("pres_known"),
+        where_target=flat("where_target", 4).float(), where_known=flat("where_known", 4),
+        mask_target=flat("mask_target", wn, wn).float(), mask_known=flat("mask_known"),
+        weight=torch.tensor([it.weight if it.targets is not None else 0.0 for it in chosen]),
+    )
+
+
+def train_iter(
+    net: AirNet, items: Sequence[TrainingItem], schedule: Schedule, seed: int = 0,
+) -> Generator[Progress, None, list[float]]:
+    """Optimise ``net`` in place; yields Progress(step, total, loss); returns the loss history."""
+    if not items:
+        raise ValueError("AIR training needs at least one image.")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr)
+    elbo = pyro.infer.Trace_ELBO()
+    losses: list[float] = []
+    start = time.monotonic()
+    net.train()
+    for step in range(1, schedule.steps + 1):
+        batch = make_batch(items, schedule, net.geom.cell, rng)
+        anneal = anneal_at(step, schedule)
+        loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal) / batch.image.numel()
+        if not torch.isfinite(loss):
+            logger.warning("Non-finite loss at step %d; batch skipped.", step)
+            continue
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        elapsed = time.monotonic() - start
+        out_of_time = elapsed > schedule.time_limit_s
+        if step % schedule.report_every == 0 or step == schedule.steps or out_of_time:
+            yield Progress(
+                step, schedule.steps, f"AIR step {step}/{schedule.steps}",
+                loss=float(np.mean(losses[-schedule.report_every:])),
+                metrics={"temperature": anneal.temperature, "prior_prob": anneal.prior_prob,
+                         "elapsed_s": elapsed},
+            )
+        if out_of_time:
+            logger.info("AIR training stopped by its time limit after %d steps.", step)
+            break
+    net.eval()
+    return losses

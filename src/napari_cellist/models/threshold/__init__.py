@@ -1,0 +1,17 @@
+"""Threshold base model (``threshold`` in the registry)."""
+
+from __future__ import annotations
+
+from .model import ThresholdModel
+from .params import METHODS, SCALES, ThresholdFitParams, ThresholdParams
+from .pipeline import estimate_diameter, segment
+
+__all__ = [
+    "METHODS",
+    "SCALES",
+    "ThresholdFitParams",
+    "ThresholdModel",
+    "ThresholdParams",
+    "estimate_diameter",
+    "segment",
+]

@@ -1,0 +1,122 @@
+"""Parameter search for the threshold model: the best AP50 on annotated images."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..geometry import areas
+from ..metrics import score_images
+from ..models.base import params_to_dict
+from ..types import FitResult, Progress, Sample
+
+if TYPE_CHECKING:
+    from ..models.threshold import ThresholdFitParams, ThresholdModel, ThresholdParams
+
+logger = logging.getLogger(__name__)
+
+
+def annotated_diameter(samples: Sequence[Sample]) -> float:
+    """Median equivalent diameter (px) of the annotated objects of ``samples`` (2D discs / 3D balls)."""
+    sizes = [a for s in samples if s.labels is not None for a in areas(s.labels).values()]
+    if not sizes:
+        raise ValueError("No annotated objects: commit some annotations before fitting.")
+    ndim = next(s.labels.ndim for s in samples if s.labels is not None)
+    median = float(np.median(sizes))
+    return 2.0 * np.sqrt(median / np.pi) if ndim == 2 else (6.0 * median / np.pi) ** (1 / 3)
+
+
+def candidate_params(
+    base: ThresholdParams, diameter: float, space: ThresholdFitParams
+) -> list[ThresholdParams]:
+    """The current parameters first, then a seeded random subset of the search grid."""
+    grid = [
+        replace(
+            base,
+            method=method,
+            diameter=round(float(diameter * factor), 1),
+            smoothing=round(float(diameter * factor * smooth), 2),
+            background_radius=round(float(diameter * factor), 1) if background else None,
+            min_area=None,
+            level=None,
+        )
+        for method in space.methods
+        for factor in space.diameter_factors
+        for smooth in space.smoothing_factors
+        for background in space.background
+    ]
+    rng = np.random.default_rng(space.seed)
+    keep = rng.permutation(len(grid))[: max(0, space.max_candidates - 1)]
+    return [base] + [grid[i] for i in sorted(keep)]
+
+
+def split_validation(
+    samples: Sequence[Sample], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Split annotated samples into (fit, validation); validation is empty for fraction 0."""
+    annotated = [s for s in samples if s.labels is not None]
+    n_val = int(round(fraction * len(annotated)))
+    if fraction > 0 and len(annotated) > 1:
+        n_val = min(max(1, n_val), len(annotated) - 1)
+    else:
+        n_val = 0
+    order = np.random.default_rng(seed).permutation(len(annotated))
+    val = [annotated[i] for i in order[:n_val]]
+    fit = [annotated[i] for i in order[n_val:]]
+    return fit, val
+
+
+def _score(model: ThresholdModel, params: ThresholdParams, samples: Sequence[Sample]) -> float:
+    from ..images import prepare_grey
+    from ..models.threshold import segment
+
+    preds = [segment(prepare_grey(s.image), params)[0] for s in samples]
+    return score_images([s.labels for s in samples], preds).ap50
+
+
+def search_parameters(
+    model: ThresholdModel, samples: Sequence[Sample], space: ThresholdFitParams
+) -> Generator[Progress, None, FitResult]:
+    """Evaluate candidate parameter sets; keep the best in ``model.params``.
+
+    Yields one Progress per candidate with ``loss = 1 - AP50`` of that candidate and the best
+    AP50 so far in ``metrics``. Closing the generator early keeps the best found so far.
+    """
+    fit, val = split_validation(samples, space.validation_fraction, space.seed)
+    if not fit:
+        raise ValueError(
+            "Fitting the threshold model needs at least one annotated image; commit corrections first."
+        )
+    diameter = annotated_diameter(fit)
+    candidates = candidate_params(model.params, diameter, space)
+    best_ap, history = -1.0, []
+    default_ap = None
+    for step, params in enumerate(candidates, start=1):
+        ap = _score(model, params, fit)
+        default_ap = ap if default_ap is None else default_ap
+        if ap > best_ap:
+            best_ap, model.params = ap, params
+            logger.info("candidate %d: AP50 %.3f (best) %s", step, ap, params)
+        progress = Progress(
+            step,
+            len(candidates),
+            f"AP50 {ap:.3f} (best {best_ap:.3f})",
+            loss=1.0 - ap,
+            metrics={"ap50": ap, "best_ap50": best_ap},
+        )
+        history.append(progress)
+        yield progress
+    metrics = {"ap50": best_ap, "initial_ap50": float(default_ap)}
+    if val:
+        metrics["val_ap50"] = _score(model, model.params, val)
+        metrics["val_initial_ap50"] = _score(model, candidates[0], val)
+    return FitResult(
+        params=params_to_dict(model.params),
+        metrics=metrics,
+        data_used=tuple(s.name for s in fit),
+        history=tuple(history),
+    )
