@@ -146,6 +146,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Open napari with the plugin and the sample and run the labelling loop."""
+    import os
+
+    headless = args.headless or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    from ._widgets.demo import main as demo_main
+
+    summary = demo_main(Path(args.out), headless=headless)
+    print(json.dumps(summary, indent=2))  # noqa: T201
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cellist``."""
     from .models import available_models
@@ -212,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ignore objects within this many pixels of the border.",
     )
     evaluate.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="napari with the plugin and the nuclei sample; headless: run the whole loop and save outputs + screenshots.")
+    demo.add_argument("--out", default="cellist-demo", help="Output folder (project store, results, screenshots).")
+    demo.add_argument("--headless", action="store_true", help="Do not keep a window open: run the loop and save (also when there is no display).")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -202,7 +202,7 @@ def set_layers(viewer: Any, tuples: Sequence[LayerTuple]) -> list[Any]:
     layers = []
     for data, kwargs, layer_type in tuples:
         name = kwargs["name"]
-        if name in viewer.layers and viewer.layers[name]._type_string == layer_type:
+        if name in viewer.layers and type(viewer.layers[name]).__name__.lower() == layer_type:
             layer = viewer.layers[name]
             _update_layer(layer, data, kwargs, layer_type)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,22 +39,6 @@ class ImageState:
     model_version: int | None = None
 
 
-def _ensure_folder(location: str | Path) -> None:
-    """Create the folder a project location needs (not for database URLs)."""
-    if "://" in str(location):
-        return
-    path = Path(location)
-    folder = path.parent if path.suffix in (".sqlite", ".sqlite3", ".db") else path
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        from .store import StoreError
-
-        raise StoreError(
-            f"Cannot create the project folder {folder} ({err.strerror}); choose a folder you can write to."
-        ) from err
-
-
 class LabellingSession:
     """State shared by the dock widgets of one viewer.
 
@@ -71,6 +55,8 @@ class LabellingSession:
         self.tolerance = tolerance
         self._store: Any = None
         self._images: dict[str, ImageState] = {}
+        #: called with (model name, version id) when a model version is added
+        self.version_listeners: list[Callable[[str, int], None]] = []
 
     # -- store ---------------------------------------------------------------------------------
     @property
@@ -79,7 +65,6 @@ class LabellingSession:
         if self._store is None:
             from .store import ProjectStore
 
-            _ensure_folder(self.project)
             self._store = ProjectStore(self.project)
         return self._store
 
@@ -158,6 +143,20 @@ class LabellingSession:
 
         found = self.store.find_image(content_hash=ProjectStore.hash_image(image))
         return None if found is None else self.store.load_annotations(found.id)
+
+    def add_model_version(self, name: str, result: Any, checkpoint: Path, parent_id: int | None) -> Any:
+        """Record a fitted model in the store and tell the listeners (e.g. the Base model widget)."""
+        record = self.store.add_model_version(
+            name,
+            dict(result.params),
+            parent_id=parent_id,
+            data_used=list(result.data_used),
+            metrics=dict(result.metrics),
+            checkpoint_path=str(checkpoint),
+        )
+        for listener in list(self.version_listeners):
+            listener(name, record.id)
+        return record
 
     def training_samples(self) -> list[Sample]:
         """Every committed image with its label map."""

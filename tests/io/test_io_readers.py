@@ -125,9 +125,9 @@ def test_missing_file(tmp_path):
 
 
 def test_large_uncompressed_tiff_is_memory_mapped(tmp_path, monkeypatch):
-    from napari_cellist.io import readers
+    from napari_cellist.io import _formats
 
-    monkeypatch.setattr(readers, "MEMMAP_BYTES", 1000)
+    monkeypatch.setattr(_formats, "MEMMAP_BYTES", 1000)
     path = tmp_path / "big.tif"
     tifffile.imwrite(path, np.arange(2 * 40 * 50, dtype=np.uint16).reshape(2, 40, 50))
     image = read_image(path)

@@ -139,3 +139,12 @@ def test_store_locked_while_being_created_raises_store_error(tmp_path):
         other.execute("ROLLBACK")
         other.close()
     ProjectStore(path).close()  # usable once the lock is gone
+
+
+def test_store_can_be_used_from_a_worker_thread(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ProjectStore(tmp_path) as store:
+        with ThreadPoolExecutor(2) as pool:
+            records = list(pool.map(store.add_image, [np.ones((4, 4)), np.zeros((4, 4))]))
+        assert sorted(r.id for r in store.images()) == sorted(r.id for r in records)

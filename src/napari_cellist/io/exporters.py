@@ -24,17 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .. import __version__
-from ..geometry import polygons_from_labels
-from ..types import DEFAULT_CLASS, ObjectMeta
+from ..types import DEFAULT_CLASS
+from ._shapes import (
+    Objects,
+    boxes_xywh,
+    coco_polygons,
+    coco_rles,
+    corner_xy,
+    label_map_2d,
+    object_ids,
+    object_meta,
+    outline_polygons,
+)
 from .readers import as_label_map
 from .writers import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-Objects = Mapping[int, ObjectMeta] | None
 CocoItem = tuple[str, np.ndarray, Objects]
 #: Polygon simplification (pixels) of exports: drops the staircase vertices of pixel outlines
 #: but keeps the shape (rasterised back, IoU >= 0.99 per object on the DSB2018 nuclei).
@@ -68,8 +76,10 @@ def export_coco(
     Path
         The file written. ``bbox`` is ``[x, y, width, height]`` and ``area`` the pixel count.
     """
-    labelled = [(name, _label_map_2d(labels), objects) for name, labels, objects in items]
-    classes = sorted({_meta(o, i).class_name for _, lab, o in labelled for i in _ids(lab)})
+    labelled = [(name, label_map_2d(labels), objects) for name, labels, objects in items]
+    classes = sorted(
+        {object_meta(o, i).class_name for _, lab, o in labelled for i in object_ids(lab)}
+    )
     category_ids = {name: k for k, name in enumerate(classes or [DEFAULT_CLASS], start=1)}
     images, annotations = [], []
     for image_id, (name, labels, objects) in enumerate(labelled, start=1):
@@ -81,9 +91,9 @@ def export_coco(
                 "width": int(labels.shape[1]),
             }
         )
-        segmentations = _rles(labels) if use_rle else _coco_polygons(labels, tolerance)
-        for label_id, box in _boxes(labels).items():
-            meta = _meta(objects, label_id)
+        segmentations = coco_rles(labels) if use_rle else coco_polygons(labels, tolerance)
+        for label_id, box in boxes_xywh(labels).items():
+            meta = object_meta(objects, label_id)
             annotations.append(
                 {
                     "id": len(annotations) + 1,
@@ -128,9 +138,9 @@ def export_geojson(
     ``objectType`` / ``classification``).
     """
     features = []
-    for label_id, poly in _polygons(_label_map_2d(labels), tolerance).items():
-        meta = _meta(objects, label_id)
-        ring = _corner_xy(np.vstack([poly, poly[:1]])).tolist()
+    for label_id, poly in outline_polygons(label_map_2d(labels), tolerance).items():
+        meta = object_meta(objects, label_id)
+        ring = corner_xy(np.vstack([poly, poly[:1]])).tolist()
         features.append(
             {
                 "type": "Feature",
@@ -163,8 +173,8 @@ def export_polygons_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "class", "vertex_index", "y", "x"])
-    for label_id, poly in _polygons(_label_map_2d(labels), tolerance).items():
-        class_name = _meta(objects, label_id).class_name
+    for label_id, poly in outline_polygons(label_map_2d(labels), tolerance).items():
+        class_name = object_meta(objects, label_id).class_name
         for index, (row, col) in enumerate(poly):
             writer.writerow([label_id, class_name, index, f"{row:.6g}", f"{col:.6g}"])
     return atomic_write_text(path, buffer.getvalue())
@@ -179,11 +189,11 @@ def export_imagej_rois(
     """
     import roifile
 
-    polygons = _polygons(_label_map_2d(labels), tolerance)
+    polygons = outline_polygons(label_map_2d(labels), tolerance)
     width = max(4, len(str(max(polygons, default=0))))
     rois = []
     for label_id, poly in polygons.items():
-        roi = roifile.ImagejRoi.frompoints(_corner_xy(poly), name=f"{label_id:0{width}d}")
+        roi = roifile.ImagejRoi.frompoints(corner_xy(poly), name=f"{label_id:0{width}d}")
         roi.roitype = roifile.ROI_TYPE.POLYGON
         rois.append(roi)
     if not rois:
@@ -213,7 +223,7 @@ def count_row(
     ids = ids[ids > 0]
     row: dict[str, Any] = {"image": image_name, "count": int(len(ids))}
     for label_id in ids:
-        key = f"count_{_meta(objects, int(label_id)).class_name}"
+        key = f"count_{object_meta(objects, int(label_id)).class_name}"
         row[key] = row.get(key, 0) + 1
     mean_area = float(counts[ids].mean()) if len(ids) else 0.0
     row["mean_area"] = round(mean_area, 3)
@@ -266,86 +276,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _label_map_2d(labels: np.ndarray) -> np.ndarray:
-    labels = as_label_map(np.squeeze(np.asarray(labels)) if np.ndim(labels) > 2 else labels)
-    if labels.ndim != 2:
-        raise ValueError(
-            f"This export needs a 2D (Y, X) label map, got shape {labels.shape}; export a 3D "
-            "label map plane by plane."
-        )
-    return labels
-
-
-def _ids(labels: np.ndarray) -> list[int]:
-    return [i for i, s in enumerate(ndi.find_objects(labels), start=1) if s is not None]
-
-
-def _meta(objects: Objects, label_id: int) -> ObjectMeta:
-    meta = objects.get(int(label_id)) if objects else None
-    return meta if meta is not None else ObjectMeta(int(label_id))
-
-
-def _boxes(labels: np.ndarray) -> dict[int, tuple[int, int, int, int, int]]:
-    """``{id: (x, y, width, height, area)}``."""
-    areas = np.bincount(labels.ravel())
-    boxes = {}
-    for label_id, slices in enumerate(ndi.find_objects(labels), start=1):
-        if slices is None:
-            continue
-        rows, cols = slices
-        boxes[label_id] = (
-            cols.start,
-            rows.start,
-            cols.stop - cols.start,
-            rows.stop - rows.start,
-            int(areas[label_id]),
-        )
-    return boxes
-
-
-def _polygons(labels: np.ndarray, tolerance: float) -> dict[int, np.ndarray]:
-    """``(row, col)`` polygon per object; objects too small for an outline get their box."""
-    polygons = polygons_from_labels(labels, tolerance)
-    for label_id, (x, y, w, h, _) in _boxes(labels).items():
-        if label_id not in polygons:
-            r0, c0, r1, c1 = y - 0.5, x - 0.5, y + h - 0.5, x + w - 0.5
-            polygons[label_id] = np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
-    return dict(sorted(polygons.items()))
-
-
-def _corner_xy(poly: np.ndarray) -> np.ndarray:
-    """``(row, col)`` with centre-at-integer pixels -> ``(x, y)`` with corner-at-integer."""
-    return np.asarray(poly, float)[:, ::-1] + 0.5
-
-
-def _coco_polygons(labels: np.ndarray, tolerance: float) -> dict[int, list[list[float]]]:
-    return {
-        k: [np.round(_corner_xy(p), 2).ravel().tolist()]
-        for k, p in _polygons(labels, tolerance).items()
-    }
-
-
-def _rles(labels: np.ndarray) -> dict[int, dict[str, Any]]:
-    """Compressed COCO RLE per object, from one sort of the column-major pixel order."""
-    from pycocotools import mask as mask_utils
-
-    height, width = labels.shape
-    flat = labels.ravel(order="F")
-    if not flat.any():
-        return {}
-    order = np.argsort(flat, kind="stable")
-    sorted_ids = flat[order]
-    starts = np.searchsorted(sorted_ids, np.arange(sorted_ids[-1] + 2))
-    rles = {}
-    for label_id in _ids(labels):
-        pixels = order[starts[label_id] : starts[label_id + 1]]
-        breaks = np.flatnonzero(np.diff(pixels) != 1) + 1
-        run_starts = pixels[np.r_[0, breaks]]
-        run_ends = pixels[np.r_[breaks - 1, len(pixels) - 1]] + 1
-        bounds = np.column_stack([run_starts, run_ends]).ravel()
-        counts = np.diff(np.r_[0, bounds, height * width]).tolist()
-        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-        rles[label_id] = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
-    return rles

@@ -18,19 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
-from ._metadata import pixel_sizes, read_points_csv
+from ._formats import (
+    IMAGE_EXTENSIONS,
+    SPATIAL_AXES,
+    ImageReadError,
+    check_extension,
+    find_mask,
+    is_image_file,
+    normalise_axes,
+    read_pixels,
+    read_points_csv,
+    stem,
+)
 
 logger = logging.getLogger(__name__)
 
-TIFF_EXTENSIONS = (".tif", ".tiff")
-IMAGE_EXTENSIONS = (*TIFF_EXTENSIONS, ".png", ".jpg", ".jpeg")
-#: Uncompressed TIFFs above this size are memory-mapped instead of loaded.
-MEMMAP_BYTES = 256 * 2**20
-SPATIAL_AXES = "ZYX"
-
-
-class ImageReadError(ValueError):
-    """A file cannot be read as an image; the message names the file and the reason."""
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "AnnotatedPair",
+    "ImageData",
+    "ImageReadError",
+    "as_label_map",
+    "is_annotated_folder",
+    "list_images",
+    "read_annotated_folder",
+    "read_image",
+    "read_mask",
+]
 
 
 @dataclass(frozen=True)
@@ -127,20 +141,11 @@ def read_image(path: str | os.PathLike) -> ImageData:
         Missing, empty, unsupported, corrupt or truncated file.
     """
     path = Path(path)
-    _check_file(path)
-    try:
-        if path.suffix.lower() in TIFF_EXTENSIONS:
-            data, axes, scale, unit = _read_tiff(path)
-        else:
-            data, axes, scale, unit = _read_plain(path)
-    except ImageReadError:
-        raise
-    except Exception as err:  # tifffile / imageio / codecs raise many types
-        raise ImageReadError(
-            f"Cannot read '{path}': the file is corrupt, truncated or not a "
-            f"{path.suffix.lstrip('.').upper()} image ({type(err).__name__}: {err})."
-        ) from err
-    return _make_image_data(path, data, axes, scale, unit)
+    data, axes, sizes, unit = read_pixels(path)
+    data, axes, rgb, channel_axis = normalise_axes(data, axes)
+    scale = tuple(float(sizes.get(a, 1.0)) for a in axes if a in SPATIAL_AXES)
+    unit = unit if any(a in sizes for a in axes if a in SPATIAL_AXES) else "pixel"
+    return ImageData(data, stem(path), path, scale, axes, rgb, channel_axis, unit)
 
 
 def is_annotated_folder(path: str | os.PathLike) -> bool:
@@ -150,7 +155,7 @@ def is_annotated_folder(path: str | os.PathLike) -> bool:
     optional.
     """
     images = Path(path) / "images"
-    return images.is_dir() and any(_is_image_file(p) for p in images.iterdir())
+    return images.is_dir() and any(is_image_file(p) for p in images.iterdir())
 
 
 def list_images(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
@@ -178,9 +183,9 @@ def list_images(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     for item in map(Path, paths):
         if item.is_dir():
             folder = item / "images" if is_annotated_folder(item) else item
-            found.extend(sorted(p for p in folder.iterdir() if _is_image_file(p)))
+            found.extend(sorted(p for p in folder.iterdir() if is_image_file(p)))
         else:
-            _check_extension(item)
+            check_extension(item)
             if not item.exists():
                 raise ImageReadError(f"'{item}' does not exist.")
             found.append(item)
@@ -213,7 +218,7 @@ def read_annotated_folder(folder: str | os.PathLike) -> list[AnnotatedPair]:
     pairs = []
     for image_path in list_images([folder]):
         image = read_image(image_path)
-        mask_path = _find_mask(folder / "masks", image_path)
+        mask_path = find_mask(folder / "masks", image_path)
         mask = None if mask_path is None else read_mask(mask_path, image.spatial_shape)
         points_path = folder / "points" / f"{image.name}.csv"
         points = read_points_csv(points_path) if points_path.is_file() else None
@@ -282,107 +287,3 @@ def as_label_map(array: np.ndarray) -> np.ndarray:
     if high > np.iinfo(np.int32).max:
         raise ValueError(f"label ids must fit in int32, found {high}; relabel sequentially.")
     return array.astype(np.int32, copy=False)
-
-
-def _check_file(path: Path) -> None:
-    _check_extension(path)
-    if not path.is_file():
-        raise ImageReadError(f"'{path}' does not exist or is not a file.")
-    if path.stat().st_size == 0:
-        raise ImageReadError(f"'{path}' is empty (0 bytes).")
-
-
-def _check_extension(path: Path) -> None:
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ImageReadError(
-            f"Cannot read '{path}': unsupported file type '{path.suffix}'. Supported: "
-            f"{', '.join(IMAGE_EXTENSIONS)} (convert other formats to OME-TIFF, e.g. with Fiji)."
-        )
-
-
-def _is_image_file(path: Path) -> bool:
-    return (
-        path.is_file()
-        and not path.name.startswith(".")
-        and (path.suffix.lower() in IMAGE_EXTENSIONS)
-    )
-
-
-def _find_mask(masks: Path, image_path: Path) -> Path | None:
-    if not masks.is_dir():
-        return None
-    same = masks / image_path.name
-    if same.is_file():
-        return same
-    stem = _stem(image_path)
-    candidates = [p for p in sorted(masks.iterdir()) if _is_image_file(p) and _stem(p) == stem]
-    return candidates[0] if candidates else None
-
-
-def _stem(path: Path) -> str:
-    name = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return name[:-4] if name.lower().endswith(".ome") else name
-
-
-def _read_tiff(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        _check_not_truncated(path, series)
-        axes = series.axes
-        sizes, unit = pixel_sizes(tif)
-        big = series.nbytes > MEMMAP_BYTES and series.dataoffset is not None
-        if big:
-            logger.info("Memory-mapping %s (%.1f GiB)", path, series.nbytes / 2**30)
-        data = tifffile.memmap(path, series=0, mode="r") if big else series.asarray()
-    return data.reshape(series.shape), axes, sizes, unit
-
-
-def _check_not_truncated(path: Path, series) -> None:
-    size = path.stat().st_size
-    for page in series.pages:
-        if page is None:
-            continue
-        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
-        if ends and max(ends) > size:
-            raise ImageReadError(
-                f"'{path}' is truncated: its pixel data needs {max(ends)} bytes but the file has "
-                f"{size} (an interrupted copy or download?)."
-            )
-
-
-def _read_plain(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
-    import imageio.v3 as iio
-
-    data = np.asarray(iio.imread(path, plugin="pillow"))
-    if data.ndim == 3 and data.shape[-1] == 2:  # grey + alpha
-        data = data[..., 0]
-    if data.ndim == 2:
-        axes = "YX"
-    elif data.ndim == 3:
-        axes = "YXS" if data.shape[-1] in (3, 4) else "QYX"  # colour, or frames of grey
-    else:
-        axes = "QYXS"[-data.ndim :]
-    return data, axes, {}, "pixel"
-
-
-def _make_image_data(
-    path: Path, data: np.ndarray, axes: str, sizes: dict[str, float], unit: str
-) -> ImageData:
-    if data.size == 0:
-        raise ImageReadError(f"'{path}' holds an image without pixels (shape {data.shape}).")
-    keep = [i for i, n in enumerate(data.shape) if n > 1 or axes[i] in "YX"]
-    data = data.reshape(tuple(data.shape[i] for i in keep))
-    axes = "".join(axes[i] for i in keep)
-    unknown = [a for a in axes if a in "QI"]
-    if len(unknown) == 1 and "Z" not in axes and len(axes) == 3:
-        axes = axes.replace(unknown[0], "Z")  # a plain multi-page TIFF: treat pages as planes
-    rgb = axes.endswith("S") and data.shape[-1] in (3, 4)
-    channel_axis = axes.index("C") if "C" in axes else None
-    if axes.endswith("S") and not rgb and channel_axis is None:
-        axes = axes[:-1] + "C"
-        channel_axis = len(axes) - 1
-    scale = tuple(float(sizes.get(a, 1.0)) for a in axes if a in SPATIAL_AXES)
-    unit = unit if any(a in sizes for a in axes if a in SPATIAL_AXES) else "pixel"
-    return ImageData(data, _stem(path), path, scale, axes, rgb, channel_axis, unit)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,8 @@ from .migrations import prepare_schema
 from .schema import Project
 
 logger = logging.getLogger(__name__)
+
+_S = TypeVar("_S", bound="StoreBase")
 
 
 class StoreBase:
@@ -92,7 +95,7 @@ class StoreBase:
             self._closed = True
             logger.debug("closed project store %s", self._where)
 
-    def __enter__(self):
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc_info) -> None:

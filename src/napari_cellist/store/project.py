@@ -110,13 +110,10 @@ class ProjectStore(ImageStore):
         """
         record = self.image(image_id)
         labels = ann.check_labels(labels, record.shape)
-        if previous is not None and np.shape(previous) != labels.shape:
-            raise ValueError(
-                f"The previous label map has shape {np.shape(previous)}, the committed one "
-                f"{labels.shape}; pass the prediction made for this image."
-            )
+        if previous is not None:
+            previous = self._check_previous(previous, labels.shape)
         rows = ann.object_rows(labels, objects, polygons)  # outlines and RLE outside the lock
-        corrections = None if previous is None else ann.diff(np.asarray(previous), labels)
+        corrections = None if previous is None else ann.diff(previous, labels)
         with self._write() as session:
             self._image_row(session, image_id)
             self._check_model_versions(session, rows)
@@ -236,6 +233,15 @@ class ProjectStore(ImageStore):
             select(Annotation).where(Annotation.commit_id == commit.id).order_by(Annotation.id)
         )
         return ann.labels_from_rows(commit.shape, rows)
+
+    @staticmethod
+    def _check_previous(previous: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            return ann.check_labels(previous, shape)
+        except ValueError as error:
+            raise ValueError(
+                f"The previous label map (the prediction made for this image) does not fit: {error}"
+            ) from error
 
     def _last_commit_id(self, session: Session, image_id: int) -> int | None:
         return session.scalar(

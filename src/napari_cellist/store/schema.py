@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Version of the tables below; stored as ``meta.schema_version``.
@@ -30,6 +31,8 @@ SCHEMA_VERSION = 2
 CORRECTION_KINDS = ("added", "deleted", "modified", "merged", "split")
 ACCEPTED = "accepted"
 SUPERSEDED = "superseded"
+# MySQL's plain BLOB holds 64 KiB only
+_BLOB = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -72,7 +75,7 @@ class Image(Base):
     dtype: Mapped[str] = mapped_column(String(32))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # zlib-compressed np.save bytes; deferred so that listing images never loads pixels
-    pixels: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    pixels: Mapped[bytes | None] = mapped_column(_BLOB, nullable=True, deferred=True)
 
 
 class Commit(Base):

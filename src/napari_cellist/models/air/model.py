@@ -13,7 +13,10 @@ Presence is the Concrete relaxation of a Bernoulli sampled in logit space (Maddi
 so its density and the KL to the prior stay finite in float32; the temperature and the prior
 presence probability are annealed by the training loop. Annotations are extra observations of
 the latents (``ann_pres``, ``ann_where``, ``ann_mask``), so corrections make the model
-semi-supervised without a separate loss. The model never calls ``pyro.param``/``pyro.module``:
+semi-supervised without a separate loss. As in Pyro's semi-supervised VAE (Kingma et al. 2014),
+presence and position annotations observe the *encoder's* outputs (an auxiliary classifier /
+regressor term, weighted up), and masks observe the alpha rendered from the sampled latents.
+The model never calls ``pyro.param``/``pyro.module``:
 all weights live in this ``nn.Module`` and are optimised with ``Trace_ELBO.differentiable_loss``,
 so two AIR models never share parameters through Pyro's global parameter store.
 """
@@ -41,7 +44,10 @@ from .modules import (
     where_to_box,
 )
 
-WHERE_OBS_SIGMA = 0.05  # how exactly annotated boxes pin z_where (in tanh units)
+WHERE_OBS_SIGMA = 0.1  # how exactly annotated boxes pin z_where (in tanh units)
+# An annotated presence speaks for a whole cell, a mask pixel for one pixel: without this extra
+# weight the image likelihood (one term per pixel) drowns the presence labels.
+PRES_WEIGHT = 10.0
 
 
 class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):
@@ -146,6 +152,14 @@ class AirNet(nn.Module):
         return composite(presence, alpha_w, app_w, background, grid, self.geom), alpha_w
 
     # -- Pyro programs ----------------------------------------------------------------------
+    def _codes_for(self, batch: Batch) -> CellCodes:
+        """Encoder outputs for ``batch``: those of the guide's pass over it (the ELBO runs the
+        guide first), else a fresh pass."""
+        cache = getattr(self, "_cache", None)
+        if cache is not None and cache[0] is batch:
+            return cache[1]
+        return self.encode(batch.image, batch.background)
+
     def _plates(self, batch: Batch) -> tuple[pyro.plate, pyro.plate, int, int]:
         hc, wc = self.grid_shape(batch.image)
         b, n = batch.image.shape[0], hc * wc * self.geom.slots
@@ -171,23 +185,28 @@ class AirNet(nn.Module):
                 obs=batch.image.unsqueeze(1),
             )
         if batch.pres_target is not None:
-            self._observe_annotations(batch, (images, cells), z_pres, z_where, alpha_w, anneal)
+            codes = self._codes_for(batch)
+            self._observe_annotations(batch, (images, cells), codes, alpha_w, anneal)
         return recon
 
     def _observe_annotations(
-        self, batch: Batch, plates: tuple[pyro.plate, pyro.plate], z_pres: torch.Tensor,
-        z_where: torch.Tensor, alpha_w: torch.Tensor, anneal: Anneal,
+        self, batch: Batch, plates: tuple[pyro.plate, pyro.plate], codes: CellCodes,
+        alpha_w: torch.Tensor, anneal: Anneal,
     ) -> None:
         images, cells = plates
+        b, n = alpha_w.shape[:2]
         scale = anneal.annotation_scale * batch.weight[:, None]
         with images, cells, pyro.poutine.scale(scale=scale):
-            pyro.sample(
-                "ann_pres", dist.Bernoulli(logits=z_pres).mask(batch.pres_known),
-                obs=batch.pres_target,
-            )
+            with pyro.poutine.scale(scale=PRES_WEIGHT):
+                pyro.sample(
+                    "ann_pres",
+                    dist.Bernoulli(logits=codes.pres_logit.reshape(b, n)).mask(batch.pres_known),
+                    obs=batch.pres_target,
+                )
             pyro.sample(
                 "ann_where",
-                dist.Normal(torch.tanh(z_where), WHERE_OBS_SIGMA).mask(batch.where_known).to_event(1),
+                dist.Normal(torch.tanh(codes.where_loc.reshape(b, n, 4)), WHERE_OBS_SIGMA)
+                .mask(batch.where_known).to_event(1),
                 obs=batch.where_target,
             )
             probs = alpha_w.clamp(1e-4, 1.0 - 1e-4)
@@ -200,6 +219,7 @@ class AirNet(nn.Module):
         """Amortised posterior q(z | x): one encoder pass, then glimpses for ``z_what``."""
         images, cells, b, n = self._plates(batch)
         codes = self.encode(batch.image, batch.background)
+        self._cache = (batch, codes)
         with images, cells:
             pyro.sample(
                 "z_pres",

@@ -121,6 +121,20 @@ class Decoder(nn.Module):
             nn.Linear(z_what, hidden), nn.ReLU(),
             nn.Linear(hidden, 2 * glimpse * glimpse),
         )
+        self._init_blob()
+
+    @torch.no_grad()
+    def _init_blob(self) -> None:
+        """Start from a bright round object filling the box (less its margin), so that present
+        objects explain nuclei from the first steps and presence is not learned away."""
+        last = self.net[-1]
+        last.weight.mul_(0.1)
+        g = self.glimpse
+        coords = (torch.arange(g, dtype=torch.float32) + 0.5) / g * 2.0 - 1.0
+        radius = torch.sqrt(coords[:, None] ** 2 + coords[None, :] ** 2)
+        alpha_logit = 8.0 * (1.0 / BOX_MARGIN - radius)
+        appearance_logit = torch.full((g, g), math.log(0.8 / 0.7))  # 1.5 * sigmoid = 0.8
+        last.bias.copy_(torch.cat([appearance_logit.reshape(-1), alpha_logit.reshape(-1)]))
 
     def forward(self, z_what: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(z_what).view(-1, 2, self.glimpse, self.glimpse)

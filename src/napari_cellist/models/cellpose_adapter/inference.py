@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -120,7 +121,13 @@ def run_eval(network: Any, x: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.nd
     """Run ``network.eval``; returns int32 masks of the spatial shape and the cell probability."""
     if kwargs["do_3D"] and min(x.shape[:3]) < 2:
         raise ValueError(f"3D mode needs at least 2 planes and pixels on each axis, got {x.shape[:3]}.")
-    masks, flows, _ = network.eval(x, **kwargs)
+    dense = network.net
+    if getattr(dense, "mkldnn", False):  # Cellpose turns the net it runs into MKL-DNN modules in
+        network.net = copy.deepcopy(dense)  # place, which can then be neither trained nor saved
+    try:
+        masks, flows, _ = network.eval(x, **kwargs)
+    finally:
+        network.net = dense
     masks = np.asarray(masks).astype(np.int32).reshape(x.shape[:-1])
     if x.ndim == 4 and not kwargs["do_3D"] and not kwargs["stitch_threshold"]:
         masks = unique_plane_ids(masks)

@@ -162,30 +162,42 @@ def train_epochs(
     rates = learning_rates(tp.n_epochs, tp.learning_rate)
     per_epoch = tp.images_per_epoch or max(len(train), tp.batch_size)
     val_batch = _validation_batch(val, tp)
+    mkldnn, net.mkldnn = net.mkldnn, False  # dense while training; inference converts a copy
     losses: list[float] = []
-    for epoch in range(tp.n_epochs):
-        np.random.seed(tp.seed + epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = float(rates[epoch])
-        order = np.random.permutation(np.resize(np.random.permutation(len(train)), per_epoch))
-        net.train()
-        total = 0.0
-        for start in range(0, per_epoch, tp.batch_size):
-            indices = order[start : start + tp.batch_size]
-            x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range)
-            loss = seg_loss(lbl, net(torch.from_numpy(x))[0])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.item()) * len(indices)
-        losses.append(total / per_epoch)
-        metrics = {"learning_rate": float(rates[epoch])}
-        if val_batch is not None:
-            metrics["val_loss"] = _batch_loss(net, *val_batch)
-        logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
-        yield Progress(epoch + 1, tp.n_epochs, f"epoch {epoch + 1}/{tp.n_epochs}", loss=losses[-1], metrics=metrics)
-    net.eval()
+    try:
+        for epoch in range(tp.n_epochs):
+            losses.append(_train_one_epoch(net, optimizer, train, tp, epoch, float(rates[epoch]), per_epoch))
+            metrics = {"learning_rate": float(rates[epoch])}
+            if val_batch is not None:
+                metrics["val_loss"] = _batch_loss(net, *val_batch)
+            logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
+            yield Progress(epoch + 1, tp.n_epochs, f"epoch {epoch + 1}/{tp.n_epochs}", loss=losses[-1], metrics=metrics)
+    finally:  # also when the generator is closed (Stop): leave the network ready to predict
+        net.mkldnn = mkldnn
+        net.eval()
     return losses
+
+
+def _train_one_epoch(
+    net: object, optimizer: object, train: Planes, tp: CellposeTrainParams, epoch: int, rate: float, per_epoch: int
+) -> float:
+    import torch
+
+    np.random.seed(tp.seed + epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    order = np.random.permutation(np.resize(np.random.permutation(len(train)), per_epoch))
+    net.train()
+    total = 0.0
+    for start in range(0, per_epoch, tp.batch_size):
+        indices = order[start : start + tp.batch_size]
+        x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range)
+        loss = seg_loss(lbl, net(torch.from_numpy(x))[0])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.item()) * len(indices)
+    return total / per_epoch
 
 
 def _validation_batch(val: Planes | None, tp: CellposeTrainParams) -> tuple[np.ndarray, np.ndarray] | None:

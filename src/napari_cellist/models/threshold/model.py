@@ -25,6 +25,7 @@ class ThresholdModel(TrainableSegmenter):
     kind = "base"
     Params = ThresholdParams
     TrainParams = ThresholdFitParams
+    checkpoint_suffix = ".json"
 
     def predict_iter(
         self, image: np.ndarray, params: ThresholdParams | None = None

@@ -1,11 +1,10 @@
-"""Pixel sizes from TIFF metadata (OME, ImageJ, resolution tags) and points CSV parsing."""
+"""Pixel sizes from TIFF metadata: OME ``PhysicalSize*``, ImageJ ``unit`` / ``spacing`` and
+the ``XResolution`` / ``YResolution`` / ``ResolutionUnit`` tags, converted to µm."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 
@@ -120,48 +119,3 @@ def _resolution_sizes(page) -> dict[str, float]:
     if not res or not all(r and r > 0 for r in res) or tuple(res) == (1.0, 1.0):
         return {}
     return {"X": 1.0 / float(res[0]), "Y": 1.0 / float(res[1])}
-
-
-def read_points_csv(path: str | Path) -> np.ndarray:
-    """Read object centres from a CSV file.
-
-    Parameters
-    ----------
-    path : str or Path
-        CSV with a header naming ``y,x`` or ``z,y,x`` columns (any order, other columns
-        ignored), napari's ``axis-0,axis-1[,axis-2]`` columns, or no header (all columns are
-        coordinates in ``(row, col)`` / ``(plane, row, col)`` order).
-
-    Returns
-    -------
-    np.ndarray
-        float ``(N, ndim)`` coordinates ``(row, col)`` or ``(plane, row, col)`` in pixels.
-    """
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [r for r in csv.reader(file) if r and any(c.strip() for c in r)]
-    if not rows:
-        return np.zeros((0, 2))
-    header = [c.strip().lower() for c in rows[0]]
-    columns = _coordinate_columns(header)
-    body = rows[1:] if columns is not None else rows
-    if columns is None:
-        columns = list(range(len(header)))
-    try:
-        points = np.array([[float(r[i]) for i in columns] for r in body], float)
-    except (ValueError, IndexError) as err:
-        raise ValueError(f"'{path}' is not a points CSV with columns y,x[,z]: {err}") from err
-    return points.reshape(len(body), len(columns))
-
-
-def _coordinate_columns(header: list[str]) -> list[int] | None:
-    if {"y", "x"} <= set(header):
-        names = ["z", "y", "x"] if "z" in header else ["y", "x"]
-        return [header.index(n) for n in names]
-    napari = sorted((h for h in header if h.startswith("axis-")), key=lambda h: int(h[5:]))
-    if len(napari) >= 2:
-        return [header.index(h) for h in napari]
-    try:
-        [float(h) for h in header]
-    except ValueError as err:
-        raise ValueError(f"Points CSV header {header} names no y,x columns.") from err
-    return None

@@ -1,0 +1,175 @@
+"""Segment Anything benchmark: prompt latency vs the bare SamPredictor, embedding times, cache.
+
+No SAM weights can be downloaded here, so the models carry random weights: timings are those of
+the real architectures (vit_b: 1024 px input, 12 blocks, 768 channels) but the masks are
+meaningless, so no accuracy is reported. Run::
+
+    python benchmarks/bench_sam.py            # vit_b-size + tiny, writes benchmarks/results/sam.json
+
+Prompts are the centres (points) and boxes of the ground-truth nuclei of the DSB2018 image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_cellist.geometry import bounding_boxes, centres
+from napari_cellist.models.sam.architecture import TINY_CONFIG, SamConfig, write_random_checkpoint
+from napari_cellist.models.sam.embeddings import EmbeddingCache
+from napari_cellist.models.sam.imaging import to_uint8_rgb
+from napari_cellist.models.sam.interactive import PromptableSegmenter
+from napari_cellist.models.sam.prompts import box_to_xyxy, rc_to_xy
+from napari_cellist.models.sam.torchvision_compat import (
+    batched_nms,
+    compat_mode,
+    load_segment_anything,
+)
+from napari_cellist.models.sam.weights import load_sam
+
+DATA = Path("/work/shared/data")
+VIT_B = SamConfig(
+    encoder_embed_dim=768,
+    encoder_depth=12,
+    encoder_num_heads=12,
+    encoder_global_attn_indexes=(2, 5, 8, 11),
+)
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def prompt_latency(seg, image, prompts, repeats):
+    """Median ms of plugin predict vs bare SamPredictor.predict, interleaved, same prompts."""
+    bare = load_segment_anything().SamPredictor(seg.sam)
+    bare.set_image(to_uint8_rgb(image))
+    ours, theirs = [], []
+    for _ in range(repeats):
+        for kind, value in prompts:
+            seg.reset_prompts()
+            if kind == "point":
+                _, t_ours = _timed(seg.predict, [value])
+                _, t_bare = _timed(
+                    bare.predict,
+                    point_coords=rc_to_xy([value]),
+                    point_labels=np.array([1]),
+                    multimask_output=True,
+                )
+            else:
+                _, t_ours = _timed(seg.predict, box=value)
+                _, t_bare = _timed(bare.predict, box=box_to_xyxy(value), multimask_output=False)
+            ours.append(t_ours)
+            theirs.append(t_bare)
+    med_ours, med_bare = statistics.median(ours), statistics.median(theirs)
+    return {
+        "plugin_ms": 1e3 * med_ours,
+        "bare_ms": 1e3 * med_bare,
+        "overhead_pct": 100 * (med_ours / med_bare - 1),
+        "n": len(ours),
+    }
+
+
+def embedding_times(checkpoint, image, cache_dir):
+    """Cold embedding, memory-cache hit and disk-cache hit (fresh segmenter) in seconds."""
+    sam, model_id = load_sam(checkpoint)
+    seg = PromptableSegmenter(sam, model_id, EmbeddingCache(cache_dir))
+    embedding, cold = _timed(seg.set_image, image)
+    _, memory = _timed(seg.set_image, image)
+    fresh = PromptableSegmenter(sam, model_id, EmbeddingCache(cache_dir))
+    _, disk = _timed(fresh.set_image, image)
+    return seg, {
+        "tiles": len(embedding.tiles),
+        "cold_s": cold,
+        "memory_hit_s": memory,
+        "disk_hit_s": disk,
+    }
+
+
+def nms_time(n_boxes):
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 1000, (n_boxes, 2))
+    boxes = torch.tensor(
+        np.concatenate([xy, xy + rng.uniform(5, 100, (n_boxes, 2))], 1), dtype=torch.float32
+    )
+    _, seconds = _timed(batched_nms, boxes, torch.rand(n_boxes), torch.zeros(n_boxes), 0.7)
+    return 1e3 * seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the prompts")
+    parser.add_argument("--out", default="benchmarks/results/sam.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_segment_anything()
+    name = sorted((DATA / "dsb2018_stardist/images").glob("*.tif"))[0].name
+    image = tifffile.imread(DATA / "dsb2018_stardist/images" / name)
+    truth = tifffile.imread(DATA / "dsb2018_stardist/masks" / name)
+    big = tifffile.imread(sorted((DATA / "coelho2009_u2os/images").glob("*.tif"))[0])
+    ids, points = centres(truth)
+    boxes = bounding_boxes(truth)
+    prompts = [("point", tuple(p)) for p in points[:20]] + [
+        ("box", boxes[int(i)]) for i in ids[:20]
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, config in (
+            ("tiny (128 px input)", TINY_CONFIG),
+            ("vit_b-size (1024 px input)", VIT_B),
+        ):
+            ckpt = write_random_checkpoint(Path(tmp) / f"{label.split()[0]}.pth", config)
+            seg, emb = embedding_times(ckpt, image, Path(tmp) / "emb")
+            lat = prompt_latency(seg, image, prompts, args.repeats)
+            rows.append({"model": label, "image": f"dsb2018 {image.shape}", **emb, **lat})
+            if config is VIT_B:
+                _, big_emb = embedding_times(ckpt, big, Path(tmp) / "emb")
+                rows.append({"model": label, "image": f"u2os {big.shape}", **big_emb})
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, torch threads {args.threads}",
+        "torch": torch.__version__,
+        "torchvision_mode": compat_mode(),
+        "rows": rows,
+        "fallback_batched_nms_ms": {n: nms_time(n) for n in (100, 1000, 3000)},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print_table(result)
+    return 0
+
+
+def print_table(result):
+    print(
+        f"machine: {result['machine']}; torch {result['torch']}; torchvision: {result['torchvision_mode']}"
+    )
+    print(
+        "| model | image | tiles | embed cold s | memory hit s | disk hit s | plugin ms | bare ms | overhead % |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        lat = [f"{r[k]:.2f}" if k in r else "" for k in ("plugin_ms", "bare_ms", "overhead_pct")]
+        print(
+            f"| {r['model']} | {r['image']} | {r['tiles']} | {r['cold_s']:.2f} | {r['memory_hit_s']:.4f} "
+            f"| {r['disk_hit_s']:.3f} | " + " | ".join(lat) + " |"
+        )
+    print(
+        "fallback batched_nms ms:",
+        {k: round(v, 1) for k, v in result["fallback_batched_nms_ms"].items()},
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

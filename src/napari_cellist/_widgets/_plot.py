@@ -1,0 +1,47 @@
+"""A small live loss / score plot (matplotlib in Qt)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import Container
+
+
+class LivePlot(Container):
+    """Plots ``loss`` per step; updated from the GUI thread as progress arrives."""
+
+    def __init__(self, ylabel: str = "loss") -> None:
+        super().__init__(labels=False)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(3.2, 2.0), tight_layout=True)
+        self.axes = self.figure.add_subplot(111)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(150)
+        self.native.layout().addWidget(self.canvas)
+        self.ylabel = ylabel
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget all points."""
+        self.steps, self.values = [], []
+        self._draw()
+
+    def add(self, step: int, value: Any) -> None:
+        """Add one point (ignored when ``value`` is None)."""
+        if value is None:
+            return
+        self.steps.append(step)
+        self.values.append(float(value))
+        self._draw()
+
+    def _draw(self) -> None:
+        self.axes.clear()
+        self.axes.set_xlabel("step")
+        self.axes.set_ylabel(self.ylabel)
+        if self.steps:
+            self.axes.plot(self.steps, self.values, "-", color="tab:orange")
+        self.canvas.draw_idle()
