@@ -1,8 +1,9 @@
 """Conversions between masks, polygons, boxes, centres and run-length encodings.
 
-Coordinates are napari's ``(row, col)`` (``(plane, row, col)`` in 3D), in pixels. Polygon
-vertices lie on pixel *centres* convention of :func:`skimage.measure.find_contours`, so
-rasterising a polygon returned by :func:`mask_to_polygon` gives back (almost exactly) the mask.
+Coordinates are napari's ``(row, col)`` (``(plane, row, col)`` in 3D), in pixels, with integer
+coordinates at pixel centres. Outlines from :func:`mask_to_polygon` run half-way between object
+and background pixels (:func:`skimage.measure.find_contours` at level 0.5), so rasterising them
+(pixels whose centre lies inside) gives back the mask.
 """
 
 from __future__ import annotations
@@ -85,11 +86,6 @@ def rasterize_polygon(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarra
         return mask
     rr, cc = draw_polygon(vertices[:, 0], vertices[:, 1], shape)
     mask[rr, cc] = True
-    # find_contours outlines run through pixel centres at the 0.5 level: add the boundary pixels
-    rounded = np.round(vertices).astype(int)
-    inside = (rounded[:, 0] >= 0) & (rounded[:, 0] < shape[0])
-    inside &= (rounded[:, 1] >= 0) & (rounded[:, 1] < shape[1])
-    mask[rounded[inside, 0], rounded[inside, 1]] = True
     return mask
 
 

@@ -14,7 +14,8 @@ so its density and the KL to the prior stay finite in float32; the temperature a
 presence probability are annealed by the training loop. Annotations are extra observations of
 the latents (``ann_pres``, ``ann_where``, ``ann_mask``), so corrections make the model
 semi-supervised without a separate loss. As in Pyro's semi-supervised VAE (Kingma et al. 2014),
-presence and position annotations observe the *encoder's* outputs (an auxiliary classifier /
+annotated presence is *observed* (it replaces the latent in the model and is not sampled from
+the guide), and presence and position annotations also observe the *encoder's* outputs (an auxiliary classifier /
 regressor term, weighted up), and masks observe the alpha rendered from the sampled latents.
 The model never calls ``pyro.param``/``pyro.module``:
 all weights live in this ``nn.Module`` and are optimised with ``Trace_ELBO.differentiable_loss``,
@@ -169,16 +170,21 @@ class AirNet(nn.Module):
         """Generative model p(z) p(x | z) p(annotations | z); returns the reconstruction."""
         images, cells, b, n = self._plates(batch)
         prior_logit = torch.logit(torch.tensor(anneal.prior_prob))
+        unknown = None if batch.pres_known is None else ~batch.pres_known
         with images, cells:
             z_pres = pyro.sample(
                 "z_pres",
-                LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit).expand([b, n]),
+                LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
+                .expand([b, n]).mask(unknown),
             )
             z_where = pyro.sample("z_where", dist.Normal(0.0, 1.0).expand([b, n, 4]).to_event(1))
             z_what = pyro.sample(
                 "z_what", dist.Normal(0.0, 1.0).expand([b, n, self.z_what_dim]).to_event(1)
             )
-        recon, alpha_w = self.render(torch.sigmoid(z_pres), z_where, z_what, batch.background)
+        presence = torch.sigmoid(z_pres)
+        if unknown is not None:  # annotated presence is observed: it replaces the latent
+            presence = torch.where(unknown, presence, batch.pres_target)
+        recon, alpha_w = self.render(presence, z_where, z_what, batch.background)
         with images:
             pyro.sample(
                 "x", dist.Normal(recon.unsqueeze(1), self.obs_sigma).to_event(3),
@@ -220,12 +226,13 @@ class AirNet(nn.Module):
         images, cells, b, n = self._plates(batch)
         codes = self.encode(batch.image, batch.background)
         self._cache = (batch, codes)
+        unknown = None if batch.pres_known is None else ~batch.pres_known
         with images, cells:
             pyro.sample(
                 "z_pres",
                 LogitRelaxedBernoulli(
                     torch.tensor(anneal.temperature), logits=codes.pres_logit.reshape(b, n)
-                ),
+                ).mask(unknown),
             )
             z_where = pyro.sample(
                 "z_where",

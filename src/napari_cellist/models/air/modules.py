@@ -133,7 +133,7 @@ class Decoder(nn.Module):
         coords = (torch.arange(g, dtype=torch.float32) + 0.5) / g * 2.0 - 1.0
         radius = torch.sqrt(coords[:, None] ** 2 + coords[None, :] ** 2)
         alpha_logit = 8.0 * (1.0 / BOX_MARGIN - radius)
-        appearance_logit = torch.full((g, g), math.log(0.8 / 0.7))  # 1.5 * sigmoid = 0.8
+        appearance_logit = torch.full((g, g), math.log(0.5 / 1.0))  # 1.5 * sigmoid = 0.5
         last.bias.copy_(torch.cat([appearance_logit.reshape(-1), alpha_logit.reshape(-1)]))
 
     def forward(self, z_what: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
