@@ -166,6 +166,11 @@ def polygons_from_shapes_layer(layer: Any) -> list[tuple[int, np.ndarray]]:
     return out
 
 
+def polygons_by_id(layer: Any) -> dict[int, np.ndarray]:
+    """``{id: vertices}`` of the objects' polygons exactly as the Shapes layer holds them now."""
+    return {i: np.asarray(v, float) for i, v in polygons_from_shapes_layer(layer) if i > 0}
+
+
 def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, ObjectMeta]:
     """Per-object metadata for the ids present in ``labels``, from the Shapes layer features."""
     from .geometry import bounding_boxes

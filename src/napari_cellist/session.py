@@ -72,7 +72,8 @@ class LabellingSession:
         """Switch to another project store (closing the current one)."""
         self.close()
         self.project = location
-        self._images.clear()
+        for state in self._images.values():
+            state.image_id = None  # ids belong to the previous store
 
     def close(self) -> None:
         """Close the store connection."""

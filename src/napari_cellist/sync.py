@@ -30,19 +30,31 @@ class PolygonEdits:
         return bool(self.deleted or self.modified or self.added)
 
 
+def _is_new(label_id: int, seen: set[int], known: set[int]) -> bool:
+    """A polygon is new when it has no id (0), repeats an id (copy-paste) or names no object."""
+    return label_id <= 0 or label_id in seen or label_id not in known
+
+
 def polygon_edits(
-    current: Sequence[tuple[int, np.ndarray]], synced: Mapping[int, np.ndarray]
+    current: Sequence[tuple[int, np.ndarray]],
+    synced: Mapping[int, np.ndarray],
+    label_ids: set[int] | None = None,
 ) -> PolygonEdits:
-    """Compare the polygons in the layer now with those written at the last sync."""
+    """Compare the polygons in the layer now with those written at the last sync.
+
+    ``label_ids`` (ids present in the label map) lets polygons of objects that were never
+    synced count as unchanged rather than new.
+    """
+    known = set(synced) | (label_ids or set())
     seen: set[int] = set()
     modified, added = [], 0
     for label_id, vertices in current:
-        if label_id <= 0 or label_id in seen or label_id not in synced:
+        if _is_new(label_id, seen, known):
             added += 1
             continue
         seen.add(label_id)
-        before = synced[label_id]
-        if before.shape != vertices.shape or not np.allclose(before, vertices, atol=1e-6):
+        before = synced.get(label_id)
+        if before is not None and (before.shape != vertices.shape or not np.allclose(before, vertices, atol=1e-6)):
             modified.append(label_id)
     deleted = tuple(sorted(set(synced) - seen))
     return PolygonEdits(deleted, tuple(sorted(modified)), added)
@@ -68,7 +80,8 @@ def apply_polygon_edits(
     if labels.ndim != 2:
         raise ValueError("Polygon edits apply to 2D label maps only.")
     out = np.asarray(labels, np.int32).copy()
-    edits = polygon_edits(current, synced)
+    known = set(synced) | set(np.unique(out).tolist()) - {0}
+    edits = polygon_edits(current, synced, known)
     if edits.deleted:
         out[np.isin(out, edits.deleted)] = 0
     modified = set(edits.modified)
@@ -76,7 +89,7 @@ def apply_polygon_edits(
     new_ids: dict[int, int] = {}
     next_id = max(next_free_id(out), max(synced, default=0) + 1)
     for index, (label_id, vertices) in enumerate(current):
-        is_new = label_id <= 0 or label_id in seen or label_id not in synced
+        is_new = _is_new(label_id, seen, known)
         if not is_new:
             seen.add(label_id)
         if label_id in modified and not is_new:

@@ -171,7 +171,7 @@ def test_registered_model_2d_3d_and_refinement(checkpoint, image, tmp_path, monk
     )  # the 2nd plane's content differs
     prompts = np.zeros(image.shape, np.int32)
     prompts[12:38, 12:48] = 7
-    refined = model.predict_iter(image, prompt_labels=prompts)
+    refined = model.refine_iter(image, prompts)
     assert set(drain(refined).objects) == {7}
     with pytest.raises(ValueError, match="must match"):
         drain(model.predict_iter(image, prompt_labels=prompts[:10]))

@@ -5,5 +5,6 @@ from __future__ import annotations
 from .annotations import AnnotationsWidget
 from .base_model import BaseModelWidget
 from .finetune import FineTuneWidget
+from .sam_widget import SamWidget
 
-__all__ = ["AnnotationsWidget", "BaseModelWidget", "FineTuneWidget"]
+__all__ = ["AnnotationsWidget", "BaseModelWidget", "FineTuneWidget", "SamWidget"]

@@ -76,7 +76,10 @@ class JobRunner(Container):
             return
         from napari.qt.threading import create_worker
 
-        worker = create_worker(job, _start_thread=False)
+        def drive() -> Generator[Progress, None, Any]:  # a generator function: napari's worker needs one
+            return (yield from job())
+
+        worker = create_worker(drive, _start_thread=False)
         worker.yielded.connect(lambda p: self._on_progress(p, on_progress))
         worker.returned.connect(on_done)
         worker.errored.connect(self._on_error)

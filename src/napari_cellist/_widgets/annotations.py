@@ -13,6 +13,7 @@ from ..labels import merge_labels, remove_labels
 from ..layers import (
     labels_to_layer_tuples,
     objects_from_shapes_layer,
+    polygons_by_id,
     polygons_from_shapes_layer,
     set_layers,
 )
@@ -105,7 +106,7 @@ class AnnotationsWidget(Container):
         self._show(name, merged, objects)
         shapes = role_layer(self.viewer, name, "polygons")
         if shapes is not None:
-            self.session.state(name).synced_polygons = dict(polygons_by_id(shapes))
+            self.session.state(name).synced_polygons = polygons_by_id(shapes)
         return merged, self._objects(merged, shapes)
 
     def commit(self) -> Any:
@@ -116,7 +117,7 @@ class AnnotationsWidget(Container):
         labels, objects = synced
         layer = self.image.layer()
         shapes = role_layer(self.viewer, layer.name, "polygons")
-        polygons = dict(polygons_by_id(shapes)) if shapes is not None else None
+        polygons = polygons_by_id(shapes) if shapes is not None else None
         try:
             result = self.session.commit(layer.name, layer_pixels(layer), labels, objects, path=layer_path(layer), polygons=polygons)
         except (StoreError, ValueError, OSError) as err:
@@ -139,7 +140,7 @@ class AnnotationsWidget(Container):
         labels, objects = found
         self._show(layer.name, labels, objects)
         shapes = role_layer(self.viewer, layer.name, "polygons")
-        self.session.state(layer.name).synced_polygons = dict(polygons_by_id(shapes)) if shapes is not None else {}
+        self.session.state(layer.name).synced_polygons = polygons_by_id(shapes) if shapes is not None else {}
         return True
 
     def _on_open_project(self) -> None:
@@ -182,18 +183,13 @@ class AnnotationsWidget(Container):
         objects = {i: meta.get(i, ObjectMeta(i)) for i in np.unique(labels) if i}
         self._show(name, labels, objects)
         shapes = role_layer(self.viewer, name, "polygons")
-        self.session.state(name).synced_polygons = dict(polygons_by_id(shapes)) if shapes is not None else {}
+        self.session.state(name).synced_polygons = polygons_by_id(shapes) if shapes is not None else {}
 
     def _on_merge(self) -> None:
         self._edit_selected("merge")
 
     def _on_delete(self) -> None:
         self._edit_selected("delete")
-
-
-def polygons_by_id(shapes: Any) -> list[tuple[int, np.ndarray]]:
-    """``[(id, vertices)]`` of the plugin's Shapes layer as it is now."""
-    return [(i, np.asarray(v, float)) for i, v in polygons_from_shapes_layer(shapes) if i > 0]
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 
-from ..layers import prediction_to_layer_tuples, set_layers
+from ..layers import polygons_by_id, prediction_to_layer_tuples, set_layers
 from ..models import REGISTRY, ModelUnavailableError, get_model_class
 from ..models.base import WeightsNotFoundError
 from ..types import Prediction
@@ -109,8 +109,8 @@ class ModelRunWidget(Container):
 
     def _show(self, prediction: Prediction, image_name: str, scale: tuple[float, ...]) -> None:
         tuples = prediction_to_layer_tuples(prediction, image_name, scale=scale, tolerance=self.session.tolerance)
-        set_layers(self.viewer, tuples)
-        polygons = {i: v for i, v in zip(tuples[1][1]["features"]["id"], tuples[1][0], strict=True)} if prediction.labels.ndim == 2 else {}
+        layers = set_layers(self.viewer, tuples)
+        polygons = polygons_by_id(layers[1]) if prediction.labels.ndim == 2 else {}
         self.session.record_prediction(image_name, prediction, polygons)
         notify_info(f"{prediction.source}: {prediction.count} objects in {image_name}.")
         self.last_prediction = prediction

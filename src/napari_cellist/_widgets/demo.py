@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import count_row, export_counts, export_coco, save_overlay_png, write_labels_tiff
+from ..io import count_row, export_coco, export_counts, save_overlay_png, write_labels_tiff
 from ..metrics import score_image
 from ..session import LabellingSession
 from ._session import set_session

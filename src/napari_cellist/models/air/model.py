@@ -48,7 +48,7 @@ from .modules import (
 WHERE_OBS_SIGMA = 0.1  # how exactly annotated boxes pin z_where (in tanh units)
 # An annotated presence speaks for a whole cell, a mask pixel for one pixel: without this extra
 # weight the image likelihood (one term per pixel) drowns the presence labels.
-PRES_WEIGHT = 10.0
+PRES_WEIGHT = 100.0
 
 
 class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):

@@ -133,7 +133,9 @@ def build_network(weights: ResolvedWeights | None, diam_mean: float = 30.0) -> A
     models = cellpose_modules()[0]
     cpu = torch.device("cpu")
     if weights is None:
-        return models.CellposeModel(gpu=False, device=cpu, pretrained_model=False, diam_mean=diam_mean, nchan=2)
+        model = models.CellposeModel(gpu=False, device=cpu, pretrained_model=False, diam_mean=diam_mean, nchan=2)
+        model.net_ortho = None  # Cellpose sets it only when it loads weights; 3D mode reads it
+        return model
     try:
         model = models.CellposeModel(
             gpu=False, device=cpu, pretrained_model=str(weights.path), diam_mean=weights.diam_mean, nchan=2

@@ -87,10 +87,13 @@ class PromptableSegmenter:
         self._previous: MaskResult | None = None
         self._active_tile: int | None = None
 
-    def set_image_iter(
+    def embed_iter(
         self, image: np.ndarray, rgb: bool = False
     ) -> Generator[Progress, None, ImageEmbedding]:
-        """Embed a 2D image (from the cache when possible), yielding progress per tile.
+        """Embedding of a 2D image (from the cache when possible), yielding progress per tile.
+
+        Does not change the current image (safe in a worker thread while the GUI thread
+        prompts); :meth:`set_embedding` makes the result current.
 
         Parameters
         ----------
@@ -110,6 +113,13 @@ class PromptableSegmenter:
         else:
             logger.debug("SAM embedding cache hit %s", key)
             yield Progress(1, 1, "SAM embedding from cache")
+        return embedding
+
+    def set_image_iter(
+        self, image: np.ndarray, rgb: bool = False
+    ) -> Generator[Progress, None, ImageEmbedding]:
+        """:meth:`embed_iter`, then make the embedding current."""
+        embedding = yield from self.embed_iter(image, rgb)
         self.set_embedding(embedding)
         return embedding
 

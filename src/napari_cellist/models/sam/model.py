@@ -194,6 +194,13 @@ class SamSegmenter(Segmenter):
             results.append((yield from _prefixed(job, prefix)))
         return results[0] if len(spatial) == 2 else _stack(results)
 
+    def refine_iter(
+        self, image: np.ndarray, prompt_labels: np.ndarray, params: SamParams | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Replace every object of ``prompt_labels`` by SAM's mask for its box (see
+        :meth:`predict_iter`); what ``cellist predict --prompts-from DIR`` runs."""
+        return self.predict_iter(image, params, prompt_labels=prompt_labels)
+
 
 def _prefixed(gen: Generator[Progress, None, Any], prefix: str) -> Generator[Progress, None, Any]:
     """Re-yield ``gen``'s progress with ``prefix`` added to the messages; return its result."""

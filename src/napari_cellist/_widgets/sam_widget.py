@@ -1,0 +1,305 @@
+"""*Segment Anything* dock widget: clicks and boxes -> live mask; accept / reject; whole image.
+
+For an image layer ``NAME`` it keeps three prompt layers: ``NAME sam points`` (Points; green =
+object, red = background), ``NAME sam box`` (Shapes rectangles; the last one is the box prompt)
+and ``NAME sam preview`` (Labels). The embedding of the image (of the current plane for 3D
+stacks) is computed in a worker as soon as the image or plane is selected, and cached.
+
+Keys on the prompt layers: ``o`` object (positive) clicks, ``b`` background (negative) clicks,
+``y`` accept the mask as a new object (Labels + Shapes + Points, source ``sam``), ``n`` reject.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+
+from ..labels import next_free_id
+from ..layers import (
+    labels_to_layer_tuples,
+    objects_from_shapes_layer,
+    polygons_by_id,
+    polygons_from_shapes_layer,
+    prediction_to_layer_tuples,
+    set_layers,
+)
+from ..models import get_model_class
+from ..models.base import WeightsNotFoundError
+from ..types import ObjectMeta, Prediction
+from ._common import ImageLayerChoice, layer_pixels, role_layer
+from ._runner import JobRunner, notify_error, notify_info
+from ._session import session_for
+
+logger = logging.getLogger(__name__)
+POLARITY = ("object (o)", "background (b)")
+COLOURS = {True: "lime", False: "red"}
+
+
+class SamWidget(Container):
+    """Interactive Segment Anything on the chosen image layer."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.model = get_model_class("sam")()
+        self.image = ImageLayerChoice(napari_viewer)
+        self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip="SAM checkpoint (.pth); empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam).")
+        self.polarity = ComboBox(label="clicks add", choices=list(POLARITY), value=POLARITY[0], tooltip="Whether new points mark the object or the background (keys o / b).")
+        self.accept_button = PushButton(text="Accept (y)", tooltip="Add the previewed mask as a new object.")
+        self.reject_button = PushButton(text="Reject (n)", tooltip="Clear the prompts and the preview.")
+        self.everything_button = PushButton(text="Segment everything", tooltip="SAM's automatic mask generator on the whole image (parameters: Base model widget).")
+        self.refine_button = PushButton(text="Refine objects by their boxes", tooltip="Replace every object of the image's labels by SAM's mask for its box.")
+        self.status = Label(value="")
+        self.runner = JobRunner()
+        self.extend([self.image, self.checkpoint, self.polarity, self.accept_button, self.reject_button,
+                     self.everything_button, self.refine_button, self.status, self.runner])
+        self.image.changed.connect(self._on_image_changed)
+        self.checkpoint.changed.connect(self._on_image_changed)
+        self.polarity.changed.connect(self._on_polarity)
+        self.accept_button.changed.connect(self.accept)
+        self.reject_button.changed.connect(self.reject)
+        self.everything_button.changed.connect(lambda: self._run_whole_image(refine=False))
+        self.refine_button.changed.connect(lambda: self._run_whole_image(refine=True))
+        napari_viewer.dims.events.current_step.connect(self._on_plane_changed)
+        self._embedded_for: tuple[str, int] | None = None
+        self._pending = False
+        self._n_points = 0
+        self.last_result: Any = None
+
+    # -- model and embedding -------------------------------------------------------------------
+    def _params(self) -> Any:
+        from dataclasses import replace
+
+        text = str(self.checkpoint.value)
+        return replace(self.model.params, checkpoint="" if text in ("", ".") else text)
+
+    def _plane(self) -> tuple[np.ndarray, bool, int]:
+        """Pixels SAM sees: the 2D image, or the current plane of a 3D stack; rgb flag; plane."""
+        layer = self.image.layer()
+        data = layer_pixels(layer)
+        spatial = data.ndim - (1 if layer.rgb else 0)
+        if spatial == 2:
+            return data, bool(layer.rgb), 0
+        if spatial != 3:
+            raise ValueError(f"SAM works on 2D images and 3D stacks; {layer.name} has shape {data.shape}.")
+        z = int(self.viewer.dims.current_step[-3]) if self.viewer.dims.ndim >= 3 else 0
+        return data[min(z, data.shape[0] - 1)], bool(layer.rgb), z
+
+    def _on_image_changed(self, _value: Any = None) -> None:
+        self._embedded_for = None
+        self.request_embedding()
+
+    def _on_plane_changed(self, _event: Any = None) -> None:
+        if self.image.value and self._embedded_for is not None:
+            try:
+                _, _, z = self._plane()
+            except ValueError:
+                return
+            if (self.image.value, z) != self._embedded_for:
+                self.request_embedding()
+
+    def request_embedding(self) -> None:
+        """Compute (or fetch from the cache) the embedding of the current image / plane."""
+        if self.runner.busy:
+            self._pending = True
+            return
+        try:
+            plane, rgb, z = self._plane()
+        except ValueError as err:
+            self.status.value = str(err)
+            return
+        params, target = self._params(), (self.image.value, z)
+
+        def job():
+            segmenter = self.model.interactive_for(params)  # loads the weights once, off the GUI thread
+            return (yield from segmenter.embed_iter(plane, rgb))
+
+        self.status.value = "computing the SAM embedding..."
+        self.runner.run(job, on_done=lambda emb: self._on_embedded(emb, params, target), on_finally=self._after_job)
+
+    def _on_embedded(self, embedding: Any, params: Any, target: tuple[str, int]) -> None:
+        self.model.params = params
+        self.model.interactive.set_embedding(embedding)
+        self._embedded_for = target
+        self._ensure_prompt_layers()
+        self.status.value = f"ready: click on {target[0]} (plane {target[1]})" if target[1] else f"ready: click on {target[0]}"
+
+    def _after_job(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.request_embedding()
+
+    # -- prompt layers ---------------------------------------------------------------------------
+    def _names(self) -> dict[str, str]:
+        name = self.image.value
+        return {"points": f"{name} sam points", "box": f"{name} sam box", "preview": f"{name} sam preview"}
+
+    def _ensure_prompt_layers(self) -> None:
+        layer = self.image.layer()
+        names = self._names()
+        ndim = layer.ndim - (1 if layer.rgb else 0)
+        common = {"scale": tuple(layer.scale)[-ndim:], "metadata": {"cellist_image": layer.name}}
+        if names["preview"] not in self.viewer.layers:
+            shape = layer.data.shape[:ndim] if not getattr(layer, "multiscale", False) else layer.data[0].shape[:ndim]
+            preview = self.viewer.add_labels(np.zeros(shape, np.int32), name=names["preview"], opacity=0.6, **common)
+            self._bind_keys(preview)
+        if names["box"] not in self.viewer.layers:
+            box = self.viewer.add_shapes(ndim=ndim, name=names["box"], edge_color="cyan", face_color="transparent", edge_width=2, **common)
+            box.events.data.connect(self._on_prompts_changed)
+            self._bind_keys(box)
+        if names["points"] not in self.viewer.layers:
+            points = self.viewer.add_points(ndim=ndim, name=names["points"], size=8, features={"positive": np.zeros(0, bool)}, **common)
+            points.feature_defaults = {"positive": True}
+            points.current_face_color = COLOURS[True]
+            points.events.data.connect(self._on_prompts_changed)
+            self._bind_keys(points)
+            points.mode = "add"
+
+    def _bind_keys(self, layer: Any) -> None:
+        layer.bind_key("o", lambda _layer: self._set_polarity(True), overwrite=True)
+        layer.bind_key("b", lambda _layer: self._set_polarity(False), overwrite=True)
+        layer.bind_key("y", lambda _layer: self.accept(), overwrite=True)
+        layer.bind_key("n", lambda _layer: self.reject(), overwrite=True)
+
+    def _set_polarity(self, positive: bool) -> None:
+        self.polarity.value = POLARITY[0 if positive else 1]
+
+    def _on_polarity(self, value: str) -> None:
+        positive = value == POLARITY[0]
+        name = self._names()["points"]
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.feature_defaults = {"positive": positive}
+            layer.current_face_color = COLOURS[positive]
+
+    def _prompts(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
+        """Points ``(N, 2)`` (row, col) and labels of the current plane, and the last box."""
+        from ..models.sam.prompts import rectangle_to_box
+
+        names, z = self._names(), self._embedded_for[1]
+        points = self.viewer.layers[names["points"]]
+        data = np.asarray(points.data, float).reshape(-1, points.ndim)
+        positive = np.asarray(points.features["positive"], bool) if len(points.features) == len(data) else np.ones(len(data), bool)
+        on_plane = np.ones(len(data), bool) if points.ndim == 2 else np.round(data[:, 0]) == z
+        shapes = self.viewer.layers[names["box"]]
+        rectangles = [v for v, kind in zip(shapes.data, shapes.shape_type, strict=True) if kind == "rectangle"]
+        box = rectangle_to_box(np.asarray(rectangles[-1])) if rectangles else None
+        return data[on_plane][:, -2:], positive[on_plane].astype(int), box
+
+    def _on_prompts_changed(self, _event: Any = None) -> None:
+        if self._embedded_for is None or self.runner.busy:
+            return
+        try:
+            points, labels, box = self._prompts()
+        except (KeyError, ValueError) as err:
+            logger.debug("No SAM prompts: %s", err)
+            return
+        preview = self.viewer.layers[self._names()["preview"]]
+        if len(points) == 0 and box is None:
+            self._clear_preview(preview)
+            return
+        more_clicks = len(points) > self._n_points and self.last_result is not None
+        self._n_points = len(points)
+        try:
+            self.last_result = self.model.interactive.predict(points, labels, box, refine=more_clicks)
+        except ValueError as err:
+            notify_error(str(err))
+            return
+        plane = np.zeros(preview.data.shape[-2:], np.int32)
+        plane[self.last_result.mask] = 1
+        self._write_plane(preview, plane)
+        self.status.value = f"SAM mask: {int(self.last_result.mask.sum())} px, predicted IoU {self.last_result.score:.2f} (y accept, n reject)"
+
+    def _write_plane(self, layer: Any, plane: np.ndarray) -> None:
+        data = layer.data
+        if data.ndim == 3:
+            data[self._embedded_for[1]] = plane
+        else:
+            data[...] = plane
+        layer.refresh()
+
+    def _clear_preview(self, preview: Any) -> None:
+        preview.data[...] = 0
+        preview.refresh()
+        self.last_result = None
+        self._n_points = 0
+        self.model.interactive.reset_prompts()
+
+    # -- accept / reject -------------------------------------------------------------------------
+    def reject(self) -> None:
+        """Clear the prompts and the preview."""
+        if self._embedded_for is None:
+            return
+        names = self._names()
+        for key in ("points", "box"):
+            if names[key] in self.viewer.layers:
+                self.viewer.layers[names[key]].data = []
+        if names["preview"] in self.viewer.layers:
+            self._clear_preview(self.viewer.layers[names["preview"]])
+
+    def accept(self) -> int | None:
+        """Write the previewed mask as a new object (source ``sam``); returns its id."""
+        if self.last_result is None or not self.last_result.mask.any():
+            notify_error("Nothing to accept: click on an object (or draw a box) first.")
+            return None
+        name, z = self._embedded_for
+        labels, objects = self._current_annotations(name)
+        plane = labels[z] if labels.ndim == 3 else labels
+        new_id = next_free_id(labels)
+        plane[self.last_result.mask & (plane == 0)] = new_id
+        objects[new_id] = ObjectMeta(new_id, score=float(np.clip(self.last_result.score, 0, 1)), source="sam")
+        scale = tuple(self.viewer.layers[name].scale)[-labels.ndim :]
+        set_layers(self.viewer, labels_to_layer_tuples(labels, objects, name, source="sam", scale=scale, tolerance=self.session.tolerance))
+        shapes = role_layer(self.viewer, name, "polygons")
+        if shapes is not None:
+            self.session.state(name).synced_polygons = polygons_by_id(shapes)
+        self.reject()
+        notify_info(f"Added object {new_id} to {name}.")
+        return new_id
+
+    def _current_annotations(self, name: str) -> tuple[np.ndarray, dict[int, ObjectMeta]]:
+        """The image's labels (with pending polygon edits applied) and per-object metadata."""
+        labels_layer = role_layer(self.viewer, name, "labels")
+        if labels_layer is None:
+            shape = self.viewer.layers[self._names()["preview"]].data.shape
+            return np.zeros(shape, np.int32), {}
+        labels = np.asarray(labels_layer.data, np.int32).copy()
+        shapes = role_layer(self.viewer, name, "polygons")
+        if shapes is None:
+            return labels, {int(i): ObjectMeta(int(i)) for i in np.unique(labels) if i}
+        meta = objects_from_shapes_layer(shapes, labels)
+        labels, _ = self.session.sync(name, labels, polygons_from_shapes_layer(shapes))
+        return labels, {int(i): meta.get(int(i), ObjectMeta(int(i))) for i in np.unique(labels) if i}
+
+    # -- whole image ---------------------------------------------------------------------------
+    def _run_whole_image(self, refine: bool) -> None:
+        try:
+            layer = self.image.layer()
+            data = layer_pixels(layer)
+            prompts = None
+            if refine:
+                labels_layer = role_layer(self.viewer, layer.name, "labels")
+                if labels_layer is None:
+                    raise ValueError(f"{layer.name} has no objects to refine: run a base model first.")
+                prompts = np.asarray(labels_layer.data, np.int32)
+            params = self._params()
+        except (ValueError, WeightsNotFoundError) as err:
+            notify_error(str(err))
+            return
+        name, rgb = layer.name, bool(layer.rgb)
+        scale = tuple(layer.scale)[-(data.ndim - rgb) :]
+        self.runner.run(
+            lambda: self.model.predict_iter(data, params, prompt_labels=prompts, rgb=rgb),
+            on_done=lambda prediction: self._show(prediction, name, scale),
+            on_finally=self._after_job,
+        )
+
+    def _show(self, prediction: Prediction, image_name: str, scale: tuple[float, ...]) -> None:
+        layers = set_layers(self.viewer, prediction_to_layer_tuples(prediction, image_name, scale=scale, tolerance=self.session.tolerance))
+        polygons = polygons_by_id(layers[1]) if prediction.labels.ndim == 2 else {}
+        self.session.record_prediction(image_name, prediction, polygons)
+        notify_info(f"sam: {prediction.count} objects in {image_name}.")

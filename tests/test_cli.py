@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cellist.cli import main
+
+
+def test_predict_writes_labels_counts_and_overlays(annotated_folder, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert main(["predict", str(annotated_folder), "--model", "threshold", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_images"] == 2 and summary["total_objects"] > 20
+    for stem in ("crop0", "crop1"):
+        labels = tifffile.imread(out / f"{stem}.tif")
+        assert labels.shape == (256, 256) and labels.max() > 5
+        assert (out / "overlays" / f"{stem}.png").stat().st_size > 1000
+    rows = (out / "counts.csv").read_text().splitlines()
+    assert rows[0].startswith("image,count") and len(rows) == 3
+
+
+def test_train_then_predict_with_checkpoint_then_eval(annotated_folder, tmp_path, capsys):
+    ckpt = tmp_path / "threshold.json"
+    code = main(["train", "--model", "threshold", "--data", str(annotated_folder), "--out", str(ckpt), "--steps", "4"])
+    assert code == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["metrics"]["ap50"] >= trained["metrics"]["initial_ap50"]
+    out = tmp_path / "pred"
+    assert main(["predict", str(annotated_folder / "images"), "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(annotated_folder), "--pred", str(out)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) >= {"ap50", "mean_ap", "f1", "count_error", "per_image"}
+    assert scores["ap50"] > 0.4 and scores["n_images"] == 2
+
+
+def test_diameter_and_param_options(annotated_folder, tmp_path, capsys):
+    out = tmp_path / "pred"
+    args = ["predict", str(annotated_folder), "--diameter", "24", "--param", "method=li", "--out", str(out)]
+    assert main(args) == 0
+    assert main([*args[:-2], "--param", "colour=red", "--out", str(out)]) == 2
+    assert "Unknown --param colour" in capsys.readouterr().err
+
+
+def test_bad_inputs_give_clear_errors_and_nonzero_exit(tmp_path, capsys):
+    not_image = tmp_path / "notes.tif"
+    not_image.write_text("this is not a TIFF")
+    truncated = tmp_path / "cut.tif"
+    tifffile.imwrite(truncated, np.arange(256 * 256, dtype=np.uint16).reshape(256, 256))
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    out = tmp_path / "out"
+    assert main(["predict", str(not_image), str(truncated), "--out", str(out)]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["failed"]) == 2 and all(f["error"] for f in summary["failed"])
+    assert main(["predict", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["train", "--model", "threshold", "--data", str(tmp_path / "missing"), "--out", str(out / "x.json")]) == 2
+    assert main(["predict", str(not_image), "--checkpoint", str(tmp_path / "none.json"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_rgb_and_4d_inputs(tmp_path, capsys, dsb_crop):
+    image, _ = dsb_crop
+    rgb = np.stack([image.astype(np.uint8)] * 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "hyper.tif", np.zeros((2, 3, 4, 16, 16), np.uint8), imagej=True)
+    code = main(["predict", str(tmp_path / "rgb.tif"), str(tmp_path / "hyper.tif"), "--out", str(tmp_path / "o")])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and summary["n_images"] == 1
+    assert "2D (Y, X) or 3D" in summary["failed"][0]["error"] or "channel" in summary["failed"][0]["error"]
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "predict" in capsys.readouterr().out

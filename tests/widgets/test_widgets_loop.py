@@ -1,0 +1,182 @@
+"""The whole labelling loop on a real napari viewer: predict, edit, sync, commit, reopen, fit."""
+
+import numpy as np
+import pytest
+
+from napari_cellist._widgets import AnnotationsWidget, BaseModelWidget, FineTuneWidget
+from napari_cellist._widgets._session import set_session
+from napari_cellist.metrics import score_image
+from napari_cellist.session import LabellingSession
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Collect error notifications instead of showing them."""
+    shown = []
+    for module in ("base_model", "annotations", "finetune", "_runner"):
+        monkeypatch.setattr(f"napari_cellist._widgets.{module}.notify_error", shown.append, raising=False)
+    return shown
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLIST_SYNC", "1")
+    viewer = make_napari_viewer()
+    set_session(viewer, LabellingSession(tmp_path / "project"))
+    viewer.open_sample("napari-cellist", "nuclei_with_truth")
+    return viewer
+
+
+def _run_base(viewer) -> BaseModelWidget:
+    widget = BaseModelWidget(viewer)
+    widget.image.value = "nuclei"
+    widget._on_run()
+    widget.runner.wait()
+    return widget
+
+
+def test_base_model_fills_three_consistent_layers(viewer, errors):
+    widget = _run_base(viewer)
+    labels = viewer.layers["nuclei labels"].data
+    shapes = viewer.layers["nuclei polygons"]
+    points = viewer.layers["nuclei centres"]
+    n = len(np.unique(labels)) - 1
+    assert n > 80 and len(shapes.data) == n and len(points.data) == n
+    assert set(shapes.features.columns) >= {"id", "class", "score", "source"}
+    assert set(shapes.features["source"]) == {"threshold"}
+    assert errors == []
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "nuclei"
+    annotations.sync()  # nothing edited: nothing changes
+    assert np.array_equal(viewer.layers["nuclei labels"].data, labels)
+    widget._on_run()  # re-running updates the layers in place
+    assert sum(layer.name.startswith("nuclei labels") for layer in viewer.layers) == 1
+
+
+def test_worker_path_keeps_viewer_alive(viewer, monkeypatch, qtbot):
+    monkeypatch.setenv("CELLIST_SYNC", "0")
+    widget = BaseModelWidget(viewer)
+    widget.image.value = "nuclei"
+    widget._on_run()
+    assert widget.runner.busy  # running in a thread, the call returned at once
+    widget.runner.wait()
+    assert "nuclei labels" in viewer.layers and widget.runner.bar.value == 100
+
+
+def test_edit_polygons_and_labels_then_commit_and_reopen(viewer, errors, make_napari_viewer, tmp_path):
+    _run_base(viewer)
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "nuclei"
+    shapes = viewer.layers["nuclei polygons"]
+    labels_layer = viewer.layers["nuclei labels"]
+    ids = list(shapes.features["id"])
+    # several polygons selected at once and deleted, one moved by 3 px
+    shapes.selected_data = {0, 1}
+    shapes.remove_selected()
+    moved_id = int(shapes.features["id"].iloc[0])
+    data = list(shapes.data)
+    data[0] = data[0] + np.array([3.0, 0.0])
+    shapes.data = data
+    # paint: erase one object in the Labels layer
+    erased = ids[5]
+    painted = labels_layer.data.copy()
+    painted[painted == erased] = 0
+    labels_layer.data = painted
+    result = annotations.commit()
+    assert errors == [] and result is not None
+    after = viewer.layers["nuclei labels"].data
+    assert not np.isin([ids[0], ids[1], erased], after).any()
+    assert len(viewer.layers["nuclei polygons"].data) == len(np.unique(after)) - 1
+    assert result.corrections.summary()["deleted"] >= 3 and result.corrections.summary()["modified"] >= 1
+    assert moved_id in after
+    # a new viewer on the same project gets the committed annotations back
+    second = make_napari_viewer()
+    set_session(second, LabellingSession(tmp_path / "project"))
+    second.open_sample("napari-cellist", "nuclei")
+    reopened = AnnotationsWidget(second)
+    reopened.image.value = "nuclei"
+    assert reopened.restore()
+    assert np.array_equal(second.layers["nuclei labels"].data, after)
+
+
+def test_set_class_merge_and_delete_selected(viewer, errors):
+    _run_base(viewer)
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "nuclei"
+    shapes = viewer.layers["nuclei polygons"]
+    n = len(shapes.data)
+    shapes.selected_data = {0, 1}
+    annotations.class_name.value = "mitotic"
+    annotations._on_set_class()
+    assert list(shapes.features["class"][:2]) == ["mitotic", "mitotic"]
+    assert "mitotic: 2" in annotations.count.value
+    shapes.selected_data = {2, 3}
+    annotations._on_merge()
+    assert len(viewer.layers["nuclei polygons"].data) in (n - 1, n)  # merged parts may stay two outlines
+    assert len(np.unique(viewer.layers["nuclei labels"].data)) - 1 == n - 1
+    shapes = viewer.layers["nuclei polygons"]
+    shapes.selected_data = {0}
+    annotations._on_delete()
+    assert len(np.unique(viewer.layers["nuclei labels"].data)) - 1 == n - 2
+    assert errors == []
+
+
+def test_fit_on_commit_then_predict_with_new_version(viewer, errors):
+    base = _run_base(viewer)
+    truth = viewer.layers["nuclei ground truth"].data
+    first = score_image(truth, base.last_prediction.labels).ap50
+    viewer.layers["nuclei labels"].data = truth.astype(np.int32)  # the annotator's corrections
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "nuclei"
+    assert annotations.commit().n_objects == 125
+    finetune = FineTuneWidget(viewer)
+    finetune.params_form.controls["max_candidates"].value = 6
+    finetune._on_train()
+    finetune.runner.wait()
+    assert errors == []
+    assert finetune.result.value.startswith("v1")
+    assert len(finetune.plot.steps) == 6
+    assert base.version.value.startswith("v1")  # the Base model widget switched to the new version
+    base._on_run()
+    assert base.last_prediction.model_version == 1
+    assert score_image(truth, base.last_prediction.labels).ap50 >= first
+
+
+def test_stop_keeps_the_best_so_far(viewer, errors, monkeypatch):
+    _run_base(viewer)
+    AnnotationsWidget(viewer).commit()
+    monkeypatch.setenv("CELLIST_SYNC", "0")
+    finetune = FineTuneWidget(viewer)
+    finetune._on_train()
+    finetune.runner.stop()
+    finetune.runner.wait()
+    versions = finetune.session.store.model_versions("threshold")
+    assert len(versions) == 1 and versions[0].metrics.get("stopped") == 1.0
+
+
+def test_bad_input_is_a_notification_not_a_crash(viewer, errors, tmp_path):
+    viewer.add_image(np.zeros((2, 3, 4, 16, 16)), name="hyper")
+    widget = BaseModelWidget(viewer)
+    widget.image.value = "hyper"
+    widget._on_run()
+    assert errors and "2D (Y, X) or 3D" in errors[-1]
+    viewer.add_image(np.full((32, 32), np.nan), name="nan")
+    widget.image.value = "nan"
+    widget._on_run()
+    assert "finite" in errors[-1]
+    empty = AnnotationsWidget(viewer)
+    empty.image.value = "nan"
+    assert empty.commit() is None and "no labels" in errors[-1]
+
+
+def test_unwritable_project_keeps_layers(viewer, errors, tmp_path):
+    _run_base(viewer)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    annotations = AnnotationsWidget(viewer)
+    annotations.session.open_project(blocker / "project")
+    annotations.image.value = "nuclei"
+    before = viewer.layers["nuclei labels"].data.copy()
+    assert annotations.commit() is None
+    assert errors and "Nothing was committed" in errors[-1]
+    assert np.array_equal(viewer.layers["nuclei labels"].data, before)
