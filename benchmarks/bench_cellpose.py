@@ -97,7 +97,7 @@ def evaluate(model, params, test: dict[str, list[Sample]], diameters: dict[str, 
     return out
 
 
-def timings(model: CellposeSegmenter, repeats: int = 2) -> dict:
+def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
     """Seconds of one 2D 1024x1024 prediction and of a small 3D stack (do_3D and stitching)."""
     gowt1 = [p for p in read_annotated_folder(DATA / "ctc_gowt1_hela") if p.image.name == "gowt1_t52"][0]
     image = np.asarray(gowt1.image.data, np.float32)

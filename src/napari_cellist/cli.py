@@ -73,7 +73,7 @@ def _as_dict(params: Any) -> dict[str, Any]:
 def _progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr)
+    return tqdm(total=total, desc=desc, disable=None, file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress_bar=_progress_bar,
     )
     logger.info("Wrote %d label maps to %s", summary["n_images"], args.out)
-    print(json.dumps(summary, indent=2))  # noqa: T201 - the CLI's own output
+    print(json.dumps(summary, indent=2))
     return 0 if not summary["failed"] else 1
 
 
@@ -113,19 +113,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_keys(cls.TrainParams, values, "--train-param")
     model = _build_model(args.model, args.init, _parse_assignments(args.param))
     samples = samples_from_folders(args.data)
-    result = train_model(
-        model, samples, params_from_mapping(cls.TrainParams, values), Path(args.out)
-    )
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(args.out),
-                "metrics": dict(result.metrics),
-                "data_used": list(result.data_used),
-            },
-            indent=2,
-        )
-    )  # noqa: T201
+    train_params = params_from_mapping(cls.TrainParams, values)
+    with _progress_bar(0, f"train {args.model}") as bar:
+
+        def on_progress(progress) -> None:
+            bar.total = progress.total or None
+            bar.n = progress.step
+            bar.set_postfix_str(progress.message, refresh=True)
+
+        result = train_model(model, samples, train_params, Path(args.out), on_progress)
+    summary = {"checkpoint": str(args.out), "metrics": dict(result.metrics), "data_used": list(result.data_used)}
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -142,7 +140,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_folders
 
     scores = evaluate_folders(Path(args.gt), Path(args.pred), border_margin=args.border_margin)
-    print(json.dumps(scores, indent=2))  # noqa: T201
+    print(json.dumps(scores, indent=2))
     return 0
 
 
@@ -154,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ._widgets.demo import main as demo_main
 
     summary = demo_main(Path(args.out), headless=headless)
-    print(json.dumps(summary, indent=2))  # noqa: T201
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -243,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CliError, ValueError, FileNotFoundError, ImportError, OSError) as err:
-        print(f"cellist {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
+        print(f"cellist {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -49,6 +49,7 @@ def labels_to_layer_tuples(
     source: str = "manual",
     scale: Sequence[float] | None = None,
     tolerance: float = 1.0,
+    extra_points: np.ndarray | None = None,
 ) -> list[LayerTuple]:
     """Labels, Shapes (2D only) and Points layer data for a label map.
 
@@ -64,6 +65,8 @@ def labels_to_layer_tuples(
         The image layer's scale (pixel size), copied to the new layers.
     tolerance : float
         Polygon simplification in pixels.
+    extra_points : np.ndarray, optional
+        ``(N, ndim)`` points that mark objects without a mask (feature ``id`` 0).
     """
     labels = np.asarray(labels, np.int32)
     common: dict[str, Any] = {"metadata": {"cellist_image": image_name}}
@@ -97,6 +100,9 @@ def labels_to_layer_tuples(
             )
         )
     ids, points = centres(labels)
+    if extra_points is not None and len(extra_points):
+        points = np.concatenate([points, np.asarray(extra_points, float).reshape(-1, labels.ndim)])
+        ids = np.concatenate([ids, np.zeros(len(extra_points), ids.dtype)])
     tuples.append(
         (
             points,
@@ -190,6 +196,13 @@ def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, Objec
         for i, box in bounding_boxes(labels).items()
         for meta in [by_id.get(i, default)]
     }
+
+
+def points_from_layer(layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, coordinates)`` of a centres Points layer; id 0 marks a point without a mask."""
+    coordinates = np.asarray(layer.data, float).reshape(len(layer.data), -1)
+    ids = np.asarray(_feature_column(layer, "id", len(coordinates), 0), np.int64)
+    return ids, coordinates
 
 
 def _feature_column(layer: Any, name: str, n: int, default: Any) -> list:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .sync import reconcile
+from .labels import remove_labels
+from .sync import apply_polygon_edits
 from .types import ObjectMeta, Prediction, Sample
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ImageState:
     name: str
     prediction: np.ndarray | None = None  # the last model output, to log corrections against
     synced_polygons: dict[int, np.ndarray] = field(default_factory=dict)
+    synced_centres: frozenset[int] = frozenset()  # object ids that had a centre point
     image_id: int | None = None
     model_version: int | None = None
 
@@ -86,25 +88,40 @@ class LabellingSession:
         """The state of an image layer (created empty on first use)."""
         return self._images.setdefault(image_name, ImageState(image_name))
 
-    def record_prediction(
-        self, image_name: str, prediction: Prediction, polygons: Mapping[int, np.ndarray]
-    ) -> None:
-        """Remember a model output (for the corrections log) and the polygons shown for it."""
+    def record_prediction(self, image_name: str, prediction: Prediction) -> None:
+        """Remember a model output, to log the corrections made to it at commit."""
         state = self.state(image_name)
         state.prediction = np.asarray(prediction.labels, np.int32).copy()
-        state.synced_polygons = {k: np.asarray(v, float) for k, v in polygons.items()}
         state.model_version = prediction.model_version
 
-    def sync(
-        self, image_name: str, labels: np.ndarray, polygons: Sequence[tuple[int, np.ndarray]]
-    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """Apply polygon edits to the labels and regenerate the polygons (2D)."""
+    def mark_synced(
+        self, image_name: str, polygons: Mapping[int, np.ndarray], centre_ids: Iterable[int]
+    ) -> None:
+        """Remember the polygons and centres as shown, to tell the user's edits later."""
         state = self.state(image_name)
+        state.synced_polygons = {k: np.asarray(v, float) for k, v in polygons.items()}
+        state.synced_centres = frozenset(int(i) for i in centre_ids if i > 0)
+
+    def sync(
+        self,
+        image_name: str,
+        labels: np.ndarray,
+        polygons: Sequence[tuple[int, np.ndarray]],
+        centre_ids: Iterable[int] = (),
+    ) -> np.ndarray:
+        """Labels with the user's polygon edits and deleted centre points applied.
+
+        Deleting an object's centre point deletes the object; polygon edits win for the objects
+        they touch (2D). Call :meth:`mark_synced` once the layers show the result.
+        """
+        state = self.state(image_name)
+        labels = np.asarray(labels, np.int32)
+        deleted = state.synced_centres - {int(i) for i in centre_ids}
+        if deleted:
+            labels = remove_labels(labels, deleted)
         if labels.ndim != 2:
-            return np.asarray(labels, np.int32), {}
-        merged, new_polygons = reconcile(labels, polygons, state.synced_polygons, self.tolerance)
-        state.synced_polygons = new_polygons
-        return merged, new_polygons
+            return labels
+        return apply_polygon_edits(labels, polygons, state.synced_polygons)[0]
 
     def commit(
         self,
@@ -114,36 +131,43 @@ class LabellingSession:
         objects: Mapping[int, ObjectMeta],
         path: str | Path | None = None,
         polygons: Mapping[int, np.ndarray] | None = None,
+        points: np.ndarray | None = None,
     ) -> Any:
         """Store the corrected annotations of an image in one transaction.
 
-        Returns the store's CommitResult (ids, object count, corrections).
+        ``points`` are ``(N, ndim)`` marks of objects without a mask. Returns the store's
+        CommitResult (ids, object count, corrections).
         """
         state = self.state(image_name)
         record = self.store.add_image(image, path=path, name=image_name)
         state.image_id = record.id
-        previous = (
-            state.prediction
-            if state.prediction is not None and state.prediction.shape == labels.shape
-            else None
-        )
+        previous = state.prediction
+        if previous is not None and previous.shape != labels.shape:
+            previous = None
         result = self.store.commit_annotations(
-            record.id, np.asarray(labels, np.int32), objects, previous=previous, polygons=polygons
+            record.id,
+            np.asarray(labels, np.int32),
+            objects,
+            previous=previous,
+            polygons=polygons,
+            points=points,
         )
-        logger.info(
-            "Committed %d objects of %s: %s",
-            result.n_objects,
-            image_name,
-            result.corrections.summary(),
-        )
+        logger.info("Committed %d objects of %s: %s", result.n_objects, image_name, result.corrections.summary())
         return result
 
-    def restore(self, image: np.ndarray) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
-        """The committed annotations of an image with these pixels, if any."""
+    def restore(
+        self, image: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, ObjectMeta], np.ndarray | None] | None:
+        """The committed labels, objects and extra points of an image with these pixels, if any."""
         from .store import ProjectStore
 
         found = self.store.find_image(content_hash=ProjectStore.hash_image(image))
-        return None if found is None else self.store.load_annotations(found.id)
+        if found is None:
+            return None
+        annotations = self.store.load_annotations(found.id)
+        if annotations is None:
+            return None
+        return (*annotations, self.store.load_points(found.id))
 
     def add_model_version(self, name: str, result: Any, checkpoint: Path, parent_id: int | None) -> Any:
         """Record a fitted model in the store and tell the listeners (e.g. the Base model widget)."""

@@ -180,3 +180,31 @@ def test_unwritable_project_keeps_layers(viewer, errors, tmp_path):
     assert annotations.commit() is None
     assert errors and "Nothing was committed" in errors[-1]
     assert np.array_equal(viewer.layers["nuclei labels"].data, before)
+
+
+def test_points_delete_objects_and_extra_points_are_committed(viewer, errors, make_napari_viewer, tmp_path):
+    _run_base(viewer)
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "nuclei"
+    centres = viewer.layers["nuclei centres"]
+    removed = int(centres.features["id"].iloc[0])
+    n = len(centres.data)
+    centres.selected_data = {0}
+    centres.remove_selected()  # deleting a centre deletes its object
+    centres.add(np.array([[5.0, 5.0], [500.0, 7.0]]))  # two marks without a mask (id 0)
+    assert list(centres.features["id"].iloc[-2:]) == [0, 0]
+    result = annotations.commit()
+    assert errors == [] and result.n_objects == n - 1
+    assert removed not in viewer.layers["nuclei labels"].data
+    assert len(viewer.layers["nuclei centres"].data) == n + 1
+    second = make_napari_viewer()
+    set_session(second, LabellingSession(tmp_path / "project"))
+    second.open_sample("napari-cellist", "nuclei")
+    reopened = AnnotationsWidget(second)
+    reopened.image.value = "nuclei"
+    assert reopened.restore()
+    restored = second.layers["nuclei centres"]
+    marks = np.asarray(restored.data)[np.asarray(restored.features["id"]) == 0]
+    np.testing.assert_allclose(marks, [[5.0, 5.0], [500.0, 7.0]])
+    samples = reopened.session.training_samples()
+    assert samples[0].points is not None and len(samples[0].points) == 2

@@ -9,7 +9,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 
 from ..images import prepare_grey
-from ..layers import layer_name
+from ..layers import layer_name, points_from_layer, polygons_by_id
 
 
 def image_layer_names(viewer: Any) -> list[str]:
@@ -86,3 +86,23 @@ def models_folder(project: Any) -> Path:
         return Path.home() / ".cellist" / "models"
     path = Path(text)
     return (path.parent if path.suffix in (".sqlite", ".sqlite3", ".db") else path) / "models"
+
+
+def snapshot(viewer: Any, session: Any, image_name: str) -> None:
+    """Tell the session what the polygons and centres layers show now (after they were set)."""
+    shapes = role_layer(viewer, image_name, "polygons")
+    points = role_layer(viewer, image_name, "centres")
+    session.mark_synced(
+        image_name,
+        polygons_by_id(shapes) if shapes is not None else {},
+        points_from_layer(points)[0] if points is not None else (),
+    )
+
+
+def extra_points(viewer: Any, image_name: str) -> np.ndarray | None:
+    """Points the user added to the centres layer (no object, feature id 0)."""
+    points = role_layer(viewer, image_name, "centres")
+    if points is None:
+        return None
+    ids, coordinates = points_from_layer(points)
+    return coordinates[ids <= 0]

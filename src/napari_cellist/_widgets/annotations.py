@@ -1,4 +1,4 @@
-"""*Annotations* dock widget: sync labels and polygons, set classes, merge, commit, restore."""
+"""*Annotations* dock widget: sync labels, polygons and points; set classes, merge, commit, restore."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton
 
+from ..geometry import bounding_boxes
 from ..labels import merge_labels, remove_labels
 from ..layers import (
     labels_to_layer_tuples,
     objects_from_shapes_layer,
+    points_from_layer,
     polygons_by_id,
     polygons_from_shapes_layer,
     set_layers,
 )
 from ..store import StoreError
 from ..types import DEFAULT_CLASS, ObjectMeta
-from ._common import ImageLayerChoice, layer_path, layer_pixels, role_layer
+from ._common import ImageLayerChoice, extra_points, layer_path, layer_pixels, role_layer, snapshot
 from ._runner import notify_error, notify_info
 from ._session import session_for
 
@@ -38,9 +40,9 @@ class AnnotationsWidget(Container):
         self.open_button = PushButton(text="Open project", tooltip="Use this project store from now on.")
         self.class_name = LineEdit(label="class", value=DEFAULT_CLASS, tooltip="Class given to the selected objects.")
         self.set_class_button = PushButton(text="Set class of selected", tooltip="Select polygons (Shapes layer, select mode), then press this.")
-        self.merge_button = PushButton(text="Merge selected", tooltip="Merge the selected polygons into one object.")
+        self.merge_button = PushButton(text="Merge selected", tooltip="Merge the selected polygons (or labels) into one object.")
         self.delete_button = PushButton(text="Delete selected", tooltip="Delete the selected objects.")
-        self.sync_button = PushButton(text="Sync labels <-> polygons", tooltip="Apply polygon edits to the labels and redraw the polygons and centres from the labels.")
+        self.sync_button = PushButton(text="Sync labels / polygons / points", tooltip="Apply polygon edits and deleted centre points to the labels, then redraw polygons and centres from the labels.")
         self.commit_button = PushButton(text="Commit", tooltip="Store these annotations and the log of corrections in the project (one transaction).")
         self.restore_button = PushButton(text="Load committed", tooltip="Show the annotations last committed for this image.")
         self.count = Label(value="")
@@ -67,15 +69,14 @@ class AnnotationsWidget(Container):
 
     def _objects(self, labels: np.ndarray, shapes: Any) -> dict[int, ObjectMeta]:
         if shapes is None:
-            from ..geometry import bounding_boxes
-
             return {i: ObjectMeta(i, box=b) for i, b in bounding_boxes(labels).items()}
         return objects_from_shapes_layer(shapes, labels)
 
-    def _show(self, name: str, labels: np.ndarray, objects: dict[int, ObjectMeta]) -> None:
-        image_layer = self.viewer.layers[name]
-        scale = tuple(image_layer.scale)[-labels.ndim :]
-        set_layers(self.viewer, labels_to_layer_tuples(labels, objects, name, scale=scale, tolerance=self.session.tolerance))
+    def _show(self, name: str, labels: np.ndarray, objects: dict[int, ObjectMeta], points: np.ndarray | None) -> None:
+        scale = tuple(self.viewer.layers[name].scale)[-labels.ndim :]
+        tuples = labels_to_layer_tuples(labels, objects, name, scale=scale, tolerance=self.session.tolerance, extra_points=points)
+        set_layers(self.viewer, tuples)
+        snapshot(self.viewer, self.session, name)
         self._update_count(objects)
 
     def _update_count(self, objects: dict[int, ObjectMeta]) -> None:
@@ -92,34 +93,42 @@ class AnnotationsWidget(Container):
 
     # -- actions -------------------------------------------------------------------------------
     def sync(self) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
-        """Apply polygon edits and painting to both representations; returns labels and objects."""
+        """Make labels, polygons and centres agree; returns the labels and their objects."""
         try:
             name, labels_layer, shapes = self._layers()
-            labels = np.asarray(labels_layer.data, np.int32)
-            meta = self._objects(labels, shapes)  # classes / scores before the geometry changes
-            polygons = polygons_from_shapes_layer(shapes) if shapes is not None else []
-            merged, _ = self.session.sync(name, labels, polygons)
+            meta = self._objects(np.asarray(labels_layer.data, np.int32), shapes)
+            centres = role_layer(self.viewer, name, "centres")
+            merged = self.session.sync(
+                name,
+                labels_layer.data,
+                polygons_from_shapes_layer(shapes) if shapes is not None else [],
+                points_from_layer(centres)[0] if centres is not None else self.session.state(name).synced_centres,
+            )
         except ValueError as err:
             notify_error(str(err))
             return None
-        objects = {i: meta.get(i, ObjectMeta(i)) for i in np.unique(merged) if i}
-        self._show(name, merged, objects)
-        shapes = role_layer(self.viewer, name, "polygons")
-        if shapes is not None:
-            self.session.state(name).synced_polygons = polygons_by_id(shapes)
-        return merged, self._objects(merged, shapes)
+        objects = {i: meta.get(i, ObjectMeta(i)) for i in bounding_boxes(merged)}
+        self._show(name, merged, objects, extra_points(self.viewer, name))
+        return merged, self._objects(merged, role_layer(self.viewer, name, "polygons"))
 
     def commit(self) -> Any:
-        """Sync, then store the annotations of the image in the project."""
+        """Sync, then store the annotations (and extra points) of the image in the project."""
         synced = self.sync()
         if synced is None:
             return None
         labels, objects = synced
         layer = self.image.layer()
         shapes = role_layer(self.viewer, layer.name, "polygons")
-        polygons = polygons_by_id(shapes) if shapes is not None else None
         try:
-            result = self.session.commit(layer.name, layer_pixels(layer), labels, objects, path=layer_path(layer), polygons=polygons)
+            result = self.session.commit(
+                layer.name,
+                layer_pixels(layer),
+                labels,
+                objects,
+                path=layer_path(layer),
+                polygons=polygons_by_id(shapes) if shapes is not None else None,
+                points=extra_points(self.viewer, layer.name),
+            )
         except (StoreError, ValueError, OSError) as err:
             notify_error(f"Nothing was committed: {err}")
             return None
@@ -137,10 +146,8 @@ class AnnotationsWidget(Container):
         if found is None:
             notify_info(f"Nothing committed yet for {layer.name}.")
             return False
-        labels, objects = found
-        self._show(layer.name, labels, objects)
-        shapes = role_layer(self.viewer, layer.name, "polygons")
-        self.session.state(layer.name).synced_polygons = polygons_by_id(shapes) if shapes is not None else {}
+        labels, objects, points = found
+        self._show(layer.name, labels, objects, points)
         return True
 
     def _on_open_project(self) -> None:
@@ -154,7 +161,7 @@ class AnnotationsWidget(Container):
 
     def _on_set_class(self) -> None:
         try:
-            name, labels_layer, shapes = self._layers()
+            _, labels_layer, shapes = self._layers()
         except ValueError as err:
             notify_error(str(err))
             return
@@ -180,10 +187,8 @@ class AnnotationsWidget(Container):
         labels = np.asarray(labels_layer.data, np.int32)
         meta = self._objects(labels, shapes)
         labels = merge_labels(labels, ids)[0] if operation == "merge" else remove_labels(labels, ids)
-        objects = {i: meta.get(i, ObjectMeta(i)) for i in np.unique(labels) if i}
-        self._show(name, labels, objects)
-        shapes = role_layer(self.viewer, name, "polygons")
-        self.session.state(name).synced_polygons = polygons_by_id(shapes) if shapes is not None else {}
+        objects = {i: meta.get(i, ObjectMeta(i)) for i in bounding_boxes(labels)}
+        self._show(name, labels, objects, extra_points(self.viewer, name))
 
     def _on_merge(self) -> None:
         self._edit_selected("merge")

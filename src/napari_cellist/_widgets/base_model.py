@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
-from ..layers import polygons_by_id, prediction_to_layer_tuples, set_layers
+from ..layers import prediction_to_layer_tuples, set_layers
 from ..models import REGISTRY, ModelUnavailableError, get_model_class
 from ..models.base import WeightsNotFoundError
 from ..types import Prediction
-from ._common import ImageLayerChoice, grey_pixels
+from ._common import ImageLayerChoice, grey_pixels, snapshot
 from ._params import ParamsForm
 from ._runner import JobRunner, notify_error, notify_info
 from ._session import session_for
@@ -35,12 +35,14 @@ class ModelRunWidget(Container):
         self.version = ComboBox(label="version", choices=[DEFAULTS], tooltip="A fitted version from the project, or the default parameters.")
         self.channel = LineEdit(label="channel", value="", tooltip="Channel to segment in RGB / multi-channel images (empty: average of the colours).")
         self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip="Optional weights / checkpoint file (Cellpose, SAM, AIR).")
+        self.tolerance = FloatSpinBox(label="outline tolerance", value=self.session.tolerance, min=0.0, max=10.0, step=0.25, tooltip="How far (pixels) a simplified polygon may stray from the object's outline; 0 keeps every pixel corner.")
         self.form = Container(labels=False)
         self.run_button = PushButton(text="Run", tooltip="Predict objects in the chosen image (Ctrl+R in the viewer is not bound).")
         self.runner = JobRunner()
-        self.extend([self.image, self.model, self.version, self.channel, self.checkpoint, self.form, self.run_button, self.runner])
+        self.extend([self.image, self.model, self.version, self.channel, self.checkpoint, self.tolerance, self.form, self.run_button, self.runner])
         self.model.changed.connect(self._on_model_changed)
         self.run_button.changed.connect(self._on_run)
+        self.tolerance.changed.connect(self._on_tolerance)
         self.session.version_listeners.append(self._on_version_added)
         self._on_model_changed(self.model.value)
 
@@ -57,6 +59,9 @@ class ModelRunWidget(Container):
         self.params_form = ParamsForm(cls.Params)
         self.form.append(self.params_form)
         self._refresh_versions()
+
+    def _on_tolerance(self, value: float) -> None:
+        self.session.tolerance = float(value)
 
     def _on_version_added(self, model_name: str, version_id: int) -> None:
         if model_name == self.model.value:
@@ -109,9 +114,9 @@ class ModelRunWidget(Container):
 
     def _show(self, prediction: Prediction, image_name: str, scale: tuple[float, ...]) -> None:
         tuples = prediction_to_layer_tuples(prediction, image_name, scale=scale, tolerance=self.session.tolerance)
-        layers = set_layers(self.viewer, tuples)
-        polygons = polygons_by_id(layers[1]) if prediction.labels.ndim == 2 else {}
-        self.session.record_prediction(image_name, prediction, polygons)
+        set_layers(self.viewer, tuples)
+        self.session.record_prediction(image_name, prediction)
+        snapshot(self.viewer, self.session, image_name)
         notify_info(f"{prediction.source}: {prediction.count} objects in {image_name}.")
         self.last_prediction = prediction
 

@@ -7,6 +7,14 @@ History of the schema (``meta.schema_version``):
 2. ``model_versions.checkpoint_sha256`` (nullable ``VARCHAR(64)``): the SHA-256 of the checkpoint
    file, so that a version whose checkpoint was overwritten or swapped is noticed. The migration
    adds the column and fills it for checkpoints that still exist.
+3. ``commits.points`` (nullable ``JSON``): the point annotations committed with the label map,
+   ``[[row, col], ...]`` or ``[[plane, row, col], ...]`` in pixels; NULL when the commit had no
+   points (every commit made before version 3). A column of the commit rather than a table of
+   points because points are only ever written and read as a whole with their commit (one row
+   per commit, thousands of points in one value, written in the commit's transaction), nothing
+   queries single points, and a :class:`~napari_cellist.types.Sample` carries them without a
+   class; adding a nullable column is also the cheapest, lossless migration on every database.
+   Per-point classes would need a ``points`` table in a later version.
 
 Rules: a store written by a *newer* napari-cellist is refused and never modified
 (:class:`~.errors.SchemaVersionError`). Before migrating an SQLite store its file is copied to
@@ -29,7 +37,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text, update
 from .connection import BEGIN_OPTION
 from .errors import SchemaVersionError, StoreError, translate_errors
 from .pixels import file_sha256
-from .schema import SCHEMA_VERSION, Base, Meta, ModelVersion
+from .schema import SCHEMA_VERSION, Base, Commit, Meta, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +65,14 @@ def migrate_1_to_2(connection: Connection) -> None:
             )
 
 
+def migrate_2_to_3(connection: Connection) -> None:
+    """Add the nullable ``commits.points``; earlier commits had no points (NULL)."""
+    column_type = Commit.__table__.c.points.type.compile(connection.dialect)
+    connection.execute(text(f"ALTER TABLE commits ADD COLUMN points {column_type}"))
+
+
 #: ``MIGRATIONS[v]`` turns a version ``v`` store into a version ``v + 1`` store.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: migrate_1_to_2, 2: migrate_2_to_3}
 
 
 def prepare_schema(engine: Engine, where: str, sqlite_path: Path | None) -> int:

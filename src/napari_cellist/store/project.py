@@ -4,8 +4,9 @@ Example
 -------
 >>> with ProjectStore("my_project") as store:          # folder -> my_project/cellist.sqlite
 ...     record = store.add_image(image, path="cells.tif")
-...     store.commit_annotations(record.id, labels, previous=prediction.labels)
+...     store.commit_annotations(record.id, labels, previous=prediction.labels, points=points)
 ...     labels, objects = store.load_annotations(record.id)
+...     points = store.load_points(record.id)
 
 Each public method runs in its own transaction; records returned are frozen dataclasses.
 """
@@ -24,23 +25,15 @@ from ..labels import Corrections
 from ..types import ObjectMeta, Sample
 from . import encoding as ann
 from .errors import StoreError
-from .image_store import ImageStore
-from .records import CommitRecord, CommitResult, CorrectionRecord, as_utc
-from .schema import (
-    ACCEPTED,
-    SUPERSEDED,
-    Annotation,
-    Commit,
-    Correction,
-    Image,
-    ModelVersion,
-    utcnow,
-)
+from .history import CommitHistoryStore
+from .points import check_points, points_to_json
+from .records import CommitResult
+from .schema import ACCEPTED, SUPERSEDED, Annotation, Commit, Correction, ModelVersion, utcnow
 
 logger = logging.getLogger(__name__)
 
 
-class ProjectStore(ImageStore):
+class ProjectStore(CommitHistoryStore):
     """A napari-cellist project: images, committed annotations, corrections and model versions.
 
     Parameters
@@ -75,6 +68,7 @@ class ProjectStore(ImageStore):
         objects: Mapping[int, ObjectMeta] | None = None,
         previous: np.ndarray | None = None,
         polygons: Mapping[int, np.ndarray] | None = None,
+        points: np.ndarray | None = None,
     ) -> CommitResult:
         """Replace the image's committed annotations by the objects of ``labels``.
 
@@ -95,6 +89,10 @@ class ProjectStore(ImageStore):
         polygons : Mapping[int, np.ndarray], optional
             ``(N, 2)`` (row, col) outlines by label id (2D); missing ones are traced from the
             mask with a 1 pixel tolerance. 3D objects have no polygon.
+        points : np.ndarray, optional
+            Point annotations (napari Points layer data): ``(N, labels.ndim)`` (row, col) /
+            (plane, row, col) pixels, finite and inside the image (-0.5..size-0.5 per axis).
+            Stored with this commit (an empty array as "no objects marked"); None stores none.
 
         Returns
         -------
@@ -104,7 +102,7 @@ class ProjectStore(ImageStore):
         Raises
         ------
         ValueError
-            The label map or ``previous`` does not fit the image.
+            The label map, ``previous`` or ``points`` does not fit the image.
         StoreError
             Unknown image or model version, or the store cannot be written. Nothing is changed.
         """
@@ -112,6 +110,7 @@ class ProjectStore(ImageStore):
         labels = ann.check_labels(labels, record.shape)
         if previous is not None:
             previous = self._check_previous(previous, labels.shape)
+        stored_points = None if points is None else check_points(points, labels.shape)
         rows = ann.object_rows(labels, objects, polygons)  # outlines and RLE outside the lock
         corrections = None if previous is None else ann.diff(previous, labels)
         with self._write() as session:
@@ -121,12 +120,15 @@ class ProjectStore(ImageStore):
                 before = self._committed(session, record.id, labels.shape)
                 before_labels = np.zeros_like(labels) if before is None else before[0]
                 corrections = ann.diff(before_labels, labels)
-            commit_id = self._insert_commit(session, record.id, labels.shape, rows, corrections)
+            commit_id = self._insert_commit(
+                session, record.id, labels.shape, rows, corrections, stored_points
+            )
         logger.info(
-            "commit %d: image %d, %d objects, %s",
+            "commit %d: image %d, %d objects, %s points, %s",
             commit_id,
             record.id,
             len(rows),
+            "no" if stored_points is None else len(stored_points),
             corrections.summary(),
         )
         return CommitResult(commit_id, len(rows), corrections)
@@ -162,42 +164,8 @@ class ProjectStore(ImageStore):
             ).all()
         return {int(label_id): np.asarray(polygon, float) for label_id, polygon in rows}
 
-    def commits(self, image_id: int | None = None) -> list[CommitRecord]:
-        """Commits of the project (of one image if given), oldest first."""
-        query = select(Commit).join(Image).where(Image.project_id == self._project_id)
-        if image_id is not None:
-            query = query.where(Commit.image_id == image_id)
-        with self._read() as session:
-            return [
-                CommitRecord.from_row(row) for row in session.scalars(query.order_by(Commit.id))
-            ]
-
-    def corrections(self, image_id: int | None = None) -> list[CorrectionRecord]:
-        """The corrections log of the project (of one image if given), oldest first."""
-        query = (
-            select(Correction, Commit.image_id, Commit.created_at)
-            .join(Commit, Correction.commit_id == Commit.id)
-            .join(Image, Commit.image_id == Image.id)
-            .where(Image.project_id == self._project_id)
-        )
-        if image_id is not None:
-            query = query.where(Commit.image_id == image_id)
-        with self._read() as session:
-            rows = session.execute(query.order_by(Correction.id)).all()
-            return [
-                CorrectionRecord(
-                    row.commit_id,
-                    image,
-                    row.kind,
-                    tuple(row.before_ids),
-                    tuple(row.after_ids),
-                    as_utc(created),
-                )
-                for row, image, created in rows
-            ]
-
     def annotated_samples(self, include_unannotated: bool = False) -> list[Sample]:
-        """Training samples: each image's pixels with its committed label map.
+        """Training samples: each image's pixels with its last commit's label map and points.
 
         Parameters
         ----------
@@ -207,17 +175,22 @@ class ProjectStore(ImageStore):
         Returns
         -------
         list of Sample
-            In the order images were added; ``name`` is the image name, ``points`` None. The
-            pixels are as added (convert colour / channel images with
+            In the order images were added; ``name`` is the image name. Every committed image
+            is included, also one committed with points only (its label map is then empty);
+            ``points`` holds the committed ``(N, ndim)`` points, None when the commit had none.
+            The pixels are as added (convert colour / channel images with
             :func:`napari_cellist.images.prepare_grey`).
         """
         samples = []
         for record in self.images():
-            found = self.load_annotations(record.id)
+            with self._read() as session:  # labels and points of the same commit
+                commit_id = self._last_commit_id(session, record.id)
+                found = self._committed(session, record.id)
+                points = None if commit_id is None else self._commit_points(session, commit_id)[0]
             if found is None and not include_unannotated:
                 continue
             labels = None if found is None else found[0]
-            samples.append(Sample(self.load_pixels(record.id), labels, None, record.name))
+            samples.append(Sample(self.load_pixels(record.id), labels, points, record.name))
         return samples
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -243,11 +216,6 @@ class ProjectStore(ImageStore):
                 f"The previous label map (the prediction made for this image) does not fit: {error}"
             ) from error
 
-    def _last_commit_id(self, session: Session, image_id: int) -> int | None:
-        return session.scalar(
-            select(Commit.id).where(Commit.image_id == image_id).order_by(Commit.id.desc()).limit(1)
-        )
-
     def _check_model_versions(self, session: Session, rows: list[dict[str, Any]]) -> None:
         wanted = {r["model_version_id"] for r in rows} - {None}
         if not wanted:
@@ -267,6 +235,7 @@ class ProjectStore(ImageStore):
         shape: tuple[int, ...],
         rows: list[dict[str, Any]],
         corrections: Corrections,
+        points: np.ndarray | None = None,
     ) -> int:
         now = utcnow()
         commit = Commit(
@@ -275,6 +244,7 @@ class ProjectStore(ImageStore):
             summary=corrections.summary(),
             n_objects=len(rows),
             shape=[int(s) for s in shape],
+            points=points_to_json(points),
         )
         session.add(commit)
         session.flush()

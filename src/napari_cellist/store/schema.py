@@ -26,7 +26,7 @@ from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Version of the tables below; stored as ``meta.schema_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CORRECTION_KINDS = ("added", "deleted", "modified", "merged", "split")
 ACCEPTED = "accepted"
@@ -90,6 +90,12 @@ class Commit(Base):
     n_objects: Mapped[int] = mapped_column(Integer)
     # spatial shape of the committed label map (the image may carry colour / channel axes)
     shape: Mapped[list] = mapped_column(JSON)
+    # added in schema version 3, see migrations.migrate_2_to_3: the committed point annotations,
+    # [[row, col], ...] or [[plane, row, col], ...] pixels; NULL = no points committed. Deferred:
+    # listing commits never loads them.
+    points: Mapped[list | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, deferred=True
+    )
 
 
 class ModelVersion(Base):

@@ -69,6 +69,13 @@ def where_to_box(z_where: torch.Tensor, geom: Geometry) -> torch.Tensor:
     return torch.cat([offset, height[..., None], width[..., None]], dim=-1)
 
 
+def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation),
+        nn.GroupNorm(4, c_out), nn.ReLU(),
+    ]
+
+
 class Encoder(nn.Module):
     """Fully convolutional encoder: image ``(B, 2, H, W)`` (image, background) -> per-cell outputs.
 
@@ -79,12 +86,11 @@ class Encoder(nn.Module):
     def __init__(self, slots: int = 1, width: int = 32, features: int = 32) -> None:
         super().__init__()
         self.slots, self.features = slots, features
+        # GroupNorm: dim normalised images otherwise stall the first ~100 steps.
         self.body = nn.Sequential(
-            nn.Conv2d(2, width // 2, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width // 2, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.ReLU(),
+            *_conv(2, width // 2, stride=2), *_conv(width // 2, width, stride=2),
+            *_conv(width, width, stride=2), *_conv(width, 2 * width),
+            *_conv(2 * width, 2 * width, dilation=2),
         )
         self.head = nn.Conv2d(2 * width, slots * (9 + features), 1)
 
