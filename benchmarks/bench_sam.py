@@ -58,6 +58,7 @@ def prompt_latency(seg, image, prompts, repeats):
     """Median ms of plugin predict vs bare SamPredictor.predict, interleaved, same prompts."""
     bare = load_segment_anything().SamPredictor(seg.sam)
     bare.set_image(to_uint8_rgb(image))
+    inner = _InnerTimer(seg.predictor)
     ours, theirs = [], []
     for repeat in range(repeats):
         for kind, value in prompts:
@@ -83,13 +84,37 @@ def prompt_latency(seg, image, prompts, repeats):
                 times[i] = _timed(calls[i])[1]
             ours.append(times[0])
             theirs.append(times[1])
+    inner.remove()
     med_ours, med_bare = statistics.median(ours), statistics.median(theirs)
+    own = [o - i for o, i in zip(ours, inner.seconds, strict=True)]
     return {
         "plugin_ms": 1e3 * med_ours,
         "bare_ms": 1e3 * med_bare,
         "overhead_pct": 100 * (med_ours / med_bare - 1),
+        "median_paired_ratio": statistics.median(o / t for o, t in zip(ours, theirs, strict=True)),
+        "plugin_own_ms": 1e3 * statistics.median(own),
+        "plugin_own_pct": 100
+        * statistics.median(o / i for o, i in zip(own, inner.seconds, strict=True)),
         "n": len(ours),
     }
+
+
+class _InnerTimer:
+    """Times the SamPredictor.predict calls made inside the plugin's predict."""
+
+    def __init__(self, predictor):
+        self.predictor, self.seconds = predictor, []
+        original = predictor.predict
+
+        def timed(*args, **kwargs):
+            out, seconds = _timed(original, *args, **kwargs)
+            self.seconds.append(seconds)
+            return out
+
+        predictor.predict = timed
+
+    def remove(self):
+        del self.predictor.predict
 
 
 def embedding_times(checkpoint, image, cache_dir, tile_size=None):
@@ -166,11 +191,18 @@ def print_table(result):
         f"machine: {result['machine']}; torch {result['torch']}; torchvision: {result['torchvision_mode']}"
     )
     print(
-        "| model | image | tiles | embed cold s | memory hit s | disk hit s | plugin ms | bare ms | overhead % |"
+        "| model | image | tiles | embed cold s | memory hit s | disk hit s | plugin ms | bare ms "
+        "| overhead % (medians) | paired ratio | plugin's own ms (% of SAM call) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
-        lat = [f"{r[k]:.2f}" if k in r else "" for k in ("plugin_ms", "bare_ms", "overhead_pct")]
+        keys = ("plugin_ms", "bare_ms", "overhead_pct", "median_paired_ratio")
+        lat = [f"{r[k]:.2f}" if k in r else "" for k in keys]
+        lat.append(
+            f"{r['plugin_own_ms']:.2f} ({r['plugin_own_pct']:.2f} %)"
+            if "plugin_own_ms" in r
+            else ""
+        )
         print(
             f"| {r['model']} | {r['image']} | {r['tiles']} | {r['cold_s']:.2f} | {r['memory_hit_s']:.4f} "
             f"| {r['disk_hit_s']:.3f} | " + " | ".join(lat) + " |"

@@ -199,9 +199,17 @@ def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, Objec
 
 
 def points_from_layer(layer: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, coordinates)`` of a centres Points layer; id 0 marks a point without a mask."""
+    """``(ids, coordinates)`` of a centres Points layer; id 0 marks a point without a mask.
+
+    napari gives a new point the features of the selected one, so only the first point with an
+    id is that object's centre; later copies are points without a mask (id 0).
+    """
     coordinates = np.asarray(layer.data, float).reshape(len(layer.data), -1)
     ids = np.asarray(_feature_column(layer, "id", len(coordinates), 0), np.int64)
+    _, first = np.unique(ids, return_index=True)
+    copies = np.ones(len(ids), bool)
+    copies[first] = False
+    ids[copies] = 0
     return ids, coordinates
 
 
@@ -227,8 +235,26 @@ def set_layers(viewer: Any, tuples: Sequence[LayerTuple]) -> list[Any]:
             if name in viewer.layers:
                 viewer.layers.remove(name)
             layer = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+            if layer_type in ("shapes", "points"):
+                keep_new_ids_zero(layer)
         layers.append(layer)
     return layers
+
+
+def keep_new_ids_zero(layer: Any) -> None:
+    """Make shapes / points the user adds carry id 0 (new), whatever was selected before.
+
+    napari copies the features of the selected item into the defaults of the next one, which
+    would give a drawn polygon or an added point the id of an existing object.
+    """
+
+    def reset(_event: Any = None) -> None:
+        defaults = layer.feature_defaults
+        if "id" in defaults and int(defaults["id"].iloc[0]) != 0:
+            layer.feature_defaults = {**{c: defaults[c].iloc[0] for c in defaults}, "id": 0}
+
+    layer.events.feature_defaults.connect(reset)
+    reset()
 
 
 def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: str) -> None:

@@ -17,25 +17,31 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 
-from ..labels import next_free_id
 from ..layers import (
-    labels_to_layer_tuples,
-    objects_from_shapes_layer,
-    polygons_by_id,
-    polygons_from_shapes_layer,
     prediction_to_layer_tuples,
     set_layers,
 )
 from ..models import get_model_class
 from ..models.base import WeightsNotFoundError
-from ..types import ObjectMeta, Prediction
-from ._common import ImageLayerChoice, layer_pixels, role_layer
+from ..types import Prediction
+from ._common import ImageLayerChoice, layer_pixels, role_layer, snapshot
 from ._runner import JobRunner, notify_error, notify_info
+from ._sam_layers import COLOURS, add_object, ensure_prompt_layers, prompt_layer_names, read_prompts
 from ._session import session_for
 
 logger = logging.getLogger(__name__)
 POLARITY = ("object (o)", "background (b)")
-COLOURS = {True: "lime", False: "red"}
+BUTTONS = ("Accept (y)", "Reject (n)", "Segment everything", "Refine objects by their boxes")
+TOOLTIPS = {
+    "weights": "SAM checkpoint (.pth); empty = the cache folder ($CELLIST_SAM_CACHE or "
+    "~/.cache/napari-cellist/sam).",
+    "polarity": "Whether new points mark the object or the background (keys o / b).",
+    "Accept (y)": "Add the previewed mask as a new object (Labels, Shapes, Points; source sam).",
+    "Reject (n)": "Clear the prompts and the preview.",
+    "Segment everything": "SAM's automatic mask generator on the whole image.",
+    "Refine objects by their boxes": "Replace every object of the image's labels by SAM's mask "
+    "for its box.",
+}
 
 
 class SamWidget(Container):
@@ -47,16 +53,22 @@ class SamWidget(Container):
         self.session = session_for(napari_viewer)
         self.model = get_model_class("sam")()
         self.image = ImageLayerChoice(napari_viewer)
-        self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip="SAM checkpoint (.pth); empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam).")
-        self.polarity = ComboBox(label="clicks add", choices=list(POLARITY), value=POLARITY[0], tooltip="Whether new points mark the object or the background (keys o / b).")
-        self.accept_button = PushButton(text="Accept (y)", tooltip="Add the previewed mask as a new object.")
-        self.reject_button = PushButton(text="Reject (n)", tooltip="Clear the prompts and the preview.")
-        self.everything_button = PushButton(text="Segment everything", tooltip="SAM's automatic mask generator on the whole image (parameters: Base model widget).")
-        self.refine_button = PushButton(text="Refine objects by their boxes", tooltip="Replace every object of the image's labels by SAM's mask for its box.")
+        self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip=TOOLTIPS["weights"])
+        self.polarity = ComboBox(
+            label="clicks add",
+            choices=list(POLARITY),
+            value=POLARITY[0],
+            tooltip=TOOLTIPS["polarity"],
+        )
+        self.accept_button, self.reject_button, self.everything_button, self.refine_button = (
+            PushButton(text=text, tooltip=TOOLTIPS[text]) for text in BUTTONS
+        )
         self.status = Label(value="")
         self.runner = JobRunner()
-        self.extend([self.image, self.checkpoint, self.polarity, self.accept_button, self.reject_button,
-                     self.everything_button, self.refine_button, self.status, self.runner])
+        self.extend(
+            [self.image, self.checkpoint, self.polarity, self.accept_button, self.reject_button]
+        )
+        self.extend([self.everything_button, self.refine_button, self.status, self.runner])
         self.image.changed.connect(self._on_image_changed)
         self.checkpoint.changed.connect(self._on_image_changed)
         self.polarity.changed.connect(self._on_polarity)
@@ -85,7 +97,9 @@ class SamWidget(Container):
         if spatial == 2:
             return data, bool(layer.rgb), 0
         if spatial != 3:
-            raise ValueError(f"SAM works on 2D images and 3D stacks; {layer.name} has shape {data.shape}.")
+            raise ValueError(
+                f"SAM works on 2D images and 3D stacks; {layer.name} has shape {data.shape}."
+            )
         z = int(self.viewer.dims.current_step[-3]) if self.viewer.dims.ndim >= 3 else 0
         return data[min(z, data.shape[0] - 1)], bool(layer.rgb), z
 
@@ -115,18 +129,28 @@ class SamWidget(Container):
         params, target = self._params(), (self.image.value, z)
 
         def job():
-            segmenter = self.model.interactive_for(params)  # loads the weights once, off the GUI thread
+            segmenter = self.model.interactive_for(
+                params
+            )  # loads the weights once, off the GUI thread
             return (yield from segmenter.embed_iter(plane, rgb))
 
         self.status.value = "computing the SAM embedding..."
-        self.runner.run(job, on_done=lambda emb: self._on_embedded(emb, params, target), on_finally=self._after_job)
+        self.runner.run(
+            job,
+            on_done=lambda emb: self._on_embedded(emb, params, target),
+            on_finally=self._after_job,
+        )
 
     def _on_embedded(self, embedding: Any, params: Any, target: tuple[str, int]) -> None:
         self.model.params = params
         self.model.interactive.set_embedding(embedding)
         self._embedded_for = target
         self._ensure_prompt_layers()
-        self.status.value = f"ready: click on {target[0]} (plane {target[1]})" if target[1] else f"ready: click on {target[0]}"
+        self.status.value = (
+            f"ready: click on {target[0]} (plane {target[1]})"
+            if target[1]
+            else f"ready: click on {target[0]}"
+        )
 
     def _after_job(self) -> None:
         if self._pending:
@@ -135,29 +159,13 @@ class SamWidget(Container):
 
     # -- prompt layers ---------------------------------------------------------------------------
     def _names(self) -> dict[str, str]:
-        name = self.image.value
-        return {"points": f"{name} sam points", "box": f"{name} sam box", "preview": f"{name} sam preview"}
+        return prompt_layer_names(self.image.value)
 
     def _ensure_prompt_layers(self) -> None:
-        layer = self.image.layer()
-        names = self._names()
-        ndim = layer.ndim - (1 if layer.rgb else 0)
-        common = {"scale": tuple(layer.scale)[-ndim:], "metadata": {"cellist_image": layer.name}}
-        if names["preview"] not in self.viewer.layers:
-            shape = layer.data.shape[:ndim] if not getattr(layer, "multiscale", False) else layer.data[0].shape[:ndim]
-            preview = self.viewer.add_labels(np.zeros(shape, np.int32), name=names["preview"], opacity=0.6, **common)
-            self._bind_keys(preview)
-        if names["box"] not in self.viewer.layers:
-            box = self.viewer.add_shapes(ndim=ndim, name=names["box"], edge_color="cyan", face_color="transparent", edge_width=2, **common)
-            box.events.data.connect(self._on_prompts_changed)
-            self._bind_keys(box)
-        if names["points"] not in self.viewer.layers:
-            points = self.viewer.add_points(ndim=ndim, name=names["points"], size=8, features={"positive": np.zeros(0, bool)}, **common)
-            points.feature_defaults = {"positive": True}
-            points.current_face_color = COLOURS[True]
-            points.events.data.connect(self._on_prompts_changed)
-            self._bind_keys(points)
-            points.mode = "add"
+        for layer in ensure_prompt_layers(
+            self.viewer, self.image.layer(), self._on_prompts_changed
+        ):
+            self._bind_keys(layer)
 
     def _bind_keys(self, layer: Any) -> None:
         layer.bind_key("o", lambda _layer: self._set_polarity(True), overwrite=True)
@@ -177,18 +185,7 @@ class SamWidget(Container):
             layer.current_face_color = COLOURS[positive]
 
     def _prompts(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
-        """Points ``(N, 2)`` (row, col) and labels of the current plane, and the last box."""
-        from ..models.sam.prompts import rectangle_to_box
-
-        names, z = self._names(), self._embedded_for[1]
-        points = self.viewer.layers[names["points"]]
-        data = np.asarray(points.data, float).reshape(-1, points.ndim)
-        positive = np.asarray(points.features["positive"], bool) if len(points.features) == len(data) else np.ones(len(data), bool)
-        on_plane = np.ones(len(data), bool) if points.ndim == 2 else np.round(data[:, 0]) == z
-        shapes = self.viewer.layers[names["box"]]
-        rectangles = [v for v, kind in zip(shapes.data, shapes.shape_type, strict=True) if kind == "rectangle"]
-        box = rectangle_to_box(np.asarray(rectangles[-1])) if rectangles else None
-        return data[on_plane][:, -2:], positive[on_plane].astype(int), box
+        return read_prompts(self.viewer, self._names(), self._embedded_for[1])
 
     def _on_prompts_changed(self, _event: Any = None) -> None:
         if self._embedded_for is None or self.runner.busy:
@@ -205,7 +202,9 @@ class SamWidget(Container):
         more_clicks = len(points) > self._n_points and self.last_result is not None
         self._n_points = len(points)
         try:
-            self.last_result = self.model.interactive.predict(points, labels, box, refine=more_clicks)
+            self.last_result = self.model.interactive.predict(
+                points, labels, box, refine=more_clicks
+            )
         except ValueError as err:
             notify_error(str(err))
             return
@@ -247,33 +246,19 @@ class SamWidget(Container):
             notify_error("Nothing to accept: click on an object (or draw a box) first.")
             return None
         name, z = self._embedded_for
-        labels, objects = self._current_annotations(name)
-        plane = labels[z] if labels.ndim == 3 else labels
-        new_id = next_free_id(labels)
-        plane[self.last_result.mask & (plane == 0)] = new_id
-        objects[new_id] = ObjectMeta(new_id, score=float(np.clip(self.last_result.score, 0, 1)), source="sam")
-        scale = tuple(self.viewer.layers[name].scale)[-labels.ndim :]
-        set_layers(self.viewer, labels_to_layer_tuples(labels, objects, name, source="sam", scale=scale, tolerance=self.session.tolerance))
-        shapes = role_layer(self.viewer, name, "polygons")
-        if shapes is not None:
-            self.session.state(name).synced_polygons = polygons_by_id(shapes)
+        preview_shape = self.viewer.layers[self._names()["preview"]].data.shape
+        new_id = add_object(
+            self.viewer,
+            self.session,
+            name,
+            preview_shape,
+            z,
+            self.last_result.mask,
+            self.last_result.score,
+        )
         self.reject()
         notify_info(f"Added object {new_id} to {name}.")
         return new_id
-
-    def _current_annotations(self, name: str) -> tuple[np.ndarray, dict[int, ObjectMeta]]:
-        """The image's labels (with pending polygon edits applied) and per-object metadata."""
-        labels_layer = role_layer(self.viewer, name, "labels")
-        if labels_layer is None:
-            shape = self.viewer.layers[self._names()["preview"]].data.shape
-            return np.zeros(shape, np.int32), {}
-        labels = np.asarray(labels_layer.data, np.int32).copy()
-        shapes = role_layer(self.viewer, name, "polygons")
-        if shapes is None:
-            return labels, {int(i): ObjectMeta(int(i)) for i in np.unique(labels) if i}
-        meta = objects_from_shapes_layer(shapes, labels)
-        labels, _ = self.session.sync(name, labels, polygons_from_shapes_layer(shapes))
-        return labels, {int(i): meta.get(int(i), ObjectMeta(int(i))) for i in np.unique(labels) if i}
 
     # -- whole image ---------------------------------------------------------------------------
     def _run_whole_image(self, refine: bool) -> None:
@@ -284,7 +269,9 @@ class SamWidget(Container):
             if refine:
                 labels_layer = role_layer(self.viewer, layer.name, "labels")
                 if labels_layer is None:
-                    raise ValueError(f"{layer.name} has no objects to refine: run a base model first.")
+                    raise ValueError(
+                        f"{layer.name} has no objects to refine: run a base model first."
+                    )
                 prompts = np.asarray(labels_layer.data, np.int32)
             params = self._params()
         except (ValueError, WeightsNotFoundError) as err:
@@ -299,7 +286,10 @@ class SamWidget(Container):
         )
 
     def _show(self, prediction: Prediction, image_name: str, scale: tuple[float, ...]) -> None:
-        layers = set_layers(self.viewer, prediction_to_layer_tuples(prediction, image_name, scale=scale, tolerance=self.session.tolerance))
-        polygons = polygons_by_id(layers[1]) if prediction.labels.ndim == 2 else {}
-        self.session.record_prediction(image_name, prediction, polygons)
+        tuples = prediction_to_layer_tuples(
+            prediction, image_name, scale=scale, tolerance=self.session.tolerance
+        )
+        set_layers(self.viewer, tuples)
+        self.session.record_prediction(image_name, prediction)
+        snapshot(self.viewer, self.session, image_name)
         notify_info(f"sam: {prediction.count} objects in {image_name}.")

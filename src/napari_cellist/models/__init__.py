@@ -44,6 +44,7 @@ REGISTRY: dict[str, ModelEntry] = {
         "Cellpose 3 (cyto3, nuclei or your own network): trainable on your annotations, 2D and 3D.",
         "cellpose",
     ),
+    "air": ModelEntry("air", "air:AirModel", "target", "Attend-Infer-Repeat (Pyro): learns from your images, semi-supervised by your corrections.", "air"),
 }
 
 

@@ -176,7 +176,8 @@ class ProjectStore(CommitHistoryStore):
         -------
         list of Sample
             In the order images were added; ``name`` is the image name. Every committed image
-            is included, also one committed with points only (its label map is then empty);
+            is included; one committed with points but no objects is a points-only annotation
+            (``labels=None``: the points do not say that unmarked places hold nothing).
             ``points`` holds the committed ``(N, ndim)`` points, None when the commit had none.
             The pixels are as added (convert colour / channel images with
             :func:`napari_cellist.images.prepare_grey`).
@@ -190,6 +191,8 @@ class ProjectStore(CommitHistoryStore):
             if found is None and not include_unannotated:
                 continue
             labels = None if found is None else found[0]
+            if labels is not None and points is not None and len(points) and not labels.any():
+                labels = None
             samples.append(Sample(self.load_pixels(record.id), labels, points, record.name))
         return samples
 

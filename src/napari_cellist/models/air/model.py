@@ -30,8 +30,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
-from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli
 from torch import nn
+from torch.distributions.relaxed_bernoulli import (
+    LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli,
+)
 
 from .modules import (
     Decoder,
@@ -175,7 +177,7 @@ class AirNet(nn.Module):
             z_pres = pyro.sample(
                 "z_pres",
                 LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
-                .expand([b, n]).mask(unknown),
+                .expand([b, n]).mask(True if unknown is None else unknown),
             )
             z_where = pyro.sample("z_where", dist.Normal(0.0, 1.0).expand([b, n, 4]).to_event(1))
             z_what = pyro.sample(
@@ -232,7 +234,7 @@ class AirNet(nn.Module):
                 "z_pres",
                 LogitRelaxedBernoulli(
                     torch.tensor(anneal.temperature), logits=codes.pres_logit.reshape(b, n)
-                ).mask(unknown),
+                ).mask(True if unknown is None else unknown),
             )
             z_where = pyro.sample(
                 "z_where",

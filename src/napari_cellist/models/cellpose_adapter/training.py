@@ -22,6 +22,7 @@ from .params import CellposeTrainParams
 logger = logging.getLogger(__name__)
 
 MIN_DIAMETER = 5.0  # Cellpose clamps training diameters to at least 5 px
+VALIDATE_EVERY = 10  # epochs between validation losses (each needs a batch-norm recalibration)
 
 
 @dataclass
@@ -168,7 +169,10 @@ def train_epochs(
         for epoch in range(tp.n_epochs):
             losses.append(_train_one_epoch(net, optimizer, train, tp, epoch, float(rates[epoch]), per_epoch))
             metrics = {"learning_rate": float(rates[epoch])}
-            if val_batch is not None:
+            last = epoch + 1 == tp.n_epochs
+            if last or (val_batch is not None and (epoch + 1) % VALIDATE_EVERY == 0):
+                recalibrate_batchnorm(net, train, tp)
+            if val_batch is not None and (last or (epoch + 1) % VALIDATE_EVERY == 0):
                 metrics["val_loss"] = _batch_loss(net, *val_batch)
             logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
             yield Progress(epoch + 1, tp.n_epochs, f"epoch {epoch + 1}/{tp.n_epochs}", loss=losses[-1], metrics=metrics)
@@ -198,6 +202,35 @@ def _train_one_epoch(
         optimizer.step()
         total += float(loss.item()) * len(indices)
     return total / per_epoch
+
+
+def recalibrate_batchnorm(net: object, planes: Planes, tp: CellposeTrainParams, n_batches: int = 4) -> None:
+    """Re-estimate the batch-norm statistics of ``net`` on augmented training patches.
+
+    Cellpose's batch norms average their statistics slowly (momentum 0.05), so after a short run
+    the statistics used for prediction lag behind the weights and the predictions are garbage.
+    Averaging them afresh over a few batches with the final weights fixes that.
+    """
+    import torch
+
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    state = np.random.get_state()
+    np.random.seed(tp.seed + 20_000)
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    net.train()
+    try:
+        with torch.no_grad():
+            for _ in range(n_batches):
+                indices = np.random.permutation(np.resize(np.arange(len(planes)), tp.batch_size))
+                net(torch.from_numpy(augmented_batch(planes, indices, tp.bsize, tp.scale_range)[0]))
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        np.random.set_state(state)
+        net.eval()
 
 
 def _validation_batch(val: Planes | None, tp: CellposeTrainParams) -> tuple[np.ndarray, np.ndarray] | None:

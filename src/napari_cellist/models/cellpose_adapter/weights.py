@@ -110,6 +110,8 @@ def resolve_weights(spec: str) -> ResolvedWeights:
             f"(or set {MODEL_DIR_ENV} to the folder that holds it), choose a model file in the "
             f"'model' parameter, {TRAIN_HINT}"
         )
+    if os.sep in spec or as_path.suffix:
+        raise WeightsNotFoundError(f"The Cellpose model file {as_path} does not exist. Check the path, {TRAIN_HINT}")
     raise WeightsNotFoundError(
         f"Cellpose model {spec!r} is neither a pretrained name ({', '.join(KNOWN_NAMES[:4])}, ...) "
         f"nor an existing file. Check the path, put the file into {folder}, {TRAIN_HINT}"

@@ -193,14 +193,13 @@ def refine_boxes_iter(
     ids = list(boxes)
     by_tile: dict[int, list[int]] = {}
     for label_id in ids:
-        by_tile.setdefault(segmenter._choose_tile(None, boxes[label_id]), []).append(label_id)
+        by_tile.setdefault(segmenter.choose_tile(None, boxes[label_id]), []).append(label_id)
     masks: dict[int, np.ndarray] = {}
     scores: dict[int, float] = {}
     done = 0
     for index, tile_ids in by_tile.items():
         item = embedding.tiles[index]
-        activate(segmenter.predictor, item)
-        segmenter._active_tile = index
+        segmenter.use_tile(index)
         for start in range(0, len(tile_ids), batch_size):
             batch = tile_ids[start : start + batch_size]
             tile_masks, tile_scores = _predict_boxes(

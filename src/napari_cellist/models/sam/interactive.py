@@ -175,9 +175,9 @@ class PromptableSegmenter:
         labels = np.ones(len(pts), int) if point_labels is None else np.asarray(point_labels, int)
         if len(labels) != len(pts):
             raise ValueError(f"{len(pts)} points but {len(labels)} point labels.")
-        index = self._choose_tile(pts[:, -2:] if len(pts) else None, box)
+        index = self.choose_tile(pts[:, -2:] if len(pts) else None, box)
         item = self.embedding.tiles[index]
-        self._activate(index)
+        self.use_tile(index)
         previous = self._previous if refine and self._previous is not None else None
         if previous is not None and previous.tile != index:
             previous = None
@@ -197,13 +197,15 @@ class PromptableSegmenter:
         self._previous = result
         return result
 
-    def _activate(self, index: int) -> None:
+    def use_tile(self, index: int) -> None:
+        """Load tile ``index`` of the current embedding into :attr:`predictor`."""
         if self._active_tile != index:
             activate(self.predictor, self.embedding.tiles[index])
             self._active_tile = index
 
-    def _choose_tile(self, points_rc: np.ndarray | None, box: Sequence[float] | None) -> int:
-        """Tile holding all prompts, nearest to their centre (the nearest tile if none holds all)."""
+    def choose_tile(self, points_rc: np.ndarray | None, box: Sequence[float] | None) -> int:
+        """Index of the tile holding all prompts whose centre is nearest to theirs (the nearest
+        tile if none holds them all); ``points_rc`` is ``(N, 2)`` (row, col), ``box`` half-open."""
         tiles = self.embedding.tiles
         if len(tiles) == 1:
             return 0

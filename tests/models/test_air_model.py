@@ -1,0 +1,128 @@
+"""AIR: Pyro model/guide structure, parameter isolation, float32 robustness, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pyro = pytest.importorskip("pyro")
+
+from pyro import poutine  # noqa: E402
+
+from napari_cellist.models import get_model_class  # noqa: E402
+from napari_cellist.models.air import AirModel, AirParams, AirTrainParams  # noqa: E402
+from napari_cellist.models.air.model import Anneal  # noqa: E402
+from napari_cellist.models.air.supervision import cell_targets, to_working  # noqa: E402
+from napari_cellist.models.air.training import Schedule, TrainingItem, make_batch  # noqa: E402
+from napari_cellist.progress import drain  # noqa: E402
+from napari_cellist.types import Sample  # noqa: E402
+
+
+def _blobs(shape=(96, 96), centres=((30, 30), (60, 70), (25, 75)), radius=6, value=200.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = np.full(shape, 10.0, np.float32)
+    labels = np.zeros(shape, np.int32)
+    for k, (cy, cx) in enumerate(centres, start=1):
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+        image[disc] = value
+        labels[disc] = k
+    return image, labels
+
+
+def _batch(model: AirModel, supervised: bool):
+    image, labels = _blobs()
+    work = to_working(image, 12.0, model.net.geom)
+    targets = cell_targets(work, model.net.geom, labels if supervised else None)
+    item = TrainingItem(work, targets if supervised else None, 1.0)
+    return make_batch([item], Schedule(steps=1, batch_size=2, crop=64), model.net.geom.cell,
+                      np.random.default_rng(0))
+
+
+def test_registered_as_target_model():
+    assert get_model_class("air") is AirModel
+    assert AirModel.kind == "target"
+
+
+@pytest.mark.parametrize("supervised", [False, True])
+def test_model_and_guide_sites_match(supervised):
+    model = AirModel()
+    batch = _batch(model, supervised)
+    anneal = Anneal(0.5, 0.1)
+    guide_trace = poutine.trace(model.net.guide).get_trace(batch, anneal)
+    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(batch, anneal)
+    pyro.util.check_model_guide_match(model_trace, guide_trace)
+    latent = {n for n, s in model_trace.nodes.items() if s["type"] == "sample" and not s["is_observed"]}
+    assert {"z_pres", "z_where", "z_what"} <= latent
+    observed = {n for n, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]}
+    assert ("ann_pres" in observed) == supervised
+    assert np.isfinite(float(pyro.infer.Trace_ELBO().differentiable_loss(
+        model.net.model, model.net.guide, batch, anneal)))
+
+
+def test_two_models_do_not_share_parameters():
+    pyro.clear_param_store()
+    a, b = AirModel(), AirModel()
+    before = {k: v.clone() for k, v in b.net.state_dict().items()}
+    image, labels = _blobs()
+    drain(a.fit_iter([Sample(image, labels)], AirTrainParams(steps=2, batch_size=2, crop_size=64)))
+    assert all(torch.equal(before[k], v) for k, v in b.net.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in a.net.state_dict().items())
+    assert len(pyro.get_param_store()) == 0  # nothing went through Pyro's global store
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint16", "saturated", "constant", "nan", "float_huge"],
+)
+def test_awkward_images_give_no_nan(kind):
+    image, labels = _blobs()
+    if kind == "uint16":
+        image = (image * 300).astype(np.uint16)
+    elif kind == "saturated":
+        image = np.where(image > 100, 65535, image).astype(np.uint16)
+        image[:40] = 65535
+    elif kind == "constant":
+        image = np.full((96, 96), 7, np.uint16)
+    elif kind == "nan":
+        image[5:20, 5:20] = np.nan
+        image[50, 50] = np.inf
+    else:
+        image = image.astype(np.float32) * 1e30
+    model = AirModel(AirParams(diameter=12.0))
+    result = drain(model.fit_iter([Sample(image, labels if kind != "constant" else None)],
+                                  AirTrainParams(steps=2, batch_size=2, crop_size=64, diameter=12.0)))
+    assert all(np.isfinite(p.loss) for p in result.history if p.loss is not None)
+    assert all(torch.isfinite(p).all() for p in model.net.parameters())
+    pred = model.predict(image)
+    assert pred.labels.shape == image.shape and pred.labels.dtype == np.int32
+    for extra in pred.extras.values():
+        assert np.isfinite(extra).all()
+    assert all(0.0 <= o.score <= 1.0 for o in pred.objects.values())
+
+
+def test_checkpoint_round_trip(tmp_path):
+    image, labels = _blobs()
+    model = AirModel(AirParams(min_score=0.3))
+    drain(model.fit_iter([Sample(image, labels)], AirTrainParams(steps=2, batch_size=2, crop_size=64)))
+    path = model.save(tmp_path / "air.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["air.pt"]  # no temporary file left behind
+    loaded = AirModel.load(path)
+    assert loaded.params == model.params and loaded.diameter == model.diameter
+    for key, value in model.net.state_dict().items():
+        assert torch.equal(value, loaded.net.state_dict()[key])
+    np.testing.assert_array_equal(loaded.predict(image).labels, model.predict(image).labels)
+    assert AirModel.from_checkpoint(path, AirParams(min_score=0.9)).params.min_score == 0.9
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(ValueError, match="not an AIR checkpoint"):
+        AirModel.load(bad)
+    with pytest.raises(FileNotFoundError):
+        AirModel.load(tmp_path / "missing.pt")
+
+
+def test_rejects_3d_images():
+    with pytest.raises(ValueError, match="2D"):
+        AirModel().predict(np.zeros((3, 32, 32), np.float32) + np.arange(32))

@@ -1,0 +1,125 @@
+"""Cellpose training on small real crops (DSB2018 nuclei), stopping, checkpoints and the 3D path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cellpose")
+tifffile = pytest.importorskip("tifffile")
+
+from napari_cellist.metrics import score_image  # noqa: E402
+from napari_cellist.models.cellpose_adapter import CellposeParams, CellposeSegmenter, CellposeTrainParams  # noqa: E402
+from napari_cellist.models.cellpose_adapter.training import prepare_planes  # noqa: E402
+from napari_cellist.progress import drain  # noqa: E402
+from napari_cellist.types import Progress, Sample  # noqa: E402
+
+DSB = Path("/work/shared/data/dsb2018_stardist")
+QUICK = CellposeTrainParams(
+    start_from="auto", n_epochs=25, bsize=64, batch_size=8, images_per_epoch=8, diam_mean=17.0,
+    validation_fraction=0.25, num_threads=2,
+)  # fmt: skip
+PARAMS = CellposeParams(model="cyto3", diameter=24.0, resample=False)
+
+
+@pytest.fixture(scope="module")
+def crops():
+    if not DSB.is_dir():
+        pytest.skip("real data folder /work/shared/data is not available")
+    image = tifffile.imread(DSB / "images" / "dsb2018_img2d.tif").astype(np.float32)
+    labels = tifffile.imread(DSB / "masks" / "dsb2018_img2d.tif").astype(np.int32)
+    quads = [(slice(r, r + 256), slice(c, c + 256)) for r in (0, 256) for c in (0, 256)]
+    return [Sample(image[q], labels[q], name=f"q{i}") for i, q in enumerate(quads)]
+
+
+@pytest.fixture(scope="module")
+def trained(crops, tmp_path_factory):
+    """(model, FitResult, progress reports, untrained AP50 on the validation crop)."""
+    import torch
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path_factory.mktemp("no_weights")))
+    model = CellposeSegmenter(PARAMS)
+    reports: list[Progress] = []
+    result = drain(model.fit_iter(crops, QUICK), on_progress=reports.append)
+    val = [s for s in crops if s.name not in result.data_used][0]
+    torch.manual_seed(0)
+    untrained = CellposeSegmenter(PARAMS)
+    untrained._network, untrained._network_spec = __import__(
+        "napari_cellist.models.cellpose_adapter.weights", fromlist=["build_network"]
+    ).build_network(None, 17.0), "cyto3"
+    before = score_image(val.labels, untrained.predict(val.image).labels).ap50
+    yield model, result, reports, before, val
+    mp.undo()
+
+
+def test_training_improves_validation_ap(trained):
+    model, result, reports, before, val = trained
+    assert [p.step for p in reports] == list(range(1, QUICK.n_epochs + 1))
+    assert all(p.total == QUICK.n_epochs and p.loss is not None for p in reports)
+    assert np.mean([p.loss for p in reports[-5:]]) < 0.8 * np.mean([p.loss for p in reports[:5]])
+    assert result.params["start_from"] == "scratch"  # 'auto' without cyto3 weights
+    assert len(result.data_used) == 3 and val.name not in result.data_used
+    assert result.metrics["val_ap50"] > before + 0.3
+    after = score_image(val.labels, model.predict(val.image).labels).ap50
+    assert after == pytest.approx(result.metrics["val_ap50"])
+
+
+def test_closing_the_generator_stops_and_writes_nothing(crops, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = CellposeSegmenter(PARAMS)
+    gen = model.fit_iter(crops[:2], CellposeTrainParams(start_from="scratch", n_epochs=50, bsize=32, batch_size=2, validation_fraction=0.0))
+    assert next(gen).step == 1 and next(gen).step == 2
+    gen.close()
+    assert list(tmp_path.iterdir()) == []
+    net = model.network("").net
+    assert not net.training and net.mkldnn is not False  # restored, ready to predict
+    assert model.predict(crops[0].image[:64, :64]).labels.shape == (64, 64)
+
+
+def test_checkpoint_round_trip_is_atomic_and_cellpose_compatible(trained, tmp_path):
+    from cellpose import models
+
+    model, _, _, _, val = trained
+    path = model.save(tmp_path / "sub" / "cellpose.pth")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cellpose.pth"]
+    loaded = CellposeSegmenter.load(path)
+    assert loaded.params.diameter == 24.0 and loaded.params.model == str(path)
+    np.testing.assert_array_equal(loaded.predict(val.image).labels, model.predict(val.image).labels)
+    native = models.CellposeModel(gpu=False, pretrained_model=str(path))
+    assert float(native.diam_mean) == 17.0 and 20 < float(native.diam_labels) < 30
+
+
+def test_failed_save_leaves_no_file(trained, tmp_path, monkeypatch):
+    import torch
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trained[0].save(tmp_path / "cellpose.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_3d_stack_stitched_and_volumetric(trained):
+    model, *_, val = trained
+    crop = val.image[:64, :64]
+    stack = np.stack([np.roll(crop, z, axis=1) for z in range(4)])  # (4, 64, 64), objects drift in x
+    per_plane = model.predict(stack)
+    stitched = model.predict(stack, CellposeParams(model="", diameter=24.0, stitch_threshold=0.25))
+    assert stitched.labels.shape == (4, 64, 64) and per_plane.count > 0
+    assert 0 < stitched.count < per_plane.count  # objects joined across planes
+    volume = model.predict(stack, CellposeParams(model="", diameter=24.0, do_3D=True))
+    assert volume.labels.shape == (4, 64, 64) and volume.count > 0
+    spans = [len(np.unique(np.nonzero(volume.labels == i)[0])) for i in volume.objects]
+    assert max(spans) > 1  # 3D objects cover several planes
+
+
+def test_3d_samples_train_on_their_planes(crops):
+    volume = np.stack([crops[0].image[:64, :64]] * 3)
+    labels = np.stack([crops[0].labels[:64, :64], np.zeros((64, 64), np.int32), crops[0].labels[:64, :64]])
+    planes = prepare_planes([Sample(volume, labels, name="vol")], diam_mean=17.0, invert=False, min_masks=1)
+    assert len(planes) == 2 and planes.images[0].shape[0] == 2 and planes.flows[0].shape[0] == 3
