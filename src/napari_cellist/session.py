@@ -70,6 +70,12 @@ class LabellingSession:
             self._store = ProjectStore(self.project)
         return self._store
 
+    def project_exists(self) -> bool:
+        """True when the store is open or its folder / file exists (database URLs: True)."""
+        if self._store is not None or "://" in str(self.project):
+            return True
+        return Path(self.project).exists()
+
     def open_project(self, location: str | Path) -> None:
         """Switch to another project store (closing the current one)."""
         self.close()

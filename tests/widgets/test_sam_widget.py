@@ -88,7 +88,9 @@ def test_accept_writes_one_sam_object_into_three_layers_and_reject_clears(setup)
     labels = viewer.layers["cells labels"].data
     shapes = viewer.layers["cells polygons"]
     assert new_id == 1 and np.array_equal(labels == 1, mask)
-    assert list(shapes.features["source"]) == ["sam"] and len(viewer.layers["cells centres"].data) == 1
+    assert (
+        list(shapes.features["source"]) == ["sam"] and len(viewer.layers["cells centres"].data) == 1
+    )
     widget.last_result = MaskResult(np.roll(mask, 40, axis=0), 0.8, np.zeros((1, 32, 32)), 0)
     assert widget.accept() == 2
     assert set(np.unique(viewer.layers["cells labels"].data)) == {0, 1, 2}
@@ -125,3 +127,17 @@ def test_stacks_are_embedded_slice_by_slice(setup, cells):
     preview = viewer.layers["stack sam preview"].data
     assert preview.shape == (3, 96, 128) and not preview[:2].any()
     assert np.array_equal(preview[2] > 0, widget.last_result.mask) and shown == []
+
+
+def test_rgb_images_are_prompted_in_colour(setup, cells, monkeypatch):
+    viewer, widget, checkpoint, shown = setup
+    colour = np.stack([cells, cells // 2, cells[::-1]], axis=-1).astype(np.float32)
+    viewer.add_image(colour, name="colour", rgb=True)
+    widget.image.value = "colour"
+    assert widget._embedded_for == ("colour", 0)
+    viewer.layers["colour sam points"].add([60, 20])
+    sam, model_id = weights.load_sam(checkpoint)
+    reference = PromptableSegmenter(sam, model_id)
+    reference.set_image(colour, rgb=True)
+    expected = reference.predict([[60, 20]]).mask
+    assert np.array_equal(viewer.layers["colour sam preview"].data > 0, expected) and shown == []

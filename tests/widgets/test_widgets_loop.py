@@ -93,11 +93,10 @@ def test_edit_polygons_and_labels_then_commit_and_reopen(viewer, errors, make_na
     # a new viewer on the same project gets the committed annotations back
     second = make_napari_viewer()
     set_session(second, LabellingSession(tmp_path / "project"))
-    second.open_sample("napari-cellist", "nuclei")
     reopened = AnnotationsWidget(second)
-    reopened.image.value = "nuclei"
-    assert reopened.restore()
+    second.open_sample("napari-cellist", "nuclei")  # opening the image brings its annotations back
     assert np.array_equal(second.layers["nuclei labels"].data, after)
+    assert reopened.restore()
 
 
 def test_set_class_merge_and_delete_selected(viewer, errors):

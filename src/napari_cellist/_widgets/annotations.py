@@ -21,7 +21,15 @@ from ..layers import (
 )
 from ..store import StoreError
 from ..types import DEFAULT_CLASS, ObjectMeta
-from ._common import ImageLayerChoice, extra_points, layer_path, layer_pixels, role_layer, snapshot
+from ._common import (
+    ImageLayerChoice,
+    extra_points,
+    image_layer_names,
+    layer_path,
+    layer_pixels,
+    role_layer,
+    snapshot,
+)
 from ._runner import notify_error, notify_info
 from ._session import session_for
 
@@ -58,6 +66,16 @@ class AnnotationsWidget(Container):
         self.sync_button.changed.connect(self.sync)
         self.commit_button.changed.connect(self.commit)
         self.restore_button.changed.connect(self.restore)
+        napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        """Reopening an image that has committed annotations shows them."""
+        layer = event.value
+        if layer.name not in image_layer_names(self.viewer) or not self.session.project_exists():
+            return
+        if role_layer(self.viewer, layer.name, "labels") is None:
+            self.image.value = layer.name
+            self.restore(quiet=True)
 
     # -- helpers -------------------------------------------------------------------------------
     def _layers(self) -> tuple[str, Any, Any]:
@@ -135,7 +153,7 @@ class AnnotationsWidget(Container):
         notify_info(f"Committed {result.n_objects} objects of {layer.name}: {_summary(result.corrections.summary())}.")
         return result
 
-    def restore(self) -> bool:
+    def restore(self, quiet: bool = False) -> bool:
         """Show the committed annotations of the chosen image; False when there are none."""
         try:
             layer = self.image.layer()
@@ -144,10 +162,12 @@ class AnnotationsWidget(Container):
             notify_error(str(err))
             return False
         if found is None:
-            notify_info(f"Nothing committed yet for {layer.name}.")
+            if not quiet:
+                notify_info(f"Nothing committed yet for {layer.name}.")
             return False
         labels, objects, points = found
         self._show(layer.name, labels, objects, points)
+        notify_info(f"Loaded the committed annotations of {layer.name} ({len(objects)} objects).")
         return True
 
     def _on_open_project(self) -> None:

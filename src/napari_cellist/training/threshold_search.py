@@ -97,8 +97,11 @@ def search_parameters(
     default_ap = None
     for step, params in enumerate(candidates, start=1):
         ap = _score(model, params, fit)
+        # the current parameters (first candidate) are replaced only by a clear improvement
+        still_default = default_ap is not None and best_ap <= default_ap
+        margin = space.min_improvement if still_default else 0.0
         default_ap = ap if default_ap is None else default_ap
-        if ap > best_ap:
+        if ap > best_ap + margin:
             best_ap, model.params = ap, params
             logger.info("candidate %d: AP50 %.3f (best) %s", step, ap, params)
         progress = Progress(

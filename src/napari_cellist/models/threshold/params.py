@@ -115,6 +115,10 @@ class ThresholdFitParams:
     background: tuple[bool, ...] = field(
         default=(False, True), metadata={"help": "Try background subtraction."}
     )
+    min_improvement: float = field(
+        default=0.01,
+        metadata={"help": "Keep the current parameters unless a candidate beats them by this much AP50 (guards against fitting noise).", "advanced": True},
+    )
     max_candidates: int = field(
         default=60, metadata={"help": "Evaluate at most this many parameter sets."}
     )
