@@ -145,7 +145,7 @@ class LabellingSession:
         CommitResult (ids, object count, corrections).
         """
         state = self.state(image_name)
-        record = self.store.add_image(image, path=path, name=image_name)
+        record = self.store.add_image(image, path=self._same_file(image, path), name=image_name)
         state.image_id = record.id
         previous = state.prediction
         if previous is not None and previous.shape != labels.shape:
@@ -160,6 +160,20 @@ class LabellingSession:
         )
         logger.info("Committed %d objects of %s: %s", result.n_objects, image_name, result.corrections.summary())
         return result
+
+    def _same_file(self, image: np.ndarray, path: str | Path | None) -> str | Path | None:
+        """``path`` if that file still holds these pixels, else None (the store keeps a copy)."""
+        from .io import ImageReadError, read_image
+        from .store import ProjectStore
+
+        if path is None or self.store.find_image(content_hash=ProjectStore.hash_image(image)):
+            return path
+        try:
+            on_disk = read_image(path).data
+        except (ImageReadError, OSError):
+            return None
+        same = on_disk.shape == image.shape and ProjectStore.hash_image(np.asarray(on_disk)) == ProjectStore.hash_image(image)
+        return path if same else None
 
     def restore(
         self, image: np.ndarray

@@ -6,5 +6,6 @@ from .annotations import AnnotationsWidget
 from .base_model import BaseModelWidget
 from .finetune import FineTuneWidget
 from .sam_widget import SamWidget
+from .target_model import TargetModelWidget
 
-__all__ = ["AnnotationsWidget", "BaseModelWidget", "FineTuneWidget", "SamWidget"]
+__all__ = ["AnnotationsWidget", "BaseModelWidget", "FineTuneWidget", "SamWidget", "TargetModelWidget"]

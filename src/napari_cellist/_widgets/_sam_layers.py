@@ -39,7 +39,7 @@ def ensure_prompt_layers(
     ``on_change`` is connected to the data events of the points and box layers.
     """
     names = prompt_layer_names(image_layer.name)
-    ndim = image_layer.ndim - (1 if image_layer.rgb else 0)
+    ndim = image_layer.ndim  # napari's spatial dimensions (an RGB axis is not counted)
     common = {
         "scale": tuple(image_layer.scale)[-ndim:],
         "metadata": {"cellist_image": image_layer.name},

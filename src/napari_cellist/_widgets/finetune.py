@@ -11,8 +11,8 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..models import REGISTRY, ModelUnavailableError, get_model_class
 from ..store import StoreError
-from ..types import FitResult, Progress
-from ._common import models_folder
+from ..types import FitResult, Progress, Sample
+from ._common import grey_pixels, image_layer_names, layer_pixels, models_folder
 from ._params import ParamsForm
 from ._plot import LivePlot
 from ._runner import JobRunner, notify_error, notify_info
@@ -23,13 +23,20 @@ FROM_DEFAULTS = "defaults / scratch"
 
 
 class FineTuneWidget(Container):
-    """Train or fit a model on the committed annotations; each run becomes a model version."""
+    """Train or fit a model on the committed annotations; each run becomes a model version.
+
+    ``kinds`` limits the models offered; with ``use_open_images`` the image layers that have no
+    committed annotations join the training data unlabelled (for unsupervised models like AIR).
+    """
+
+    kinds: tuple[str, ...] = ("base", "target")
+    use_open_images: bool = False
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        names = [n for n in REGISTRY if _is_trainable(n)] or ["threshold"]
+        names = [n for n, e in REGISTRY.items() if e.kind in self.kinds and _is_trainable(n)] or ["threshold"]
         self.model = ComboBox(label="model", choices=names, value=names[0], tooltip="The model to fit to your corrections.")
         self.start_from = ComboBox(label="start from", choices=[FROM_DEFAULTS], tooltip="Fine-tune a saved version, or start from the defaults.")
         self.form = Container(labels=False)
@@ -58,8 +65,8 @@ class FineTuneWidget(Container):
         try:
             cls = get_model_class(self.model.value)
             train_params = self.params_form.value()
-            samples = self.session.training_samples()
-            if not any(s.labels is not None for s in samples) and cls.name != "air":
+            samples = self._samples()
+            if not samples or (not cls.kind == "target" and not any(s.labels is not None for s in samples)):
                 raise ValueError("Nothing committed yet: correct a prediction and press Commit first.")
             parent = self._versions.get(self.start_from.value)
             model = cls.from_checkpoint(parent.checkpoint_path) if parent and parent.checkpoint_path else cls()
@@ -76,6 +83,19 @@ class FineTuneWidget(Container):
             on_finally=lambda: setattr(self.train_button, "enabled", True),
             on_stopped=self._on_stopped,
         )
+
+    def _samples(self) -> list[Sample]:
+        samples = self.session.training_samples()
+        if self.use_open_images:
+            from ..store import ProjectStore
+
+            committed = {s.name for s in samples}
+            for name in image_layer_names(self.viewer):
+                layer = self.viewer.layers[name]
+                if name not in committed:
+                    pixels = layer_pixels(layer)
+                    samples.append(Sample(grey_pixels(layer), name=f"{name} ({ProjectStore.hash_image(pixels)[:8]})"))
+        return samples
 
     def _on_progress(self, progress: Progress) -> None:
         self.plot.add(progress.step, progress.loss)

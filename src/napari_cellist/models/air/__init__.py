@@ -119,20 +119,23 @@ class AirModel(TrainableSegmenter):
         geom = self.net.geom
         for sample in samples:
             grey = prepare_grey(sample.image)
-            labels, weight = sample.labels, float(sample.weight)
-            if labels is None and sample.points is None and tp.pseudo_labels:
-                from ..threshold import ThresholdModel
-
-                labels = ThresholdModel().predict(grey).labels
-                weight = tp.pseudo_label_weight * weight
-            diameter = (median_diameter(labels) if labels is not None else None) or (
+            # Unannotated images are seen at the scale prediction will use (given or estimated).
+            diameter = (median_diameter(sample.labels) if sample.labels is not None else None) or (
                 tp.diameter if tp.diameter > 0 else estimate_diameter_fast(grey)
             )
+            labels, weight = sample.labels, float(sample.weight)
+            if labels is None and sample.points is None and tp.pseudo_labels:
+                from ..threshold import ThresholdModel, ThresholdParams
+
+                labels = ThresholdModel().predict(grey, ThresholdParams(diameter=diameter)).labels
+                weight = tp.pseudo_label_weight * weight
             work = to_working(grey, diameter, geom)
             annotated = labels is not None or sample.points is not None
             targets = cell_targets(work, geom, labels, sample.points) if annotated else None
             items.append(TrainingItem(work, targets, weight, sample.name))
-        return items
+        # Weights are relative: the strongest annotation of the set counts fully.
+        top = max((it.weight for it in items if it.targets is not None), default=1.0) or 1.0
+        return [replace(it, weight=it.weight / top) for it in items]
 
     def fit_iter(
         self, samples: Sequence[Sample], train_params: AirTrainParams | None = None
