@@ -4,7 +4,7 @@ No pretrained Cellpose weights can be downloaded here, so the network is trained
 the training split (time-capped), then scored on held-out images of every folder, next to the
 threshold model on the same images. Run (2 threads)::
 
-    python benchmarks/bench_cellpose.py --minutes 15        # writes benchmarks/results/cellpose.json
+    python benchmarks/bench_cellpose.py --minutes 15 --threads 2   # writes benchmarks/results/cellpose.json
 
 Split (fixed): test = u2os_dna-4/5, nih3t3_dna-4/5, gowt1_t52/t72, hela_t75/t79 and the right half
 of the DSB2018 image; everything else trains (10 % of it held out as FitResult validation).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -26,13 +27,33 @@ import torch
 from napari_cellist.io.readers import read_annotated_folder
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model
-from napari_cellist.models.cellpose_adapter import CellposeParams, CellposeSegmenter, CellposeTrainParams
+from napari_cellist.models.cellpose_adapter import (
+    CellposeParams,
+    CellposeSegmenter,
+    CellposeTrainParams,
+)
+from napari_cellist.models.cellpose_adapter.weights import build_network
 from napari_cellist.types import Sample
 
 DATA = Path("/work/shared/data")
-TEST = {"u2os_dna-4", "u2os_dna-5", "nih3t3_dna-4", "nih3t3_dna-5", "gowt1_t52", "gowt1_t72", "hela_t75", "hela_t79"}
+TEST = {
+    "u2os_dna-4",
+    "u2os_dna-5",
+    "nih3t3_dna-4",
+    "nih3t3_dna-5",
+    "gowt1_t52",
+    "gowt1_t72",
+    "hela_t75",
+    "hela_t79",
+}
 FOLDERS = ("coelho2009_u2os", "coelho2009_nih3t3", "ctc_gowt1_hela", "dsb2018_stardist")
-PREFIX = {"coelho2009_u2os": "u2os", "coelho2009_nih3t3": "nih3t3", "gowt1": "gowt1", "hela": "hela", "dsb2018_stardist": "dsb2018"}
+PREFIX = {
+    "coelho2009_u2os": "u2os",
+    "coelho2009_nih3t3": "nih3t3",
+    "gowt1": "gowt1",
+    "hela": "hela",
+    "dsb2018_stardist": "dsb2018",
+}
 
 
 def load_split() -> tuple[list[Sample], dict[str, list[Sample]]]:
@@ -41,12 +62,18 @@ def load_split() -> tuple[list[Sample], dict[str, list[Sample]]]:
     test: dict[str, list[Sample]] = {}
     for folder in FOLDERS:
         for pair in read_annotated_folder(DATA / folder):
-            image, mask, name = np.asarray(pair.image.data, np.float32), np.asarray(pair.mask), pair.image.name
+            image, mask, name = (
+                np.asarray(pair.image.data, np.float32),
+                np.asarray(pair.mask),
+                pair.image.name,
+            )
             group = name.split("_")[0] if folder == "ctc_gowt1_hela" else folder
             if folder == "dsb2018_stardist":
                 half = image.shape[1] // 2
                 train.append(Sample(image[:, :half], mask[:, :half], name=f"{name}-left"))
-                test.setdefault(group, []).append(Sample(image[:, half:], mask[:, half:], name=f"{name}-right"))
+                test.setdefault(group, []).append(
+                    Sample(image[:, half:], mask[:, half:], name=f"{name}-right")
+                )
             elif name in TEST:
                 test.setdefault(group, []).append(Sample(image, mask, name=name))
             else:
@@ -60,7 +87,9 @@ def median_diameter(samples: list[Sample]) -> float:
     return float(np.median(2.0 * np.sqrt(counts[counts > 0] / np.pi)))
 
 
-def train(samples: list[Sample], tp: CellposeTrainParams, minutes: float) -> tuple[CellposeSegmenter, dict]:
+def train(
+    samples: list[Sample], tp: CellposeTrainParams, minutes: float
+) -> tuple[CellposeSegmenter, dict]:
     """Train from scratch; closes the generator (Stop) when the time cap is reached."""
     model = CellposeSegmenter(CellposeParams(model="", resample=False))
     start = time.perf_counter()
@@ -71,11 +100,16 @@ def train(samples: list[Sample], tp: CellposeTrainParams, minutes: float) -> tup
             progress = next(gen)
         except StopIteration as stop:
             info["fit_metrics"] = dict(stop.value.metrics)
-            info["validation_images"] = sorted(set(s.name for s in samples) - set(stop.value.data_used))
+            info["validation_images"] = sorted(
+                set(s.name for s in samples) - set(stop.value.data_used)
+            )
             break
         info["losses"].append(round(float(progress.loss), 4))
         if progress.step % 10 == 0:
-            print(f"epoch {progress.step}/{progress.total} loss {progress.loss:.3f} {time.perf_counter() - start:.0f}s", flush=True)
+            print(
+                f"epoch {progress.step}/{progress.total} loss {progress.loss:.3f} {time.perf_counter() - start:.0f}s",
+                flush=True,
+            )
         if time.perf_counter() - start > minutes * 60:
             gen.close()
             info["stopped_at_cap"] = True
@@ -85,21 +119,30 @@ def train(samples: list[Sample], tp: CellposeTrainParams, minutes: float) -> tup
     return model, info
 
 
-def evaluate(model, params, test: dict[str, list[Sample]], diameters: dict[str, float] | None) -> dict:
+def evaluate(
+    model, params, test: dict[str, list[Sample]], diameters: dict[str, float] | None
+) -> dict:
     """Scores per test group; ``diameters`` = given per group, None = each model's automatic estimate."""
     out = {}
     for group, samples in test.items():
         p = replace(params, diameter=diameters[group]) if diameters else params
         start = time.perf_counter()
         preds = [model.predict(s.image, p).labels for s in samples]
-        scores = score_images([s.labels for s in samples], preds, border_margin=20 if group == "hela" else 0)
-        out[group] = {**scores.as_dict(), "seconds_per_image": (time.perf_counter() - start) / len(samples)}
+        scores = score_images(
+            [s.labels for s in samples], preds, border_margin=20 if group == "hela" else 0
+        )
+        out[group] = {
+            **scores.as_dict(),
+            "seconds_per_image": (time.perf_counter() - start) / len(samples),
+        }
     return out
 
 
 def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
     """Seconds of one 2D 1024x1024 prediction and of a small 3D stack (do_3D and stitching)."""
-    gowt1 = [p for p in read_annotated_folder(DATA / "ctc_gowt1_hela") if p.image.name == "gowt1_t52"][0]
+    gowt1 = [
+        p for p in read_annotated_folder(DATA / "ctc_gowt1_hela") if p.image.name == "gowt1_t52"
+    ][0]
     image = np.asarray(gowt1.image.data, np.float32)
     dsb = read_annotated_folder(DATA / "dsb2018_stardist")[0]
     crop = np.asarray(dsb.image.data, np.float32)[:128, :128]
@@ -108,41 +151,73 @@ def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
         "2d_1024_resample": (image, CellposeParams(model="", diameter=60.0)),
         "2d_1024_no_resample": (image, CellposeParams(model="", diameter=60.0, resample=False)),
         "3d_16x128x128_do3D": (stack, CellposeParams(model="", diameter=24.0, do_3D=True)),
-        "3d_16x128x128_stitch": (stack, CellposeParams(model="", diameter=24.0, stitch_threshold=0.25)),
+        "3d_16x128x128_stitch": (
+            stack,
+            CellposeParams(model="", diameter=24.0, stitch_threshold=0.25),
+        ),
     }
-    out = {}
+    full_size = CellposeSegmenter(CellposeParams(model=""))
+    full_size._network, full_size._network_spec = (
+        build_network(None, 30.0),
+        "",
+    )  # cyto3's size, random weights
+    out = {
+        "2d_1024_cyto3_size_net_diameter30": _time(
+            full_size, image, CellposeParams(model="", diameter=30.0)
+        )
+    }
     for name, (img, params) in cases.items():
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model.predict(img, params)
-            runs.append(time.perf_counter() - start)
-        out[name] = round(min(runs), 2)
+        out[name] = min(_time(model, img, params) for _ in range(repeats))
     return out
+
+
+def _time(model: CellposeSegmenter, image: np.ndarray, params: CellposeParams) -> float:
+    start = time.perf_counter()
+    model.predict(image, params)
+    return round(time.perf_counter() - start, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="training time cap")
-    parser.add_argument("--epochs", type=int, default=400, help="epochs of one batch each")
-    parser.add_argument("--bsize", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=500, help="epochs of one batch each")
+    parser.add_argument("--bsize", type=int, default=64, help="training patch size")
+    parser.add_argument(
+        "--diam-mean", type=float, default=17.0, help="object size the network works at"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/cellpose.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     train_samples, test = load_split()
-    tp = CellposeTrainParams(start_from="scratch", n_epochs=args.epochs, bsize=args.bsize, batch_size=8,
-                             images_per_epoch=8, validation_fraction=0.1, num_threads=args.threads)
+    tp = CellposeTrainParams(
+        start_from="scratch",
+        n_epochs=args.epochs,
+        bsize=args.bsize,
+        batch_size=8,
+        diam_mean=args.diam_mean,
+        images_per_epoch=8,
+        validation_fraction=0.1,
+        num_threads=args.threads,
+    )
+    load_start = list(os.getloadavg())
     model, info = train(train_samples, tp, args.minutes)
+    info["load_average_after_training"] = list(os.getloadavg())
     # "told the diameter": median of the group's *training* annotations (never the test ones)
-    given = {g: median_diameter([s for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test}
+    given = {
+        g: median_diameter([s for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test
+    }
     threshold = create_model("threshold")
     params = replace(model.params, resample=False)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch threads, shared 2-core CPU",
-        "python": sys.version.split()[0], "torch": torch.__version__,
-        "train_images": [s.name for s in train_samples], "test": {g: [s.name for s in t] for g, t in test.items()},
-        "train_params": vars(args) | {"lr": tp.learning_rate, "batch_size": tp.batch_size}, "training": info,
+        "load_average_at_start": load_start,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "train_images": [s.name for s in train_samples],
+        "test": {g: [s.name for s in t] for g, t in test.items()},
+        "train_params": vars(args) | {"lr": tp.learning_rate, "batch_size": tp.batch_size},
+        "training": info,
         "given_diameters": given,
         "cellpose_auto": evaluate(model, params, test, None),
         "cellpose_given": evaluate(model, params, test, given),
@@ -163,7 +238,9 @@ def print_table(result: dict) -> None:
     for key in ("cellpose_auto", "cellpose_given", "threshold_auto", "threshold_given"):
         method, diameter = key.split("_")
         for group, s in result[key].items():
-            print(f"| {group} | {method} | {diameter} | {s['ap50']:.3f} | {s['mean_ap']:.3f} | {s['count_error']:.3f} |")
+            print(
+                f"| {group} | {method} | {diameter} | {s['ap50']:.3f} | {s['mean_ap']:.3f} | {s['count_error']:.3f} |"
+            )
     print("training:", {k: v for k, v in result["training"].items() if k != "losses"})
     print("timings (s):", result["timings_s"])
 

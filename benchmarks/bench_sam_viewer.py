@@ -63,15 +63,18 @@ def measure(checkpoint: Path, image: np.ndarray, timeout_s: float, idle_s: float
     run_until(lambda: False, idle_s)  # baseline: the same heartbeat with nothing computing
     idle = recorder.gaps_ms()
     recorder.ticks.clear()
-    handler = []  # time spent in the GUI-thread handler that shows the finished embedding
-    original = widget._on_embedded
+    handler = []  # GUI-thread work of the widget: creating the prompt layers, taking the result
 
-    def timed_handler(*args):
-        t0 = time.perf_counter()
-        original(*args)
-        handler.append((t0, time.perf_counter()))
+    def timed(method):
+        def wrapper(*args):
+            t0 = time.perf_counter()
+            method(*args)
+            handler.append((t0, time.perf_counter()))
 
-    widget._on_embedded = timed_handler
+        return wrapper
+
+    widget._ensure_prompt_layers = timed(widget._ensure_prompt_layers)
+    widget._on_embedded = timed(widget._on_embedded)
     start = time.perf_counter()
     widget.image.value = "nuclei"
     widget.checkpoint.value = str(checkpoint)  # starts the worker: load weights + embed
@@ -102,6 +105,11 @@ def measure(checkpoint: Path, image: np.ndarray, timeout_s: float, idle_s: float
         "p99_gap_ms": float(np.percentile(during, 99)),
         "median_gap_ms": float(np.median(during)),
         "gui_handler_ms": [1e3 * (t1 - t0) for t0, t1 in handler],
+        "ticks_inside_gui_handler": [
+            int(((ticks > t0) & (ticks < t1)).sum()) for t0, t1 in handler
+        ],
+        "gui_handler_window_s": [(t0 - start, t1 - start) for t0, t1 in handler],
+        "ticks_window_s": [float(ticks[0] - start), float(ticks[-1] - start)] if len(ticks) else [],
         "idle_baseline_max_gap_ms": float(idle.max()),
         "idle_baseline_p99_gap_ms": float(np.percentile(idle, 99)),
         "click_to_preview_ms": clicks,

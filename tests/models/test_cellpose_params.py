@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("cellpose")
 
+import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
 from napari_cellist.models import get_model_class  # noqa: E402
-from napari_cellist.models.cellpose_adapter import CellposeParams, CellposeSegmenter, CellposeTrainParams  # noqa: E402
 from napari_cellist.models.cellpose_adapter._backend import check_cellpose_version  # noqa: E402
 from napari_cellist.models.cellpose_adapter.inference import unique_plane_ids  # noqa: E402
 from napari_cellist.models.cellpose_adapter.weights import build_network  # noqa: E402
@@ -50,27 +50,32 @@ def _image(shape=(32, 32)):
 
 
 def test_registry_and_lazy_import():
-    assert get_model_class("cellpose") is CellposeSegmenter
+    assert get_model_class("cellpose") is cpa.CellposeSegmenter
     code = "import sys, napari_cellist.models as m; m.get_model_class('cellpose'); print('torch' in sys.modules, 'cellpose.models' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]
 
 
 def test_every_param_has_help():
-    for params_type in (CellposeParams, CellposeTrainParams):
+    for params_type in (cpa.CellposeParams, cpa.CellposeTrainParams):
         for f in fields(params_type):
             assert f.metadata.get("help"), f"{params_type.__name__}.{f.name} has no help text"
-    assert CellposeParams().flow_threshold == 0.4 and CellposeParams().cellprob_threshold == 0.0
-    assert CellposeParams().min_size == 15 and CellposeParams().bsize == 224
+    assert (
+        cpa.CellposeParams().flow_threshold == 0.4
+        and cpa.CellposeParams().cellprob_threshold == 0.0
+    )
+    assert cpa.CellposeParams().min_size == 15 and cpa.CellposeParams().bsize == 224
 
 
 def test_2d_params_reach_eval(weights_file, calls):
-    params = CellposeParams(
+    params = cpa.CellposeParams(
         model=str(weights_file), diameter=21.0, invert=True, flow_threshold=0.7, cellprob_threshold=-1.5,
         min_size=33, normalize=False, norm_percentiles=(2.0, 98.0), tile_norm_blocksize=64, bsize=160,
         tile_overlap=0.2, augment=True, resample=False, niter=123, max_size_fraction=0.3, batch_size=3,
     )  # fmt: skip
-    prediction = CellposeSegmenter(params).predict(_image())
+    prediction = cpa.CellposeSegmenter(params).predict(_image())
     x, kwargs = calls[-1]
     assert x.shape == (32, 32, 2) and not x[..., 1].any()
     expected = {
@@ -89,20 +94,31 @@ def test_2d_params_reach_eval(weights_file, calls):
 
 
 def test_3d_params_reach_eval(weights_file, calls):
-    model = CellposeSegmenter(CellposeParams(model=str(weights_file), diameter=9.0))
+    model = cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), diameter=9.0))
     stack = _image((5, 24, 24))
-    model.predict(stack, CellposeParams(model=str(weights_file), diameter=9.0, do_3D=True, anisotropy=2.5, flow3D_smooth=1.0))
+    model.predict(
+        stack,
+        cpa.CellposeParams(
+            model=str(weights_file), diameter=9.0, do_3D=True, anisotropy=2.5, flow3D_smooth=1.0
+        ),
+    )
     x, kwargs = calls[-1]
     assert x.shape == (5, 24, 24, 2) and kwargs["z_axis"] == 0 and kwargs["channel_axis"] == 3
-    assert kwargs["do_3D"] is True and kwargs["anisotropy"] == 2.5 and kwargs["flow3D_smooth"] == 1.0
+    assert (
+        kwargs["do_3D"] is True and kwargs["anisotropy"] == 2.5 and kwargs["flow3D_smooth"] == 1.0
+    )
     assert kwargs["normalize"]["norm3D"] is True
-    prediction = model.predict(stack, CellposeParams(model=str(weights_file), diameter=9.0, stitch_threshold=0.3))
+    prediction = model.predict(
+        stack, cpa.CellposeParams(model=str(weights_file), diameter=9.0, stitch_threshold=0.3)
+    )
     assert calls[-1][1]["stitch_threshold"] == 0.3 and calls[-1][1]["do_3D"] is False
     assert prediction.labels.shape == (5, 24, 24)
 
 
 def test_planes_without_stitching_get_unique_ids(weights_file, calls):
-    prediction = CellposeSegmenter(CellposeParams(model=str(weights_file), diameter=9.0)).predict(_image((3, 24, 24)))
+    prediction = cpa.CellposeSegmenter(
+        cpa.CellposeParams(model=str(weights_file), diameter=9.0)
+    ).predict(_image((3, 24, 24)))
     assert calls[-1][1]["normalize"]["norm3D"] is False
     assert prediction.count == 6  # 2 objects per plane, 3 planes, no id shared between planes
     assert set(np.unique(prediction.labels[1])) == {0, 3, 4}
@@ -117,14 +133,22 @@ def test_unique_plane_ids():
 
 def test_channels_select_cells_and_nucleus(weights_file, calls):
     image = np.stack([np.full((16, 16), v, np.float32) for v in (1.0, 2.0, 3.0)])  # (C, Y, X)
-    params = CellposeParams(model=str(weights_file), diameter=5.0, channel_axis=0, channels=(2, 3))
-    CellposeSegmenter(params).predict(image)
+    params = cpa.CellposeParams(
+        model=str(weights_file), diameter=5.0, channel_axis=0, channels=(2, 3)
+    )
+    cpa.CellposeSegmenter(params).predict(image)
     x = calls[-1][0]
     assert x.shape == (16, 16, 2) and np.all(x[..., 0] == 2.0) and np.all(x[..., 1] == 3.0)
-    CellposeSegmenter(params).predict(image, CellposeParams(model=str(weights_file), diameter=5.0, channel_axis=0))
-    assert np.all(calls[-1][0][..., 0] == 2.0) and not calls[-1][0][..., 1].any()  # grey = channel mean
+    cpa.CellposeSegmenter(params).predict(
+        image, cpa.CellposeParams(model=str(weights_file), diameter=5.0, channel_axis=0)
+    )
+    assert (
+        np.all(calls[-1][0][..., 0] == 2.0) and not calls[-1][0][..., 1].any()
+    )  # grey = channel mean
     with pytest.raises(ValueError, match="Channel 5 does not exist"):
-        CellposeSegmenter(params).predict(image, CellposeParams(model=str(weights_file), channel_axis=0, channels=(5, 0)))
+        cpa.CellposeSegmenter(params).predict(
+            image, cpa.CellposeParams(model=str(weights_file), channel_axis=0, channels=(5, 0))
+        )
 
 
 def test_automatic_diameter_is_estimated_from_the_image(weights_file, calls):
@@ -132,7 +156,7 @@ def test_automatic_diameter_is_estimated_from_the_image(weights_file, calls):
     for r, c in [(20, 20), (20, 70), (70, 20), (70, 70)]:
         yy, xx = np.ogrid[:96, :96]
         image[(yy - r) ** 2 + (xx - c) ** 2 <= 10**2] = 1.0
-    CellposeSegmenter(CellposeParams(model=str(weights_file), diameter=0.0)).predict(image)
+    cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), diameter=0.0)).predict(image)
     assert calls[-1][1]["diameter"] == pytest.approx(estimate_diameter(image))
     assert 17 < calls[-1][1]["diameter"] < 24
 
@@ -147,4 +171,6 @@ def test_version_seam():
 
 def test_2d_mode_rejects_3d_switch_on_2d_image(weights_file, calls):
     with pytest.raises(ValueError, match="3D mode needs"):
-        CellposeSegmenter(CellposeParams(model=str(weights_file), do_3D=True)).predict(_image())
+        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), do_3D=True)).predict(
+            _image()
+        )

@@ -10,18 +10,19 @@ import pytest
 pytest.importorskip("cellpose")
 tifffile = pytest.importorskip("tifffile")
 
+import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
 from napari_cellist.metrics import score_image  # noqa: E402
-from napari_cellist.models.cellpose_adapter import CellposeParams, CellposeSegmenter, CellposeTrainParams  # noqa: E402
 from napari_cellist.models.cellpose_adapter.training import prepare_planes  # noqa: E402
+from napari_cellist.models.cellpose_adapter.weights import build_network  # noqa: E402
 from napari_cellist.progress import drain  # noqa: E402
 from napari_cellist.types import Progress, Sample  # noqa: E402
 
 DSB = Path("/work/shared/data/dsb2018_stardist")
-QUICK = CellposeTrainParams(
+QUICK = cpa.CellposeTrainParams(
     start_from="auto", n_epochs=25, bsize=64, batch_size=8, images_per_epoch=8, diam_mean=17.0,
     validation_fraction=0.25, num_threads=2,
 )  # fmt: skip
-PARAMS = CellposeParams(model="cyto3", diameter=24.0, resample=False)
+PARAMS = cpa.CellposeParams(model="cyto3", diameter=24.0, resample=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +42,16 @@ def trained(crops, tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path_factory.mktemp("no_weights")))
-    model = CellposeSegmenter(PARAMS)
+    model = cpa.CellposeSegmenter(PARAMS)
     reports: list[Progress] = []
     result = drain(model.fit_iter(crops, QUICK), on_progress=reports.append)
     val = [s for s in crops if s.name not in result.data_used][0]
     torch.manual_seed(0)
-    untrained = CellposeSegmenter(PARAMS)
-    untrained._network, untrained._network_spec = __import__(
-        "napari_cellist.models.cellpose_adapter.weights", fromlist=["build_network"]
-    ).build_network(None, 17.0), "cyto3"
+    untrained = cpa.CellposeSegmenter(PARAMS)
+    untrained._network, untrained._network_spec = (
+        build_network(None, 17.0),
+        "cyto3",
+    )  # random weights
     before = score_image(val.labels, untrained.predict(val.image).labels).ap50
     yield model, result, reports, before, val
     mp.undo()
@@ -69,8 +71,13 @@ def test_training_improves_validation_ap(trained):
 
 def test_closing_the_generator_stops_and_writes_nothing(crops, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = CellposeSegmenter(PARAMS)
-    gen = model.fit_iter(crops[:2], CellposeTrainParams(start_from="scratch", n_epochs=50, bsize=32, batch_size=2, validation_fraction=0.0))
+    model = cpa.CellposeSegmenter(PARAMS)
+    gen = model.fit_iter(
+        crops[:2],
+        cpa.CellposeTrainParams(
+            start_from="scratch", n_epochs=50, bsize=32, batch_size=2, validation_fraction=0.0
+        ),
+    )
     assert next(gen).step == 1 and next(gen).step == 2
     gen.close()
     assert list(tmp_path.iterdir()) == []
@@ -85,7 +92,7 @@ def test_checkpoint_round_trip_is_atomic_and_cellpose_compatible(trained, tmp_pa
     model, _, _, _, val = trained
     path = model.save(tmp_path / "sub" / "cellpose.pth")
     assert sorted(p.name for p in path.parent.iterdir()) == ["cellpose.pth"]
-    loaded = CellposeSegmenter.load(path)
+    loaded = cpa.CellposeSegmenter.load(path)
     assert loaded.params.diameter == 24.0 and loaded.params.model == str(path)
     np.testing.assert_array_equal(loaded.predict(val.image).labels, model.predict(val.image).labels)
     native = models.CellposeModel(gpu=False, pretrained_model=str(path))
@@ -107,12 +114,16 @@ def test_failed_save_leaves_no_file(trained, tmp_path, monkeypatch):
 def test_3d_stack_stitched_and_volumetric(trained):
     model, *_, val = trained
     crop = val.image[:64, :64]
-    stack = np.stack([np.roll(crop, z, axis=1) for z in range(4)])  # (4, 64, 64), objects drift in x
+    stack = np.stack(
+        [np.roll(crop, z, axis=1) for z in range(4)]
+    )  # (4, 64, 64), objects drift in x
     per_plane = model.predict(stack)
-    stitched = model.predict(stack, CellposeParams(model="", diameter=24.0, stitch_threshold=0.25))
+    stitched = model.predict(
+        stack, cpa.CellposeParams(model="", diameter=24.0, stitch_threshold=0.25)
+    )
     assert stitched.labels.shape == (4, 64, 64) and per_plane.count > 0
     assert 0 < stitched.count < per_plane.count  # objects joined across planes
-    volume = model.predict(stack, CellposeParams(model="", diameter=24.0, do_3D=True))
+    volume = model.predict(stack, cpa.CellposeParams(model="", diameter=24.0, do_3D=True))
     assert volume.labels.shape == (4, 64, 64) and volume.count > 0
     spans = [len(np.unique(np.nonzero(volume.labels == i)[0])) for i in volume.objects]
     assert max(spans) > 1  # 3D objects cover several planes
@@ -120,6 +131,10 @@ def test_3d_stack_stitched_and_volumetric(trained):
 
 def test_3d_samples_train_on_their_planes(crops):
     volume = np.stack([crops[0].image[:64, :64]] * 3)
-    labels = np.stack([crops[0].labels[:64, :64], np.zeros((64, 64), np.int32), crops[0].labels[:64, :64]])
-    planes = prepare_planes([Sample(volume, labels, name="vol")], diam_mean=17.0, invert=False, min_masks=1)
+    labels = np.stack(
+        [crops[0].labels[:64, :64], np.zeros((64, 64), np.int32), crops[0].labels[:64, :64]]
+    )
+    planes = prepare_planes(
+        [Sample(volume, labels, name="vol")], diam_mean=17.0, invert=False, min_masks=1
+    )
     assert len(planes) == 2 and planes.images[0].shape[0] == 2 and planes.flows[0].shape[0] == 3

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("cellpose")
 
+import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
 from napari_cellist.models import WeightsNotFoundError  # noqa: E402
-from napari_cellist.models.cellpose_adapter import CellposeParams, CellposeSegmenter, CellposeTrainParams  # noqa: E402
 from napari_cellist.models.cellpose_adapter import _backend  # noqa: E402
 from napari_cellist.models.cellpose_adapter.weights import build_network, resolve_weights  # noqa: E402
 from napari_cellist.types import Sample  # noqa: E402
@@ -49,7 +49,7 @@ def _image():
 @pytest.mark.parametrize(("name", "filename"), [("cyto3", "cyto3"), ("nuclei", "nucleitorch_0")])
 def test_missing_pretrained_weights_say_what_to_do(empty_cache, name, filename):
     with pytest.raises(WeightsNotFoundError) as info:
-        CellposeSegmenter(CellposeParams(model=name, diameter=10.0)).predict(_image())
+        cpa.CellposeSegmenter(cpa.CellposeParams(model=name, diameter=10.0)).predict(_image())
     message = str(info.value)
     assert f"'{filename}'" in message and str(empty_cache) in message
     assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "scratch" in message
@@ -58,25 +58,39 @@ def test_missing_pretrained_weights_say_what_to_do(empty_cache, name, filename):
 
 def test_missing_file_path(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="nope.pth does not exist"):
-        CellposeSegmenter(CellposeParams(model=str(tmp_path / "nope.pth"))).predict(_image())
+        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(tmp_path / "nope.pth"))).predict(
+            _image()
+        )
     with pytest.raises(WeightsNotFoundError, match="is neither a pretrained name"):
-        CellposeSegmenter(CellposeParams(model="cyto9")).predict(_image())
+        cpa.CellposeSegmenter(cpa.CellposeParams(model="cyto9")).predict(_image())
 
 
 def test_cache_folder_weights_are_used(empty_cache, random_state):
     (empty_cache / "cyto3").write_bytes(random_state.read_bytes())
-    np.save(empty_cache / "size_cyto3.npy", np.array({"A": np.zeros(256), "smean": 0.0, "diam_mean": 30.0, "ymean": 0.0}))
+    np.save(
+        empty_cache / "size_cyto3.npy",
+        np.array({"A": np.zeros(256), "smean": 0.0, "diam_mean": 30.0, "ymean": 0.0}),
+    )
     resolved = resolve_weights("cyto3")
-    assert resolved.path == empty_cache / "cyto3" and resolved.size_path == empty_cache / "size_cyto3.npy"
-    model = CellposeSegmenter(CellposeParams(model="cyto3", diameter=10.0))
+    assert (
+        resolved.path == empty_cache / "cyto3"
+        and resolved.size_path == empty_cache / "size_cyto3.npy"
+    )
+    model = cpa.CellposeSegmenter(cpa.CellposeParams(model="cyto3", diameter=10.0))
     prediction = model.predict(_image())
-    assert prediction.labels.shape == (40, 40) and model.network().pretrained_model == str(empty_cache / "cyto3")
+    assert prediction.labels.shape == (40, 40) and model.network().pretrained_model == str(
+        empty_cache / "cyto3"
+    )
 
 
 def test_user_picked_file_and_from_checkpoint(random_state):
-    prediction = CellposeSegmenter(CellposeParams(model=str(random_state), diameter=10.0)).predict(_image())
+    prediction = cpa.CellposeSegmenter(
+        cpa.CellposeParams(model=str(random_state), diameter=10.0)
+    ).predict(_image())
     assert prediction.labels.shape == (40, 40)
-    model = CellposeSegmenter.from_checkpoint(random_state, CellposeParams(diameter=12.0, min_size=3))
+    model = cpa.CellposeSegmenter.from_checkpoint(
+        random_state, cpa.CellposeParams(diameter=12.0, min_size=3)
+    )
     assert model.params.model == str(random_state) and model.params.diameter == 12.0
     assert model.params.min_size == 3
 
@@ -87,7 +101,7 @@ def test_cellpose4_file_is_refused(tmp_path):
     path = tmp_path / "cpsam"
     torch.save({"W2": torch.zeros(1), "output.2.weight": torch.zeros(3, 32, 1, 1)}, path)
     with pytest.raises(ValueError, match="not a Cellpose 3 model file"):
-        CellposeSegmenter(CellposeParams(model=str(path))).predict(_image())
+        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(path))).predict(_image())
 
 
 def test_training_start_current_without_weights_raises(empty_cache):
@@ -95,7 +109,9 @@ def test_training_start_current_without_weights_raises(empty_cache):
     labels[5:15, 5:15], labels[20:30, 20:30] = 1, 2
     samples = [Sample(_image(), labels, name="a")]
     with pytest.raises(WeightsNotFoundError, match="cyto3"):
-        next(CellposeSegmenter().fit_iter(samples, CellposeTrainParams(start_from="current")))
+        next(
+            cpa.CellposeSegmenter().fit_iter(samples, cpa.CellposeTrainParams(start_from="current"))
+        )
 
 
 def test_missing_cellpose_gives_install_hint(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_embedding_on_selection_and_prompt_layers(setup):
     assert widget._embedded_for == ("cells", 0) and shown == []
     for suffix in ("sam points", "sam box", "sam preview"):
         assert f"cells {suffix}" in viewer.layers
-    assert len(list((widget.model.interactive.cache.folder).glob("*.npz"))) == 1
+    assert len(list(widget.segmenter.cache.folder.glob("*.npz"))) == 1
 
 
 def test_points_refinement_and_box_match_the_model(setup, cells):
@@ -102,8 +103,8 @@ def test_accept_writes_one_sam_object_into_three_layers_and_reject_clears(setup)
 
 def test_segment_everything_and_box_refinement_fill_the_layers(setup):
     viewer, widget, _, shown = setup
-    widget.model.params = widget.model.params.__class__(
-        points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    widget.model.params = replace(
+        widget.model.params, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
     )
     widget._run_whole_image(refine=False)
     labels = viewer.layers["cells labels"].data

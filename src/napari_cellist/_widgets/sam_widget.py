@@ -77,7 +77,9 @@ class SamWidget(Container):
         self.everything_button.changed.connect(lambda: self._run_whole_image(refine=False))
         self.refine_button.changed.connect(lambda: self._run_whole_image(refine=True))
         napari_viewer.dims.events.current_step.connect(self._on_plane_changed)
-        self._embedded_for: tuple[str, int] | None = None
+        self._embedded_for: tuple[str, int] | None = None  # image and plane of the embedding
+        self._requested: tuple[str, int] | None = None
+        self.segmenter: Any = None  # PromptableSegmenter holding the current embedding
         self._pending = False
         self._n_points = 0
         self.last_result: Any = None
@@ -105,16 +107,18 @@ class SamWidget(Container):
 
     def _on_image_changed(self, _value: Any = None) -> None:
         self._embedded_for = None
+        self._requested = None
         self.request_embedding()
 
     def _on_plane_changed(self, _event: Any = None) -> None:
-        if self.image.value and self._embedded_for is not None:
-            try:
-                _, _, z = self._plane()
-            except ValueError:
-                return
-            if (self.image.value, z) != self._embedded_for:
-                self.request_embedding()
+        if self._requested is None:  # nothing asked for yet (e.g. no weights chosen)
+            return
+        try:
+            _, _, z = self._plane()
+        except ValueError:
+            return
+        if (self.image.value, z) != self._requested:
+            self.request_embedding()
 
     def request_embedding(self) -> None:
         """Compute (or fetch from the cache) the embedding of the current image / plane."""
@@ -127,11 +131,12 @@ class SamWidget(Container):
             self.status.value = str(err)
             return
         params, target = self._params(), (self.image.value, z)
+        self._requested = target
+        self._ensure_prompt_layers()  # GUI work before the worker starts, not while it runs
 
         def job():
-            segmenter = self.model.interactive_for(
-                params
-            )  # loads the weights once, off the GUI thread
+            # loads the weights (once per checkpoint) off the GUI thread, then embeds
+            segmenter = self.model.interactive_for(params)
             return (yield from segmenter.embed_iter(plane, rgb))
 
         self.status.value = "computing the SAM embedding..."
@@ -143,19 +148,20 @@ class SamWidget(Container):
 
     def _on_embedded(self, embedding: Any, params: Any, target: tuple[str, int]) -> None:
         self.model.params = params
-        self.model.interactive.set_embedding(embedding)
+        self.segmenter = self.model.interactive_for(params)  # the one the embedding belongs to
+        self.segmenter.set_embedding(embedding)
         self._embedded_for = target
-        self._ensure_prompt_layers()
-        self.status.value = (
-            f"ready: click on {target[0]} (plane {target[1]})"
-            if target[1]
-            else f"ready: click on {target[0]}"
-        )
+        plane = f" (plane {target[1]})" if target[1] else ""
+        self.status.value = f"ready: click on {target[0]}{plane}"
+        self.last_result = None
+        self._n_points = 0
 
     def _after_job(self) -> None:
         if self._pending:
             self._pending = False
             self.request_embedding()
+        elif self._embedded_for is not None and self._embedded_for[0] == self.image.value:
+            self._on_prompts_changed()  # prompts given while the worker ran
 
     # -- prompt layers ---------------------------------------------------------------------------
     def _names(self) -> dict[str, str]:
@@ -202,9 +208,7 @@ class SamWidget(Container):
         more_clicks = len(points) > self._n_points and self.last_result is not None
         self._n_points = len(points)
         try:
-            self.last_result = self.model.interactive.predict(
-                points, labels, box, refine=more_clicks
-            )
+            self.last_result = self.segmenter.predict(points, labels, box, refine=more_clicks)
         except ValueError as err:
             notify_error(str(err))
             return
@@ -226,7 +230,8 @@ class SamWidget(Container):
         preview.refresh()
         self.last_result = None
         self._n_points = 0
-        self.model.interactive.reset_prompts()
+        if self.segmenter is not None:
+            self.segmenter.reset_prompts()
 
     # -- accept / reject -------------------------------------------------------------------------
     def reject(self) -> None:

@@ -54,7 +54,9 @@ def _channel(array: np.ndarray, index: int, *, average: bool) -> np.ndarray:
     if index == 0:
         return array.mean(axis=-1) if average else np.zeros(array.shape[:-1], np.float32)
     if not 1 <= index <= n_channels:
-        raise ValueError(f"Channel {index} does not exist: the image has channels 1..{n_channels} (0 = none).")
+        raise ValueError(
+            f"Channel {index} does not exist: the image has channels 1..{n_channels} (0 = none)."
+        )
     return array[..., index - 1]
 
 
@@ -71,8 +73,14 @@ def resolve_diameter(
     if weights is not None and weights.size_path is not None and image.ndim == 3:  # 2D only
         from ._backend import cellpose_modules
 
-        size_model = cellpose_modules()[0].SizeModel(network, pretrained_size=str(weights.size_path))
-        diameter = float(np.atleast_1d(size_model.eval(image, channels=None, channel_axis=2, invert=params.invert)[0])[0])
+        size_model = cellpose_modules()[0].SizeModel(
+            network, pretrained_size=str(weights.size_path)
+        )
+        diameter = float(
+            np.atleast_1d(
+                size_model.eval(image, channels=None, channel_axis=2, invert=params.invert)[0]
+            )[0]
+        )
         logger.info("Cellpose size model: diameter %.1f px", diameter)
         return diameter
     diameter = estimate_diameter(image[..., 0], invert=params.invert)
@@ -117,10 +125,14 @@ def eval_kwargs(params: CellposeParams, diameter: float, ndim: int) -> dict[str,
     }
 
 
-def run_eval(network: Any, x: np.ndarray, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+def run_eval(
+    network: Any, x: np.ndarray, kwargs: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Run ``network.eval``; returns int32 masks of the spatial shape and the cell probability."""
     if kwargs["do_3D"] and min(x.shape[:3]) < 2:
-        raise ValueError(f"3D mode needs at least 2 planes and pixels on each axis, got {x.shape[:3]}.")
+        raise ValueError(
+            f"3D mode needs at least 2 planes and pixels on each axis, got {x.shape[:3]}."
+        )
     dense = network.net
     if getattr(dense, "mkldnn", False):  # Cellpose turns the net it runs into MKL-DNN modules in
         network.net = copy.deepcopy(dense)  # place, which can then be neither trained nor saved

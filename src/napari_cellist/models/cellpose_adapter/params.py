@@ -45,11 +45,16 @@ class CellposeParams:
     )
     channel_axis: int | None = field(
         default=None,
-        metadata={"help": "Axis of the image that holds colour channels; empty = grey image.", "advanced": True},
+        metadata={
+            "help": "Axis of the image that holds colour channels; empty = grey image.",
+            "advanced": True,
+        },
     )
     invert: bool = field(
         default=False,
-        metadata={"help": "Objects are darker than the background (e.g. dark nuclei in bright field): invert the image first."},
+        metadata={
+            "help": "Objects are darker than the background (e.g. dark nuclei in bright field): invert the image first."
+        },
     )
     flow_threshold: float = field(
         default=0.4,
@@ -72,53 +77,87 @@ class CellposeParams:
     )
     min_size: int = field(
         default=15,
-        metadata={"help": "Objects smaller than this many pixels (voxels in 3D) are removed; -1 keeps all.", "advanced": True},
+        metadata={
+            "help": "Objects smaller than this many pixels (voxels in 3D) are removed; -1 keeps all.",
+            "advanced": True,
+        },
     )
     normalize: bool = field(
         default=True,
-        metadata={"help": "Stretch intensities so the 1st..99th percentiles map to 0..1 (recommended).", "advanced": True},
+        metadata={
+            "help": "Stretch intensities so the 1st..99th percentiles map to 0..1 (recommended).",
+            "advanced": True,
+        },
     )
     norm_percentiles: tuple[float, float] = field(
         default=(1.0, 99.0),
-        metadata={"help": "Low and high intensity percentiles used by the normalisation.", "advanced": True},
+        metadata={
+            "help": "Low and high intensity percentiles used by the normalisation.",
+            "advanced": True,
+        },
     )
     tile_norm_blocksize: int = field(
         default=0,
-        metadata={"help": "Normalise in blocks of this many pixels to brighten dim regions (uneven illumination); 0 = off.", "advanced": True},
+        metadata={
+            "help": "Normalise in blocks of this many pixels to brighten dim regions (uneven illumination); 0 = off.",
+            "advanced": True,
+        },
     )
     bsize: int = field(
         default=224,
-        metadata={"help": "Tile size in pixels the network sees at once (keep 224, as in training).", "advanced": True},
+        metadata={
+            "help": "Tile size in pixels the network sees at once (keep 224, as in training).",
+            "advanced": True,
+        },
     )
     tile_overlap: float = field(
-        default=0.1, metadata={"help": "Overlap between neighbouring tiles (fraction).", "advanced": True}
+        default=0.1,
+        metadata={"help": "Overlap between neighbouring tiles (fraction).", "advanced": True},
     )
     augment: bool = field(
         default=False,
-        metadata={"help": "Average flipped tiles: slightly better, about 4x slower.", "advanced": True},
+        metadata={
+            "help": "Average flipped tiles: slightly better, about 4x slower.",
+            "advanced": True,
+        },
     )
     resample: bool = field(
         default=True,
-        metadata={"help": "Trace objects at the original resolution (smoother outlines); off is much faster for big objects.", "advanced": True},
+        metadata={
+            "help": "Trace objects at the original resolution (smoother outlines); off is much faster for big objects.",
+            "advanced": True,
+        },
     )
     niter: int = field(
         default=0,
-        metadata={"help": "Steps of flow tracking; 0 = automatic from the diameter. Raise for long, thin cells.", "advanced": True},
+        metadata={
+            "help": "Steps of flow tracking; 0 = automatic from the diameter. Raise for long, thin cells.",
+            "advanced": True,
+        },
     )
     max_size_fraction: float = field(
         default=0.4,
-        metadata={"help": "Objects larger than this fraction of the image are removed.", "advanced": True},
+        metadata={
+            "help": "Objects larger than this fraction of the image are removed.",
+            "advanced": True,
+        },
     )
     batch_size: int = field(
-        default=8, metadata={"help": "Tiles processed together (memory vs speed).", "advanced": True}
+        default=8,
+        metadata={"help": "Tiles processed together (memory vs speed).", "advanced": True},
     )
     do_3D: bool = field(
         default=False,
-        metadata={"help": "Segment a (Z, Y, X) stack as a volume (flows in XY, XZ and YZ). Off: plane by plane, see 'stitch_threshold'."},
+        metadata={
+            "help": "Segment a (Z, Y, X) stack as a volume (flows in XY, XZ and YZ). Off: plane by plane, see 'stitch_threshold'."
+        },
     )
     anisotropy: float = field(
         default=1.0,
-        metadata={"help": "3D: Z step divided by the XY pixel size (e.g. 2.0 if planes are twice as far apart as pixels).", "min": 0.1},
+        metadata={
+            "help": "3D: Z step divided by the XY pixel size (e.g. 2.0 if planes are twice as far apart as pixels).",
+            "min": 0.1,
+        },
     )
     stitch_threshold: float = field(
         default=0.0,
@@ -131,7 +170,10 @@ class CellposeParams:
     )
     flow3D_smooth: float = field(
         default=0.0,
-        metadata={"help": "3D: smooth the flows with a Gaussian of this many voxels (helps noisy stacks); 0 = off.", "advanced": True},
+        metadata={
+            "help": "3D: smooth the flows with a Gaussian of this many voxels (helps noisy stacks); 0 = off.",
+            "advanced": True,
+        },
     )
 
 
@@ -148,37 +190,70 @@ class CellposeTrainParams:
             "suggestions": ("auto", "current", "scratch", *PRETRAINED_NAMES),
         },
     )
-    n_epochs: int = field(default=100, metadata={"help": "Passes over the training images.", "min": 1})
-    learning_rate: float = field(
-        default=0.005, metadata={"help": "AdamW step size (Cellpose 3's default).", "advanced": True}
+    n_epochs: int = field(
+        default=100, metadata={"help": "Passes over the training images.", "min": 1}
     )
-    weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay.", "advanced": True})
-    batch_size: int = field(default=8, metadata={"help": "Patches per optimisation step.", "advanced": True})
+    learning_rate: float = field(
+        default=0.005,
+        metadata={"help": "AdamW step size (Cellpose 3's default).", "advanced": True},
+    )
+    weight_decay: float = field(
+        default=1e-5, metadata={"help": "AdamW weight decay.", "advanced": True}
+    )
+    batch_size: int = field(
+        default=8, metadata={"help": "Patches per optimisation step.", "advanced": True}
+    )
     bsize: int = field(
         default=224,
-        metadata={"help": "Training patch size in pixels (smaller = faster steps on a CPU).", "advanced": True},
+        metadata={
+            "help": "Training patch size in pixels (smaller = faster steps on a CPU).",
+            "advanced": True,
+        },
     )
     images_per_epoch: int = field(
         default=0,
-        metadata={"help": "Patches drawn per epoch; 0 = the number of training planes, at least one batch.", "advanced": True},
+        metadata={
+            "help": "Patches drawn per epoch; 0 = the number of training planes, at least one batch.",
+            "advanced": True,
+        },
     )
     scale_range: float = field(
         default=0.5,
-        metadata={"help": "Random zoom augmentation: patches are scaled by 1 +- scale_range / 2.", "advanced": True},
+        metadata={
+            "help": "Random zoom augmentation: patches are scaled by 1 +- scale_range / 2.",
+            "advanced": True,
+        },
     )
     min_train_masks: int = field(
         default=1,
-        metadata={"help": "Images (planes) with fewer annotated objects are not trained on.", "advanced": True},
+        metadata={
+            "help": "Images (planes) with fewer annotated objects are not trained on.",
+            "advanced": True,
+        },
     )
     validation_fraction: float = field(
         default=0.2,
-        metadata={"help": "Fraction of annotated images held out (not trained on) to measure AP50 at the end.", "min": 0.0, "max": 0.9},
+        metadata={
+            "help": "Fraction of annotated images held out (not trained on) to measure AP50 at the end.",
+            "min": 0.0,
+            "max": 0.9,
+        },
     )
     diam_mean: float = field(
         default=30.0,
-        metadata={"help": "Object diameter the network works at when training from scratch (Cellpose: 30; 17 for nuclei).", "advanced": True},
+        metadata={
+            "help": "Object diameter the network works at when training from scratch (Cellpose: 30; 17 for nuclei).",
+            "advanced": True,
+        },
     )
     num_threads: int = field(
-        default=0, metadata={"help": "CPU threads for PyTorch; 0 = leave PyTorch's setting.", "advanced": True}
+        default=0,
+        metadata={
+            "help": "CPU threads for PyTorch; 0 = leave PyTorch's setting.",
+            "advanced": True,
+        },
     )
-    seed: int = field(default=0, metadata={"help": "Random seed (split, patches, initial weights).", "advanced": True})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Random seed (split, patches, initial weights).", "advanced": True},
+    )

@@ -70,7 +70,9 @@ class CellposeSegmenter(TrainableSegmenter):
         yield Progress(2, 4, "finding the object diameter")
         diameter = inference.resolve_diameter(x, params, network, self._weights)
         yield Progress(3, 4, f"running Cellpose (diameter {diameter:.1f} px)")
-        masks, cellprob = inference.run_eval(network, x, inference.eval_kwargs(params, diameter, x.ndim))
+        masks, cellprob = inference.run_eval(
+            network, x, inference.eval_kwargs(params, diameter, x.ndim)
+        )
         prediction = inference.to_prediction(masks, cellprob)
         yield Progress(4, 4, f"{prediction.count} objects")
         return prediction
@@ -111,14 +113,20 @@ class CellposeSegmenter(TrainableSegmenter):
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, samples: Sequence[Sample], tp: CellposeTrainParams) -> Generator[Progress, None, FitResult]:
+    def _fit(
+        self, samples: Sequence[Sample], tp: CellposeTrainParams
+    ) -> Generator[Progress, None, FitResult]:
         import torch
 
         train_set, val_set = training.split_samples(samples, tp.validation_fraction, tp.seed)
         network, started_from = self._starting_network(tp)
         diam_mean = float(network.diam_mean)
-        train = training.prepare_planes(train_set, diam_mean, self.params.invert, tp.min_train_masks)
-        val = training.prepare_planes(val_set, diam_mean, self.params.invert, 1) if val_set else None
+        train = training.prepare_planes(
+            train_set, diam_mean, self.params.invert, tp.min_train_masks
+        )
+        val = (
+            training.prepare_planes(val_set, diam_mean, self.params.invert, 1) if val_set else None
+        )
         diam_labels = float(np.mean(train.diameters))
         network.net.diam_labels.data = torch.tensor([diam_labels], dtype=torch.float32)
         network.diam_labels = diam_labels
@@ -129,7 +137,11 @@ class CellposeSegmenter(TrainableSegmenter):
         metrics = {"train_loss": losses[-1], "n_train_planes": float(len(train))}
         if val_set:
             metrics.update(self._validation_scores(val_set))
-        params = {**params_to_dict(self.params), "start_from": started_from, "diam_labels": diam_labels}
+        params = {
+            **params_to_dict(self.params),
+            "start_from": started_from,
+            "diam_labels": diam_labels,
+        }
         names = tuple(s.name for s in train_set)
         return FitResult(params=params, metrics=metrics, data_used=names, history=tuple(history))
 
@@ -144,14 +156,20 @@ class CellposeSegmenter(TrainableSegmenter):
             except WeightsNotFoundError:
                 if start == "current":
                     raise
-                logger.warning("No weights for %r: training Cellpose from scratch.", self.params.model)
+                logger.warning(
+                    "No weights for %r: training Cellpose from scratch.", self.params.model
+                )
                 return build_network(None, tp.diam_mean), "scratch"
         return build_network(resolve_weights(start)), start
 
     def _validation_scores(self, samples: Sequence[Sample]) -> dict[str, float]:
         preds = [drain(self.predict_iter(s.image)).labels for s in samples]
         scores = score_images([np.asarray(s.labels) for s in samples], preds)
-        return {"val_ap50": scores.ap50, "val_mean_ap": scores.mean_ap, "val_count_error": scores.count_error}
+        return {
+            "val_ap50": scores.ap50,
+            "val_mean_ap": scores.mean_ap,
+            "val_count_error": scores.count_error,
+        }
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> Path:
@@ -187,7 +205,9 @@ class CellposeSegmenter(TrainableSegmenter):
         return model
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, params: CellposeParams | None = None) -> CellposeSegmenter:
+    def from_checkpoint(
+        cls, path: str | Path, params: CellposeParams | None = None
+    ) -> CellposeSegmenter:
         """Load ``path``; ``params`` (if given) replace the stored ones except the network choice."""
         model = cls.load(path)
         if params is not None:
@@ -210,7 +230,9 @@ def _stored_params(path: Path) -> CellposeParams:
     return params_from_mapping(CellposeParams, values)
 
 
-def _recorded(gen: Generator[Progress, None, Any], history: list[Progress]) -> Generator[Progress, None, Any]:
+def _recorded(
+    gen: Generator[Progress, None, Any], history: list[Progress]
+) -> Generator[Progress, None, Any]:
     """Pass a progress generator through, appending every report to ``history``."""
     while True:
         try:

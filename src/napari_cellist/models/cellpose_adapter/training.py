@@ -67,12 +67,16 @@ def _planes_of(sample: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
     image = np.asarray(sample.image, np.float32)
     labels = np.asarray(sample.labels)
     if image.shape != labels.shape:
-        raise ValueError(f"Sample {sample.name!r}: image {image.shape} and labels {labels.shape} differ in shape.")
+        raise ValueError(
+            f"Sample {sample.name!r}: image {image.shape} and labels {labels.shape} differ in shape."
+        )
     if image.ndim == 2:
         return [(image, labels)]
     if image.ndim == 3:  # Cellpose trains 3D models on 2D planes
         return [(image[z], labels[z]) for z in range(image.shape[0])]
-    raise ValueError(f"Sample {sample.name!r} has shape {image.shape}; (Y, X) or (Z, Y, X) is needed.")
+    raise ValueError(
+        f"Sample {sample.name!r} has shape {image.shape}; (Y, X) or (Z, Y, X) is needed."
+    )
 
 
 def prepare_planes(
@@ -96,15 +100,21 @@ def prepare_planes(
                 continue
             diameter = max(float(utils.diameters(plane_labels.astype(np.int32))[0]), MIN_DIAMETER)
             shape = tuple(max(8, int(round(n * diam_mean / diameter))) for n in image.shape)
-            image = resize(image, shape, order=1, preserve_range=True, anti_aliasing=shape[0] < image.shape[0])
-            plane_labels = resize(plane_labels, shape, order=0, preserve_range=True, anti_aliasing=False)
+            image = resize(
+                image, shape, order=1, preserve_range=True, anti_aliasing=shape[0] < image.shape[0]
+            )
+            plane_labels = resize(
+                plane_labels, shape, order=0, preserve_range=True, anti_aliasing=False
+            )
             x = np.stack([image, np.zeros_like(image)], axis=-1).astype(np.float32)
             x = transforms.normalize_img(x, invert=invert, axis=-1)
             images.append(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))
             labels.append(plane_labels.astype(np.int32))
             diameters.append(diameter)
     if not images:
-        raise ValueError(f"No annotated plane has at least {min_masks} objects; lower 'min_train_masks'.")
+        raise ValueError(
+            f"No annotated plane has at least {min_masks} objects; lower 'min_train_masks'."
+        )
     flows = dynamics.labels_to_flows(labels, device=torch.device("cpu"))
     return Planes(images, [f[1:].astype(np.float32) for f in flows], np.asarray(diameters))
 
@@ -133,10 +143,14 @@ def seg_loss(lbl: np.ndarray, y: object) -> object:
 
     flows = 5.0 * torch.from_numpy(lbl[:, 1:])
     inside = torch.from_numpy(lbl[:, 0] > 0.5).float()
-    return nn.functional.mse_loss(y[:, :2], flows) / 2.0 + nn.functional.binary_cross_entropy_with_logits(y[:, -1], inside)
+    return nn.functional.mse_loss(
+        y[:, :2], flows
+    ) / 2.0 + nn.functional.binary_cross_entropy_with_logits(y[:, -1], inside)
 
 
-def augmented_batch(planes: Planes, indices: np.ndarray, bsize: int, scale_range: float) -> tuple[np.ndarray, np.ndarray]:
+def augmented_batch(
+    planes: Planes, indices: np.ndarray, bsize: int, scale_range: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Randomly rotated, flipped, zoomed ``(B, 2, bsize, bsize)`` patches and their targets."""
     from ._backend import cellpose_modules
 
@@ -159,7 +173,9 @@ def train_epochs(
     """
     import torch
 
-    optimizer = torch.optim.AdamW(net.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay
+    )
     rates = learning_rates(tp.n_epochs, tp.learning_rate)
     per_epoch = tp.images_per_epoch or max(len(train), tp.batch_size)
     val_batch = _validation_batch(val, tp)
@@ -167,7 +183,9 @@ def train_epochs(
     losses: list[float] = []
     try:
         for epoch in range(tp.n_epochs):
-            losses.append(_train_one_epoch(net, optimizer, train, tp, epoch, float(rates[epoch]), per_epoch))
+            losses.append(
+                _train_one_epoch(net, optimizer, train, tp, epoch, float(rates[epoch]), per_epoch)
+            )
             metrics = {"learning_rate": float(rates[epoch])}
             last = epoch + 1 == tp.n_epochs
             if last or (val_batch is not None and (epoch + 1) % VALIDATE_EVERY == 0):
@@ -175,7 +193,13 @@ def train_epochs(
             if val_batch is not None and (last or (epoch + 1) % VALIDATE_EVERY == 0):
                 metrics["val_loss"] = _batch_loss(net, *val_batch)
             logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
-            yield Progress(epoch + 1, tp.n_epochs, f"epoch {epoch + 1}/{tp.n_epochs}", loss=losses[-1], metrics=metrics)
+            yield Progress(
+                epoch + 1,
+                tp.n_epochs,
+                f"epoch {epoch + 1}/{tp.n_epochs}",
+                loss=losses[-1],
+                metrics=metrics,
+            )
     finally:  # also when the generator is closed (Stop): leave the network ready to predict
         net.mkldnn = mkldnn
         net.eval()
@@ -183,7 +207,13 @@ def train_epochs(
 
 
 def _train_one_epoch(
-    net: object, optimizer: object, train: Planes, tp: CellposeTrainParams, epoch: int, rate: float, per_epoch: int
+    net: object,
+    optimizer: object,
+    train: Planes,
+    tp: CellposeTrainParams,
+    epoch: int,
+    rate: float,
+    per_epoch: int,
 ) -> float:
     import torch
 
@@ -204,7 +234,9 @@ def _train_one_epoch(
     return total / per_epoch
 
 
-def recalibrate_batchnorm(net: object, planes: Planes, tp: CellposeTrainParams, n_batches: int = 4) -> None:
+def recalibrate_batchnorm(
+    net: object, planes: Planes, tp: CellposeTrainParams, n_batches: int = 4
+) -> None:
     """Re-estimate the batch-norm statistics of ``net`` on augmented training patches.
 
     Cellpose's batch norms average their statistics slowly (momentum 0.05), so after a short run
@@ -233,7 +265,9 @@ def recalibrate_batchnorm(net: object, planes: Planes, tp: CellposeTrainParams, 
         net.eval()
 
 
-def _validation_batch(val: Planes | None, tp: CellposeTrainParams) -> tuple[np.ndarray, np.ndarray] | None:
+def _validation_batch(
+    val: Planes | None, tp: CellposeTrainParams
+) -> tuple[np.ndarray, np.ndarray] | None:
     if val is None or not len(val):
         return None
     state = np.random.get_state()

@@ -30,7 +30,7 @@ KNOWN_NAMES = (
 )  # fmt: skip
 TRAIN_HINT = (
     "or train a Cellpose model from scratch on your committed annotations (Fine-tune with "
-    "start from 'scratch'; command line: cellist train --model cellpose --param "
+    "start from 'scratch'; command line: cellist train --model cellpose --train-param "
     "start_from=scratch --data DIR --out model.pth)."
 )
 
@@ -93,7 +93,9 @@ def resolve_weights(spec: str) -> ResolvedWeights:
     """
     spec = str(spec).strip()
     if not spec:
-        raise WeightsNotFoundError(f"No Cellpose model chosen: give a pretrained name or a model file, {TRAIN_HINT}")
+        raise WeightsNotFoundError(
+            f"No Cellpose model chosen: give a pretrained name or a model file, {TRAIN_HINT}"
+        )
     as_path = Path(spec).expanduser()
     if as_path.is_file():
         size = as_path.with_name(as_path.name + "_size.npy")
@@ -111,7 +113,9 @@ def resolve_weights(spec: str) -> ResolvedWeights:
             f"'model' parameter, {TRAIN_HINT}"
         )
     if os.sep in spec or as_path.suffix:
-        raise WeightsNotFoundError(f"The Cellpose model file {as_path} does not exist. Check the path, {TRAIN_HINT}")
+        raise WeightsNotFoundError(
+            f"The Cellpose model file {as_path} does not exist. Check the path, {TRAIN_HINT}"
+        )
     raise WeightsNotFoundError(
         f"Cellpose model {spec!r} is neither a pretrained name ({', '.join(KNOWN_NAMES[:4])}, ...) "
         f"nor an existing file. Check the path, put the file into {folder}, {TRAIN_HINT}"
@@ -135,14 +139,28 @@ def build_network(weights: ResolvedWeights | None, diam_mean: float = 30.0) -> A
     models = cellpose_modules()[0]
     cpu = torch.device("cpu")
     if weights is None:
-        model = models.CellposeModel(gpu=False, device=cpu, pretrained_model=False, diam_mean=diam_mean, nchan=2)
+        model = models.CellposeModel(
+            gpu=False, device=cpu, pretrained_model=False, diam_mean=diam_mean, nchan=2
+        )
         model.net_ortho = None  # Cellpose sets it only when it loads weights; 3D mode reads it
         return model
     try:
         model = models.CellposeModel(
-            gpu=False, device=cpu, pretrained_model=str(weights.path), diam_mean=weights.diam_mean, nchan=2
+            gpu=False,
+            device=cpu,
+            pretrained_model=str(weights.path),
+            diam_mean=weights.diam_mean,
+            nchan=2,
         )
-    except (AssertionError, RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+    except (
+        AssertionError,
+        RuntimeError,
+        KeyError,
+        OSError,
+        EOFError,
+        ValueError,
+        pickle.UnpicklingError,
+    ) as err:
         raise ValueError(
             f"{weights.path} is not a Cellpose 3 model file ({type(err).__name__}: {err}). "
             "Cellpose 4 (cpsam) files need Cellpose 4; pick a cyto3/nuclei/custom Cellpose 3 file."
