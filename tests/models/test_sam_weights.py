@@ -83,3 +83,11 @@ def test_not_a_sam_file_is_rejected(tmp_path):
     torch.save({"layer.weight": torch.zeros(2, 2)}, path)
     with pytest.raises(ValueError, match="Not a ViT Segment Anything checkpoint"):
         weights.load_sam(path)
+
+
+def test_legacy_checkpoint_format_loads_without_mmap(tmp_path):
+    path = tmp_path / "legacy.pth"
+    state = architecture.build_sam(architecture.TINY_CONFIG).state_dict()
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    sam, _ = weights.load_sam(path)
+    assert all(torch.equal(state[k], v) for k, v in sam.state_dict().items())

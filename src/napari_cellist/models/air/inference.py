@@ -12,23 +12,30 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .model import AirNet, CellCodes
-from .modules import cell_centres, where_to_box
+from .modules import cell_centres, place_glimpses, where_to_box
 from .supervision import WorkingImage, resize
 
 
 @dataclass(frozen=True)
 class Objects:
-    """Present objects: ``scores`` ``(K,)``, ``boxes`` ``(K, 4)`` = (cy, cx, h, w) in original
-    pixels, ``alphas`` ``(K, G, G)`` in [0, 1]; ``presence``/``z_where``/``z_what`` for all slots."""
+    """Present objects (``K`` of the ``N`` slots of a working image).
+
+    ``scores`` ``(K,)`` presence probabilities; ``boxes`` ``(K, 4)`` = (cy, cx, h, w) in original
+    pixels; ``alphas`` ``(K, G, G)`` decoded masks in [0, 1]; ``index`` ``(K,)`` slot numbers,
+    ``rel_boxes`` ``(K, 4)`` working-scale boxes relative to their cell and ``z_what`` ``(K, D)``
+    (for the reconstruction); ``n_slots`` = ``N``.
+    """
 
     scores: np.ndarray
     boxes: np.ndarray
     alphas: np.ndarray
-    presence: torch.Tensor
-    z_where: torch.Tensor
+    index: torch.Tensor
+    rel_boxes: torch.Tensor
     z_what: torch.Tensor
+    n_slots: int
 
 
 def _tiles(n: int, tile: int, halo: int, cell: int) -> list[tuple[int, int, int, int]]:
@@ -65,27 +72,58 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
     return CellCodes(*[torch.cat(t, dim=1) for t in zip(*parts, strict=True)])
 
 
+def _glimpses_at(image: torch.Tensor, boxes: torch.Tensor, g: int) -> torch.Tensor:
+    """``(K, g*g)`` glimpses of ``image`` ``(1, 1, H, W)`` in absolute boxes ``(K, 4)``."""
+    h, w = image.shape[-2:]
+    theta = torch.zeros(len(boxes), 2, 3)
+    theta[:, 0, 0] = boxes[:, 3] / w
+    theta[:, 0, 2] = 2.0 * boxes[:, 1] / w - 1.0
+    theta[:, 1, 1] = boxes[:, 2] / h
+    theta[:, 1, 2] = 2.0 * boxes[:, 0] / h - 1.0
+    grid = F.affine_grid(theta, [len(boxes), 1, g, g], align_corners=False).view(1, -1, g, 2)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(len(boxes), g * g)
+
+
 @torch.no_grad()
 def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 1024) -> Objects:
-    """Present slots (presence probability >= ``min_score``) with boxes and decoded alphas."""
+    """Present slots with boxes and decoded alphas; only those slots are glimpsed and decoded."""
     codes = encode(net, work, tile)
-    image = torch.from_numpy(work.image)[None, None]
-    z_what, _ = net.what_params(image, codes.where_loc, codes.features)
-    presence = torch.sigmoid(codes.pres_logit).reshape(-1)
-    boxes = where_to_box(codes.where_loc, net.geom)  # (1, Hc, Wc, S, 4)
-    hc, wc = boxes.shape[1:3]
-    centres = cell_centres(hc, wc, net.geom.cell)[None, :, :, None] + boxes[..., :2]
-    flat = torch.cat([centres, boxes[..., 2:]], dim=-1).reshape(-1, 4)
-    keep = (presence >= min_score).nonzero().squeeze(1)
-    _, alpha_logit = net.decoder(z_what.reshape(-1, z_what.shape[-1])[keep])
+    geom = net.geom
+    prob = torch.sigmoid(codes.pres_logit)[0]  # (Hc, Wc, S)
+    index = _present(prob, min_score).reshape(-1).nonzero().squeeze(1)
+    rel = where_to_box(codes.where_loc, geom)[0]  # (Hc, Wc, S, 4)
+    hc, wc = rel.shape[:2]
+    centres = cell_centres(hc, wc, geom.cell)[:, :, None] + rel[..., :2]
+    absolute = torch.cat([centres, rel[..., 2:]], dim=-1).reshape(-1, 4)[index]
+    glimpses = _glimpses_at(torch.from_numpy(work.image)[None, None], absolute, geom.glimpse)
+    features = codes.features[0].reshape(-1, codes.features.shape[-1])[index]
+    z_what = net.glimpse_encoder(glimpses, features)[:, : net.z_what_dim]
+    _, alpha_logit = net.decoder(z_what)
     sy, sx = work.scale
-    scale = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx])
+    to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx])
     return Objects(
-        scores=presence[keep].numpy(), boxes=(flat[keep] * scale).numpy(),
-        alphas=torch.sigmoid(alpha_logit).numpy(),
-        presence=presence.reshape(1, -1), z_where=codes.where_loc.reshape(1, -1, 4),
-        z_what=z_what.reshape(1, -1, z_what.shape[-1]),
+        scores=prob.reshape(-1)[index].numpy(), boxes=(absolute * to_original).numpy(),
+        alphas=torch.sigmoid(alpha_logit).numpy(), index=index,
+        rel_boxes=rel.reshape(-1, 4)[index], z_what=z_what, n_slots=prob.numel(),
     )
+
+
+def _present(prob: torch.Tensor, min_score: float) -> torch.Tensor:
+    """Slots ``(Hc, Wc, S)`` reported as objects.
+
+    A slot is present when its probability reaches ``min_score``, or when it is the most likely
+    slot of its 3 x 3 cell neighbourhood and the neighbourhood's expected count (the sum of the
+    probabilities) reaches ``min_score``: an object whose centre lies on a cell border has its
+    presence shared between neighbouring cells.
+    """
+    cell_max = prob.amax(dim=-1)[None, None]
+    neighbourhood_max = F.max_pool2d(cell_max, 3, stride=1, padding=1)[0, 0]
+    neighbourhood_sum = 9.0 * F.avg_pool2d(
+        prob.sum(dim=-1)[None, None], 3, stride=1, padding=1, count_include_pad=True
+    )[0, 0]
+    peak = (prob == neighbourhood_max[..., None]) & (neighbourhood_sum[..., None] >= min_score)
+    return (prob >= min_score) | peak
 
 
 def _interp_matrix(start: int, stop: int, centre: float, length: float, g: int) -> np.ndarray:
@@ -139,9 +177,32 @@ def label_map(
 
 @torch.no_grad()
 def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tuple[int, int]) -> np.ndarray:
-    """What the model explains: the rendered image at the original ``shape`` (normalised units)."""
-    background = torch.from_numpy(work.background)[None, None]
-    hard = (objects.presence >= 0.5).float()
-    recon, _ = net.render(hard, objects.z_where, objects.z_what, background)
+    """What the model explains: background plus the present objects, at the original ``shape``
+    (normalised intensity units).
+
+    Same alpha compositing as :func:`.modules.composite`, but only the present objects' windows
+    are drawn (scatter-added into the image), so the cost does not grow with empty cells.
+    """
+    geom = net.geom
+    appearance, alpha_logit = net.decoder(objects.z_what)
+    glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
+    placed = place_glimpses(glimpse, objects.rel_boxes, geom)  # (K, 2, Wn, Wn)
+    alpha = placed[:, 1].clamp(max=1.0 - 1e-4)
+    values = torch.stack([alpha * placed[:, 0], alpha, torch.log1p(-alpha)])  # (3, K, Wn, Wn)
+    h_img, w_img = work.image.shape
+    pad = (geom.window - geom.cell) // 2
+    wp = w_img + 2 * pad
+    cell_id = objects.index // geom.slots
+    cols = w_img // geom.cell
+    top, left = (cell_id // cols) * geom.cell, (cell_id % cols) * geom.cell
+    offsets = torch.arange(geom.window)
+    flat = ((top[:, None, None] + offsets[None, :, None]) * wp
+            + left[:, None, None] + offsets[None, None, :]).reshape(-1)
+    canvas = torch.zeros(3, (h_img + 2 * pad) * wp)
+    canvas.index_add_(1, flat, values.reshape(3, -1))
+    canvas = canvas.view(3, h_img + 2 * pad, wp)[:, pad: pad + h_img, pad: pad + w_img]
+    coverage = 1.0 - torch.exp(canvas[2])
+    foreground = canvas[0] / (canvas[1] + 1e-6)
+    recon = coverage * foreground + (1.0 - coverage) * torch.from_numpy(work.background)
     h, w = work.shape
-    return resize(recon[0, 0, :h, :w].numpy(), shape)
+    return resize(recon[:h, :w].numpy(), shape)
