@@ -190,14 +190,11 @@ class SamWidget(Container):
             layer.feature_defaults = {"positive": positive}
             layer.current_face_color = COLOURS[positive]
 
-    def _prompts(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...] | None]:
-        return read_prompts(self.viewer, self._names(), self._embedded_for[1])
-
     def _on_prompts_changed(self, _event: Any = None) -> None:
         if self._embedded_for is None or self.runner.busy:
             return
         try:
-            points, labels, box = self._prompts()
+            points, labels, box = read_prompts(self.viewer, self._names(), self._embedded_for[1])
         except (KeyError, ValueError) as err:
             logger.debug("No SAM prompts: %s", err)
             return

@@ -18,7 +18,7 @@ class AirParams:
         },
     )
     min_score: float = field(
-        default=0.5,
+        default=0.3,
         metadata={"help": "Smallest presence probability of a reported object.", "min": 0.0, "max": 1.0},
     )
     alpha_threshold: float = field(

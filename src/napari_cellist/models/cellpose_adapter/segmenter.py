@@ -99,8 +99,8 @@ class CellposeSegmenter(TrainableSegmenter):
 
         A ``validation_fraction`` of the annotated samples is held out and scored (AP50, mean AP,
         count error) with the trained network at the end. Closing the generator stops training
-        after the current epoch; the model then keeps the weights of the last finished epoch and
-        nothing is written to disk.
+        after the current epoch; the model then keeps the weights of the last finished epoch
+        (batch-norm statistics re-estimated, ready to predict) and nothing is written to disk.
         """
         tp = train_params or CellposeTrainParams()
         import torch

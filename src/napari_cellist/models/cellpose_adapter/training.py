@@ -200,7 +200,10 @@ def train_epochs(
                 loss=losses[-1],
                 metrics=metrics,
             )
-    finally:  # also when the generator is closed (Stop): leave the network ready to predict
+    except GeneratorExit:  # Stop: the weights of the last finished epoch stay, made usable
+        recalibrate_batchnorm(net, train, tp)
+        raise
+    finally:  # leave the network ready to predict
         net.mkldnn = mkldnn
         net.eval()
     return losses
