@@ -11,6 +11,7 @@ threshold-model pseudo-labels at weight 0.3). The threshold model is scored on t
 images. Prints a Markdown table and writes JSON to benchmarks/results/.
 
     python benchmarks/bench_air.py --data coelho2009_u2os --mode supervised --steps 1500
+    python benchmarks/bench_air.py --timing --checkpoint air.pt   # 1024 x 1024 prediction times
 """
 
 from __future__ import annotations
@@ -109,6 +110,34 @@ def run(name: str, mode: str, steps: int, time_limit: float, threads: int, seed:
     }
 
 
+def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
+    """Median prediction time on 1024 x 1024 images (2 threads), diameter given or estimated."""
+    import tifffile
+
+    torch.set_num_threads(2)
+    model = AirModel.load(checkpoint) if checkpoint else AirModel()
+    images = {
+        "gowt1_t01 (1024x1024, ~60 px nuclei)": tifffile.imread(DATA / "ctc_gowt1_hela/images/gowt1_t01.tif"),
+        "dsb2018 mirrored to 1024x1024 (~24 px nuclei)": _as_1024(
+            tifffile.imread(DATA / "dsb2018_stardist/images/dsb2018_img2d.tif")),
+    }
+    rows = []
+    for label, image in images.items():
+        for diameter in (0.0, 60.0 if "gowt1" in label else 24.0):
+            for recon in (True, False):
+                params = AirModel.Params(diameter=diameter, reconstruction=recon)
+                model.predict(image, params)  # warm-up
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    pred = model.predict(image, params)
+                    times.append(time.perf_counter() - t0)
+                rows.append({"image": label, "diameter": diameter or "estimated",
+                             "reconstruction": recon, "median_s": float(np.median(times)),
+                             "objects": pred.count, "load_avg_1min": os.getloadavg()[0]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["coelho2009_u2os", "coelho2009_nih3t3"])
@@ -118,7 +147,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/air_<mode>.json)")
+    parser.add_argument("--timing", action="store_true", help="Only time 1024x1024 predictions.")
+    parser.add_argument("--checkpoint", default=None, help="Checkpoint for --timing.")
     args = parser.parse_args()
+    if args.timing:
+        rows = timing(args.checkpoint)
+        print("| image | diameter | reconstruction | median s | objects | load avg |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['image']} | {r['diameter']} | {r['reconstruction']} | {r['median_s']:.2f} | "
+                  f"{r['objects']} | {r['load_avg_1min']:.1f} |")
+        out = Path(args.out or Path(__file__).parent / "results" / "air_timing.json")
+        out.write_text(json.dumps(rows, indent=1))
+        return
     rows = [run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed) for n in args.data]
     print("| data | mode | AIR AP50 | AIR mean AP | AIR count err | threshold AP50 | threshold count err | train s | steps | predict s/img | predict s 1024x1024 | params | ckpt KB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

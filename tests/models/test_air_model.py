@@ -56,8 +56,8 @@ def test_model_and_guide_sites_match(supervised):
     assert {"z_pres", "z_where", "z_what"} <= latent
     observed = {n for n, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]}
     assert ("ann_pres" in observed) == supervised
-    assert np.isfinite(float(pyro.infer.Trace_ELBO().differentiable_loss(
-        model.net.model, model.net.guide, batch, anneal)))
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(model.net.model, model.net.guide, batch, anneal)
+    assert torch.isfinite(loss.detach())
 
 
 def test_two_models_do_not_share_parameters():
