@@ -1,6 +1,12 @@
 import numpy as np
 
-from napari_cellist.labels import diff_label_maps, merge_labels, relabel_sequential, remove_labels, remove_small
+from napari_cellist.labels import (
+    diff_label_maps,
+    merge_labels,
+    relabel_sequential,
+    remove_labels,
+    remove_small,
+)
 
 
 def _two_squares():

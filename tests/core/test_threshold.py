@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, read_pair
 
+from conftest import DATA, read_pair
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model, get_model_class
 from napari_cellist.models.threshold import (

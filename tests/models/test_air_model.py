@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pyro as pyro
 import pytest
-
-torch = pytest.importorskip("torch")
-pyro = pytest.importorskip("pyro")
-
+import torch as torch
 from pyro import poutine  # noqa: E402
 
 from napari_cellist.models import get_model_class  # noqa: E402

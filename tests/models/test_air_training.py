@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
+import pyro  # noqa: F401
+import tifffile
+import torch as torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("pyro")
-
+from conftest import DATA
 from napari_cellist.metrics import score_image  # noqa: E402
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams  # noqa: E402
 from napari_cellist.models.air.modules import Geometry  # noqa: E402
@@ -17,13 +15,10 @@ from napari_cellist.models.air.supervision import cell_targets, to_working  # no
 from napari_cellist.progress import drain  # noqa: E402
 from napari_cellist.types import Prediction, Sample  # noqa: E402
 
-DSB = Path("/work/shared/data/dsb2018_stardist")
+DSB = DATA / "dsb2018_stardist"
 
 
 def _read_dsb_crop():
-    tifffile = pytest.importorskip("tifffile")
-    if not (DSB / "images").is_dir():
-        pytest.skip("real data not available")
     image = tifffile.imread(DSB / "images" / "dsb2018_img2d.tif")[128:384, 128:384]
     labels = tifffile.imread(DSB / "masks" / "dsb2018_img2d.tif")[128:384, 128:384].astype(np.int32)
     return image, labels
@@ -70,3 +65,12 @@ def test_short_training_improves_score():
     after = score_image(labels, model.predict(image).labels)
     assert after.ap50 > before.ap50 + 0.2, (before, after)
     assert after.count_error < before.count_error
+
+
+def test_labelled_and_unlabelled_images_train_together():
+    """Committed images (masks) and open images without annotations in one run."""
+    image, labels = _read_dsb_crop()
+    samples = [Sample(image, labels, name="annotated"), Sample(image[::-1].copy(), None, name="open")]
+    result = drain(AirModel().fit_iter(samples, AirTrainParams(steps=2, batch_size=2, crop_size=64)))
+    assert all(np.isfinite(p.loss) for p in result.history)
+    assert set(result.data_used) == {"annotated", "open"}

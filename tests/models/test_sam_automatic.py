@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("segment_anything") is None:
-    pytest.skip("segment-anything is not installed", allow_module_level=True)
+import torch as torch
 
 from napari_cellist.models import get_model_class  # noqa: E402
 from napari_cellist.models.sam import architecture, automatic, weights  # noqa: E402

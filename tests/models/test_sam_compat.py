@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("segment_anything") is None:
-    pytest.skip("segment-anything is not installed", allow_module_level=True)
+import torch as torch
 
 from napari_cellist.models.sam import torchvision_compat as compat  # noqa: E402
 

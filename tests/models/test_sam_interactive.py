@@ -6,14 +6,9 @@ SAM: same prompt (converted by hand to SAM's (x, y)), same mask.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("segment_anything") is None:
-    pytest.skip("segment-anything is not installed", allow_module_level=True)
+import torch as torch
 
 from napari_cellist.models.sam import architecture, weights  # noqa: E402
 from napari_cellist.models.sam.embeddings import EmbeddingCache, tile_grid  # noqa: E402

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tifffile
 
+from conftest import DATA
 from napari_cellist.labels import diff_label_maps, merge_labels, remove_labels
 from napari_cellist.store import CommitResult, ProjectStore, StoreError, encoding
 from napari_cellist.types import DEFAULT_CLASS, ObjectMeta
 
-DSB = Path("/work/shared/data/dsb2018_stardist")
+DSB = DATA / "dsb2018_stardist"
 
 
 @pytest.fixture

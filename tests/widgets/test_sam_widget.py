@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-if importlib.util.find_spec("segment_anything") is None:
-    pytest.skip("segment-anything is not installed", allow_module_level=True)
+import torch  # noqa: F401
 
 from napari_cellist._widgets import SamWidget  # noqa: E402
 from napari_cellist._widgets._session import set_session  # noqa: E402

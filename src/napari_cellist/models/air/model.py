@@ -203,8 +203,10 @@ class AirNet(nn.Module):
     ) -> None:
         images, cells = plates
         b, n = alpha_w.shape[:2]
-        scale = anneal.annotation_scale * batch.weight[:, None]
-        with images, cells, pyro.poutine.scale(scale=scale):
+        weight = batch.weight[:, None]
+        # images without annotations (weight 0) are masked out; Pyro's scale must stay positive
+        scale = anneal.annotation_scale * weight.clamp_min(1e-6)
+        with images, cells, pyro.poutine.scale(scale=scale), pyro.poutine.mask(mask=weight > 0):
             with pyro.poutine.scale(scale=PRES_WEIGHT):
                 pyro.sample(
                     "ann_pres",
