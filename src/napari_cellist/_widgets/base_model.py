@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
@@ -10,7 +11,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from ..layers import prediction_to_layer_tuples, set_layers
 from ..models import REGISTRY, ModelUnavailableError, get_model_class
 from ..models.base import WeightsNotFoundError
-from ..types import Prediction
+from ..types import Prediction, Progress
 from ._common import ImageLayerChoice, grey_pixels, snapshot
 from ._params import ParamsForm
 from ._runner import JobRunner, notify_error, notify_info
@@ -92,11 +93,18 @@ class ModelRunWidget(Container):
         except (ValueError, ModelUnavailableError, WeightsNotFoundError, OSError) as err:
             notify_error(str(err))
             return
-        name, scale = layer.name, tuple(layer.scale)[-image.ndim :]
+        name, scale, tolerance = layer.name, tuple(layer.scale)[-image.ndim :], self.session.tolerance
+
+        def job() -> Generator[Progress, None, tuple[Prediction, list]]:
+            # the polygons and centres are computed in the worker too: the GUI thread only
+            # hands the finished layer data to napari
+            prediction = (yield from model.predict_iter(image)).with_version(version_id)
+            return prediction, prediction_to_layer_tuples(prediction, name, scale=scale, tolerance=tolerance)
+
         self.run_button.enabled = False
         self.runner.run(
-            lambda: model.predict_iter(image),
-            on_done=lambda prediction: self._show(prediction.with_version(version_id), name, scale),
+            job,
+            on_done=lambda result: self._show(*result, name),
             on_finally=lambda: setattr(self.run_button, "enabled", True),
         )
 
@@ -112,8 +120,7 @@ class ModelRunWidget(Container):
             return cls.from_checkpoint(weights, params), None
         return cls(params), None
 
-    def _show(self, prediction: Prediction, image_name: str, scale: tuple[float, ...]) -> None:
-        tuples = prediction_to_layer_tuples(prediction, image_name, scale=scale, tolerance=self.session.tolerance)
+    def _show(self, prediction: Prediction, tuples: list, image_name: str) -> None:
         set_layers(self.viewer, tuples)
         self.session.record_prediction(image_name, prediction)
         snapshot(self.viewer, self.session, image_name)
