@@ -29,16 +29,23 @@ def layer_name(image_name: str, role: str) -> str:
 
 def shapes_features(
     polygons: Mapping[int, np.ndarray], objects: Mapping[int, ObjectMeta], source: str
-) -> dict[str, list]:
-    """Feature columns for the polygons, in the order of ``polygons``."""
+) -> Any:
+    """Feature table (pandas) for the polygons, in the order of ``polygons``.
+
+    Columns have explicit dtypes so that an empty table still takes text classes.
+    """
+    import pandas as pd
+
     ids = list(polygons)
     meta = [objects.get(i, ObjectMeta(i, source=source)) for i in ids]
-    return {
-        "id": ids,
-        "class": [m.class_name for m in meta],
-        "score": [float(m.score) for m in meta],
-        "source": [m.source for m in meta],
-    }
+    return pd.DataFrame(
+        {
+            "id": pd.Series(ids, dtype="int64"),
+            "class": pd.Series([m.class_name for m in meta], dtype="object"),
+            "score": pd.Series([float(m.score) for m in meta], dtype="float64"),
+            "source": pd.Series([m.source for m in meta], dtype="object"),
+        }
+    )
 
 
 def labels_to_layer_tuples(
@@ -109,7 +116,7 @@ def labels_to_layer_tuples(
             {
                 **common,
                 "name": layer_name(image_name, "centres"),
-                "features": {"id": ids.tolist()},
+                "features": {"id": np.asarray(ids, np.int64)},
                 "feature_defaults": {"id": 0},
                 "size": 5,
                 "face_color": "magenta",
@@ -204,7 +211,7 @@ def points_from_layer(layer: Any) -> tuple[np.ndarray, np.ndarray]:
     napari gives a new point the features of the selected one, so only the first point with an
     id is that object's centre; later copies are points without a mask (id 0).
     """
-    coordinates = np.asarray(layer.data, float).reshape(len(layer.data), -1)
+    coordinates = np.asarray(layer.data, float).reshape(len(layer.data), layer.ndim)
     ids = np.asarray(_feature_column(layer, "id", len(coordinates), 0), np.int64)
     _, first = np.unique(ids, return_index=True)
     copies = np.ones(len(ids), bool)

@@ -209,3 +209,15 @@ def test_points_delete_objects_and_extra_points_are_committed(viewer, errors, ma
     np.testing.assert_allclose(marks, [[5.0, 5.0], [500.0, 7.0]])
     samples = reopened.session.training_samples()
     assert samples[0].points is not None and len(samples[0].points) == 2
+
+
+def test_an_empty_prediction_gives_empty_layers(viewer, errors):
+    viewer.add_image(np.full((64, 64), 3.0), name="blank")
+    widget = BaseModelWidget(viewer)
+    widget.image.value = "blank"
+    widget._on_run()
+    assert errors == [] and widget.last_prediction.count == 0
+    assert len(viewer.layers["blank centres"].data) == 0
+    annotations = AnnotationsWidget(viewer)
+    annotations.image.value = "blank"
+    assert annotations.commit().n_objects == 0
