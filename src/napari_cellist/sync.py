@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import polygons_from_labels, rasterize_polygon
+from .geometry import rasterize_polygon
 from .labels import next_free_id
 
 
@@ -100,33 +100,3 @@ def apply_polygon_edits(
             new_ids[index] = next_id
             next_id += 1
     return out, new_ids
-
-
-def reconcile(
-    labels: np.ndarray,
-    current: Sequence[tuple[int, np.ndarray]],
-    synced: Mapping[int, np.ndarray],
-    tolerance: float = 1.0,
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Make labels and polygons agree: polygon edits win for the objects they touch.
-
-    Parameters
-    ----------
-    labels : np.ndarray
-        int ``(Y, X)`` label map as painted by the user.
-    current : sequence of (id, vertices)
-        Polygons as they are in the Shapes layer now.
-    synced : mapping
-        Polygons as written at the last sync (to tell what the user changed).
-    tolerance : float
-        Simplification of the regenerated outlines, in pixels.
-
-    Returns
-    -------
-    labels : np.ndarray
-        int32 label map with the polygon edits applied.
-    polygons : dict
-        ``{id: vertices}`` regenerated from that label map (one per object).
-    """
-    merged, _ = apply_polygon_edits(labels, current, synced)
-    return merged, polygons_from_labels(merged, tolerance)

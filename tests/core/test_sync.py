@@ -1,7 +1,13 @@
 import numpy as np
 
 from napari_cellist.geometry import polygons_from_labels
-from napari_cellist.sync import polygon_edits, reconcile
+from napari_cellist.sync import apply_polygon_edits, polygon_edits
+
+
+def reconcile(labels, current, synced, tolerance):
+    """What a Sync does: polygon edits into the labels, then outlines from the labels."""
+    merged, _ = apply_polygon_edits(labels, current, synced)
+    return merged, polygons_from_labels(merged, tolerance)
 
 
 def _labels():
