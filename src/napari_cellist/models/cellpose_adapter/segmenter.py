@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...io.writers import atomic_open
 from ...metrics import score_images
 from ...progress import drain
 from ...types import FitResult, Prediction, Progress, Sample
@@ -182,15 +181,8 @@ class CellposeSegmenter(TrainableSegmenter):
         path = Path(path)
         state = dict(self.network().net.state_dict())
         state[PARAMS_KEY] = json.dumps(params_to_dict(replace(self.params, model="")))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(state, handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as handle:
+            torch.save(state, handle)
         self._network_spec = str(path)
         self.params = replace(self.params, model=str(path))
         return path

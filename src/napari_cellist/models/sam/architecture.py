@@ -3,7 +3,6 @@ small random-weight checkpoints (tests, benchmarks, demos) that load like offici
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,9 +161,9 @@ def write_random_checkpoint(
     import torch
 
     torch.manual_seed(seed)
+    from ...io.writers import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(build_sam(config).state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as stream:
+        torch.save(build_sam(config).state_dict(), stream)
     return path

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ...io.writers import atomic_open
 from ...types import Progress
 
 logger = logging.getLogger(__name__)
@@ -154,14 +153,8 @@ class EmbeddingCache:
             arrays[f"geometry_{i}"] = np.asarray(
                 item.tile.origin + item.tile.shape + item.input_size
             )
-        handle, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp, self._path(embedding.key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(self._path(embedding.key), "wb") as stream:
+            np.savez(stream, **arrays)
 
     def _read(self, key: str) -> ImageEmbedding | None:
         if self.folder is None or not self._path(key).is_file():
