@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..models import REGISTRY, ModelUnavailableError, get_model_class
 from ..store import StoreError
 from ..types import FitResult, Progress, Sample
-from ._common import grey_pixels, image_layer_names, layer_pixels, models_folder
+from ._common import grey_pixels, image_layer_names, models_folder
 from ._params import ParamsForm
 from ._plot import LivePlot
 from ._runner import JobRunner, notify_error, notify_info
@@ -65,36 +67,45 @@ class FineTuneWidget(Container):
         try:
             cls = get_model_class(self.model.value)
             train_params = self.params_form.value()
-            samples = self._samples()
-            if not samples or (not cls.kind == "target" and not any(s.labels is not None for s in samples)):
-                raise ValueError("Nothing committed yet: correct a prediction and press Commit first.")
             parent = self._versions.get(self.start_from.value)
             model = cls.from_checkpoint(parent.checkpoint_path) if parent and parent.checkpoint_path else cls()
+            open_images = self._open_images() if self.use_open_images else []
         except (ValueError, StoreError, ModelUnavailableError, OSError) as err:
             notify_error(str(err))
             return
+        needs_labels = cls.kind != "target"
+
+        def job() -> Generator[Progress, None, FitResult]:
+            # reading every committed image from the store is I/O: it runs in the worker too
+            samples = self._samples(open_images)
+            if not samples or (needs_labels and not any(s.labels is not None for s in samples)):
+                raise ValueError("Nothing committed yet: correct a prediction and press Commit first.")
+            return (yield from model.fit_iter(samples, train_params))
+
         self.plot.clear()
         self.train_button.enabled = False
         self._model, self._parent_id = model, (parent.id if parent else None)
         self.runner.run(
-            lambda: model.fit_iter(samples, train_params),
+            job,
             on_done=self._on_done,
             on_progress=self._on_progress,
             on_finally=lambda: setattr(self.train_button, "enabled", True),
             on_stopped=self._on_stopped,
         )
 
-    def _samples(self) -> list[Sample]:
-        samples = self.session.training_samples()
-        if self.use_open_images:
-            from ..store import ProjectStore
+    def _open_images(self) -> list[tuple[str, np.ndarray]]:
+        """(name, grey pixels) of the open image layers, taken on the GUI thread."""
+        return [(name, grey_pixels(self.viewer.layers[name])) for name in image_layer_names(self.viewer)]
 
-            committed = {s.name for s in samples}
-            for name in image_layer_names(self.viewer):
-                layer = self.viewer.layers[name]
-                if name not in committed:
-                    pixels = layer_pixels(layer)
-                    samples.append(Sample(grey_pixels(layer), name=f"{name} ({ProjectStore.hash_image(pixels)[:8]})"))
+    def _samples(self, open_images: list[tuple[str, np.ndarray]]) -> list[Sample]:
+        """Everything committed, plus the open images that are not committed (unlabelled)."""
+        from ..store import ProjectStore
+
+        samples = self.session.training_samples()
+        committed = {s.name for s in samples}
+        for name, pixels in open_images:
+            if name not in committed:
+                samples.append(Sample(pixels, name=f"{name} ({ProjectStore.hash_image(pixels)[:8]})"))
         return samples
 
     def _on_progress(self, progress: Progress) -> None:
