@@ -76,3 +76,27 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "predict" in capsys.readouterr().out
+
+
+def test_export_committed_annotations_in_every_format(tmp_path, dsb_crop, capsys):
+    import roifile
+    from pycocotools.coco import COCO
+
+    from napari_cellist.store import ProjectStore
+
+    image, mask = dsb_crop
+    with ProjectStore(tmp_path / "project") as store:
+        record = store.add_image(image, name="crop")
+        store.commit_annotations(record.id, mask)
+    out = tmp_path / "export"
+    formats = ["tiff", "coco", "coco-rle", "geojson", "csv", "rois", "counts"]
+    assert main(["export", "--project", str(tmp_path / "project"), "--format", *formats, "--out", str(out)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["files"]) == 7
+    n = len(np.unique(mask)) - 1
+    assert len(np.unique(tifffile.imread(out / "crop.tif"))) - 1 == n
+    assert len(COCO(str(out / "annotations_coco-rle.json")).getAnnIds()) == n
+    assert len(json.loads((out / "crop.geojson").read_text())["features"]) == n
+    assert len(roifile.roiread(out / "crop_rois.zip")) == n
+    assert (out / "counts.csv").read_text().splitlines()[1].startswith(f"crop,{n}")
+    assert main(["export", "--project", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "Nothing committed" in capsys.readouterr().err

@@ -144,6 +144,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the committed annotations of a project store."""
+    from .pipeline import export_project
+
+    summary = export_project(args.project, args.format, Path(args.out))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Open napari with the plugin and the sample and run the labelling loop."""
     import os
@@ -222,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ignore objects within this many pixels of the border.",
     )
     evaluate.set_defaults(func=cmd_eval)
+
+    from .pipeline import EXPORT_FORMATS
+
+    export = sub.add_parser("export", help="Export committed annotations: label TIFFs, COCO, GeoJSON, polygon CSV, ImageJ ROIs, counts.")
+    export.add_argument("--project", required=True, help="Project folder, SQLite file or database URL.")
+    export.add_argument("--format", nargs="+", default=["tiff", "coco", "counts"], choices=EXPORT_FORMATS, help="One or more formats.")
+    export.add_argument("--out", required=True, help="Output folder.")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="napari with the plugin and the nuclei sample; headless: run the whole loop and save outputs + screenshots.")
     demo.add_argument("--out", default="cellist-demo", help="Output folder (project store, results, screenshots).")

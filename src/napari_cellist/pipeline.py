@@ -157,3 +157,64 @@ def evaluate_folders(gt: Path, pred: Path, border_margin: int = 0) -> dict[str, 
         per_image[truth_path.stem] = score_image(truth, predicted, border_margin).as_dict()
     scores = score_images(truths, preds, border_margin).as_dict()
     return {**scores, "n_images": len(truths), "per_image": per_image}
+
+
+EXPORT_FORMATS = ("tiff", "coco", "coco-rle", "geojson", "csv", "rois", "counts")
+
+
+def export_project(project: str | Path, formats: Sequence[str], out_dir: Path) -> dict[str, Any]:
+    """Export every committed annotation of a project store.
+
+    Parameters
+    ----------
+    project : str or Path
+        Project folder, SQLite file or database URL.
+    formats : sequence of str
+        Any of :data:`EXPORT_FORMATS`: label TIFFs, COCO JSON (polygons or RLE), GeoJSON and
+        polygon CSV per image, ImageJ ROI zip per image, and one counts CSV.
+    out_dir : Path
+        Output folder.
+
+    Returns
+    -------
+    dict
+        ``{"n_images", "files": [...]}``.
+    """
+    from .io import (
+        count_row,
+        export_coco,
+        export_counts,
+        export_geojson,
+        export_imagej_rois,
+        export_polygons_csv,
+        write_labels_tiff,
+    )
+    from .store import ProjectStore
+
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise ValueError(f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
+    with ProjectStore(project) as store:
+        items = []
+        for record in store.images():
+            found = store.load_annotations(record.id)
+            if found is not None:
+                items.append((record.name, *found))
+    if not items:
+        raise ValueError(f"Nothing committed in {project}: commit annotations before exporting.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    per_image = {
+        "tiff": lambda name, labels, objects: write_labels_tiff(out_dir / f"{name}.tif", labels),
+        "geojson": lambda name, labels, objects: export_geojson(out_dir / f"{name}.geojson", labels, objects),
+        "csv": lambda name, labels, objects: export_polygons_csv(out_dir / f"{name}_polygons.csv", labels, objects),
+        "rois": lambda name, labels, objects: export_imagej_rois(out_dir / f"{name}_rois.zip", labels),
+    }
+    for fmt in formats:
+        if fmt in per_image:
+            files += [per_image[fmt](name, labels, objects) for name, labels, objects in items if labels.any() or fmt == "tiff"]
+        elif fmt in ("coco", "coco-rle"):
+            files.append(export_coco(out_dir / f"annotations_{fmt}.json", items, use_rle=fmt == "coco-rle"))
+        else:
+            files.append(export_counts(out_dir / "counts.csv", [count_row(n, lab, obj) for n, lab, obj in items]))
+    return {"n_images": len(items), "files": [str(f) for f in files]}
