@@ -50,14 +50,6 @@ def remove_labels(labels: np.ndarray, ids: Iterable[int]) -> np.ndarray:
     return out
 
 
-def remove_small(labels: np.ndarray, min_area: int) -> np.ndarray:
-    """Erase objects with fewer than ``min_area`` pixels (in place on a copy)."""
-    counts = np.bincount(labels.ravel().astype(np.int64))
-    small = np.flatnonzero(counts < min_area)
-    small = small[small > 0]
-    return remove_labels(labels, small) if len(small) else labels.copy()
-
-
 @dataclass(frozen=True)
 class Corrections:
     """What changed between a prediction (``before``) and a corrected label map (``after``).

@@ -20,10 +20,6 @@ T = TypeVar("T")
 ProgressGen = Generator[Progress, None, T]
 
 
-class Cancelled(RuntimeError):
-    """Raised inside a generator-driven job when the user pressed Stop."""
-
-
 def drain(
     gen: Generator[Progress, None, T],
     on_progress: Callable[[Progress], None] | None = None,
@@ -46,9 +42,3 @@ def drain(
             on_progress(progress)
         else:
             logger.debug("%d/%d %s", progress.step, progress.total, progress.message)
-
-
-def single_step(result: T, message: str = "done") -> Generator[Progress, None, T]:
-    """Wrap an already computed (or cheap) result as a one-step progress generator."""
-    yield Progress(1, 1, message)
-    return result

@@ -166,14 +166,16 @@ class LabellingSession:
         from .io import ImageReadError, read_image
         from .store import ProjectStore
 
-        if path is None or self.store.find_image(content_hash=ProjectStore.hash_image(image)):
+        if path is None:
+            return None
+        digest = ProjectStore.hash_image(image)
+        if self.store.find_image(content_hash=digest):
             return path
         try:
-            on_disk = read_image(path).data
+            on_disk = np.asarray(read_image(path).data)
         except (ImageReadError, OSError):
             return None
-        same = on_disk.shape == image.shape and ProjectStore.hash_image(np.asarray(on_disk)) == ProjectStore.hash_image(image)
-        return path if same else None
+        return path if ProjectStore.hash_image(on_disk) == digest else None
 
     def restore(
         self, image: np.ndarray

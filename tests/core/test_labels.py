@@ -5,7 +5,6 @@ from napari_cellist.labels import (
     merge_labels,
     relabel_sequential,
     remove_labels,
-    remove_small,
 )
 
 
@@ -22,7 +21,6 @@ def test_merge_remove_relabel():
     assert kept == 1 and set(np.unique(merged)) == {0, 1}
     assert set(np.unique(remove_labels(labels, [1]))) == {0, 2}
     assert set(np.unique(relabel_sequential(labels * 5))) == {0, 1, 2}
-    assert set(np.unique(remove_small(labels, 40))) == {0, 2}
 
 
 def test_diff_classifies_every_kind_of_edit():
