@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 
-pytest.importorskip("cellpose")
-
-import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
-from napari_cellist.models import get_model_class  # noqa: E402
-from napari_cellist.models.cellpose_adapter._backend import check_cellpose_version  # noqa: E402
-from napari_cellist.models.cellpose_adapter.inference import unique_plane_ids  # noqa: E402
-from napari_cellist.models.cellpose_adapter.weights import build_network  # noqa: E402
-from napari_cellist.models.threshold import estimate_diameter  # noqa: E402
+import napari_cellist.models.cellpose_adapter as cpa
+from napari_cellist.models import get_model_class
+from napari_cellist.models.cellpose_adapter._backend import check_cellpose_version
+from napari_cellist.models.cellpose_adapter.inference import unique_plane_ids
+from napari_cellist.models.cellpose_adapter.weights import build_network
+from napari_cellist.models.threshold import estimate_diameter
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +72,7 @@ def test_2d_params_reach_eval(weights_file, calls):
         model=str(weights_file), diameter=21.0, invert=True, flow_threshold=0.7, cellprob_threshold=-1.5,
         min_size=33, normalize=False, norm_percentiles=(2.0, 98.0), tile_norm_blocksize=64, bsize=160,
         tile_overlap=0.2, augment=True, resample=False, niter=123, max_size_fraction=0.3, batch_size=3,
+        border_mirror=0.0,
     )  # fmt: skip
     prediction = cpa.CellposeSegmenter(params).predict(_image())
     x, kwargs = calls[-1]
@@ -99,7 +98,8 @@ def test_3d_params_reach_eval(weights_file, calls):
     model.predict(
         stack,
         cpa.CellposeParams(
-            model=str(weights_file), diameter=9.0, do_3D=True, anisotropy=2.5, flow3D_smooth=1.0
+            model=str(weights_file), diameter=9.0, do_3D=True, anisotropy=2.5, flow3D_smooth=1.0,
+            border_mirror=0.0,
         ),
     )
     x, kwargs = calls[-1]
@@ -115,9 +115,25 @@ def test_3d_params_reach_eval(weights_file, calls):
     assert prediction.labels.shape == (5, 24, 24)
 
 
+def test_border_mirror_pads_yx_and_crops_back(weights_file, calls):
+    image = _image((32, 40))
+    params = cpa.CellposeParams(model=str(weights_file), diameter=12.0, border_mirror=0.5)
+    prediction = cpa.CellposeSegmenter(params).predict(image)
+    x = calls[-1][0]
+    assert x.shape == (44, 52, 2)  # 6 px (half a diameter) mirrored on every side
+    np.testing.assert_array_equal(x[6:-6, 6:-6, 0], image)
+    np.testing.assert_array_equal(x[:6, 6:-6, 0], image[6:0:-1])  # reflection
+    # the fake's square at 2:6 lies inside the margin and is gone; 10:14 is now 4:8, id 1
+    assert prediction.labels.shape == image.shape and prediction.count == 1
+    assert prediction.objects[1].box == (4, 4, 8, 8)
+    assert prediction.extras["probability"].shape == image.shape
+    stack = cpa.CellposeSegmenter(params).predict(_image((3, 24, 24)), replace(params, do_3D=True))
+    assert calls[-1][0].shape == (3, 36, 36, 2) and stack.labels.shape == (3, 24, 24)
+
+
 def test_planes_without_stitching_get_unique_ids(weights_file, calls):
     prediction = cpa.CellposeSegmenter(
-        cpa.CellposeParams(model=str(weights_file), diameter=9.0)
+        cpa.CellposeParams(model=str(weights_file), diameter=9.0, border_mirror=0.0)
     ).predict(_image((3, 24, 24)))
     assert calls[-1][1]["normalize"]["norm3D"] is False
     assert prediction.count == 6  # 2 objects per plane, 3 planes, no id shared between planes
@@ -134,7 +150,7 @@ def test_unique_plane_ids():
 def test_channels_select_cells_and_nucleus(weights_file, calls):
     image = np.stack([np.full((16, 16), v, np.float32) for v in (1.0, 2.0, 3.0)])  # (C, Y, X)
     params = cpa.CellposeParams(
-        model=str(weights_file), diameter=5.0, channel_axis=0, channels=(2, 3)
+        model=str(weights_file), diameter=5.0, channel_axis=0, channels=(2, 3), border_mirror=0.0
     )
     cpa.CellposeSegmenter(params).predict(image)
     x = calls[-1][0]

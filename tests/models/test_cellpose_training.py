@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-pytest.importorskip("cellpose")
-tifffile = pytest.importorskip("tifffile")
+import napari_cellist.models.cellpose_adapter as cpa
+from napari_cellist.metrics import score_image
+from napari_cellist.models.cellpose_adapter.training import prepare_planes
+from napari_cellist.models.cellpose_adapter.weights import build_network
+from napari_cellist.progress import drain
+from napari_cellist.types import Progress, Sample
 
-import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
-from napari_cellist.metrics import score_image  # noqa: E402
-from napari_cellist.models.cellpose_adapter.training import prepare_planes  # noqa: E402
-from napari_cellist.models.cellpose_adapter.weights import build_network  # noqa: E402
-from napari_cellist.progress import drain  # noqa: E402
-from napari_cellist.types import Progress, Sample  # noqa: E402
-
-DSB = Path("/work/shared/data/dsb2018_stardist")
 QUICK = cpa.CellposeTrainParams(
     start_from="auto", n_epochs=25, bsize=64, batch_size=8, images_per_epoch=8, diam_mean=17.0,
     validation_fraction=0.25, num_threads=2,
@@ -26,11 +20,8 @@ PARAMS = cpa.CellposeParams(model="cyto3", diameter=24.0, resample=False)
 
 
 @pytest.fixture(scope="module")
-def crops():
-    if not DSB.is_dir():
-        pytest.skip("real data folder /work/shared/data is not available")
-    image = tifffile.imread(DSB / "images" / "dsb2018_img2d.tif").astype(np.float32)
-    labels = tifffile.imread(DSB / "masks" / "dsb2018_img2d.tif").astype(np.int32)
+def crops(dsb):
+    image, labels = dsb[0].astype(np.float32), dsb[1]
     quads = [(slice(r, r + 256), slice(c, c + 256)) for r in (0, 256) for c in (0, 256)]
     return [Sample(image[q], labels[q], name=f"q{i}") for i, q in enumerate(quads)]
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("cellpose")
-
-import napari_cellist.models.cellpose_adapter as cpa  # noqa: E402
-from napari_cellist.models import WeightsNotFoundError  # noqa: E402
-from napari_cellist.models.cellpose_adapter import _backend  # noqa: E402
-from napari_cellist.models.cellpose_adapter.weights import build_network, resolve_weights  # noqa: E402
-from napari_cellist.types import Sample  # noqa: E402
+import napari_cellist.models.cellpose_adapter as cpa
+from napari_cellist.models import WeightsNotFoundError
+from napari_cellist.models.cellpose_adapter import _backend
+from napari_cellist.models.cellpose_adapter.weights import build_network, resolve_weights
+from napari_cellist.types import Sample
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,18 @@ class CellposeParams:
             "advanced": True,
         },
     )
+    border_mirror: float = field(
+        default=0.5,
+        metadata={
+            "help": "Objects cut by the image border: the image is mirrored outwards by this many "
+            "object diameters before segmentation (then cropped back), so that half-visible "
+            "nuclei at the edge look whole to the network and are not lost. 0 = off (plain "
+            "Cellpose).",
+            "min": 0.0,
+            "max": 2.0,
+            "advanced": True,
+        },
+    )
     normalize: bool = field(
         default=True,
         metadata={

@@ -69,9 +69,11 @@ class CellposeSegmenter(TrainableSegmenter):
         yield Progress(2, 4, "finding the object diameter")
         diameter = inference.resolve_diameter(x, params, network, self._weights)
         yield Progress(3, 4, f"running Cellpose (diameter {diameter:.1f} px)")
+        x, margin = inference.mirror_border(x, round(params.border_mirror * diameter))
         masks, cellprob = inference.run_eval(
             network, x, inference.eval_kwargs(params, diameter, x.ndim)
         )
+        masks, cellprob = inference.crop_border(masks, cellprob, margin)
         prediction = inference.to_prediction(masks, cellprob)
         yield Progress(4, 4, f"{prediction.count} objects")
         return prediction
