@@ -6,6 +6,7 @@ threshold model on the same images. Run (2 threads)::
 
     python benchmarks/bench_cellpose.py --minutes 15 --threads 2   # writes benchmarks/results/cellpose.json
 
+``--folders coelho2009_u2os coelho2009_nih3t3`` trains a specialist on those folders only.
 Split (fixed): test = u2os_dna-4/5, nih3t3_dna-4/5, gowt1_t52/t72, hela_t75/t79 and the right half
 of the DSB2018 image; everything else trains (10 % of it held out as FitResult validation).
 """
@@ -56,11 +57,13 @@ PREFIX = {
 }
 
 
-def load_split() -> tuple[list[Sample], dict[str, list[Sample]]]:
-    """Training samples and, per test group, the held-out samples."""
+def load_split(
+    folders: tuple[str, ...] = FOLDERS,
+) -> tuple[list[Sample], dict[str, list[Sample]]]:
+    """Training samples and, per test group, the held-out samples of ``folders``."""
     train: list[Sample] = []
     test: dict[str, list[Sample]] = {}
-    for folder in FOLDERS:
+    for folder in folders:
         for pair in read_annotated_folder(DATA / folder):
             image, mask, name = (
                 np.asarray(pair.image.data, np.float32),
@@ -185,11 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--diam-mean", type=float, default=17.0, help="object size the network works at"
     )
+    parser.add_argument(
+        "--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS,
+        help="train and test on these folders only (e.g. the two Coelho folders: a specialist model)",
+    )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", default=None, help="also write the trained model here")
     parser.add_argument("--out", default="benchmarks/results/cellpose.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_samples, test = load_split()
+    train_samples, test = load_split(tuple(args.folders))
     tp = CellposeTrainParams(
         start_from="scratch",
         n_epochs=args.epochs,
@@ -203,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = list(os.getloadavg())
     model, info = train(train_samples, tp, args.minutes)
     info["load_average_after_training"] = list(os.getloadavg())
+    if args.save:
+        model.save(args.save)
     # "told the diameter": median of the group's *training* annotations (never the test ones)
     given = {
         g: median_diameter([s for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test

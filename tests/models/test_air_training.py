@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyro  # noqa: F401
 import tifffile
@@ -74,3 +76,25 @@ def test_labelled_and_unlabelled_images_train_together():
     result = drain(AirModel().fit_iter(samples, AirTrainParams(steps=2, batch_size=2, crop_size=64)))
     assert all(np.isfinite(p.loss) for p in result.history)
     assert set(result.data_used) == {"annotated", "open"}
+
+
+def test_border_mirror_trains_on_cut_objects_made_whole():
+    """A nucleus cut by the top border is mirrored into one whole object, centred on the border."""
+    labels = np.zeros((96, 96), np.int32)
+    labels[0:6, 40:52] = 1  # the lower half of a 12 x 12 nucleus
+    labels[50:62, 30:42] = 2  # a whole one
+    image = (labels > 0).astype(np.float32)
+    tp = AirTrainParams(border_mirror=0.5, diameter=12.0)
+    plain, mirrored = (
+        AirModel()._training_items([Sample(image, labels)], replace(tp, border_mirror=b))[0]
+        for b in (0.0, 0.5)
+    )
+    margin = 6  # half of the annotations' median diameter, 11.7 px
+    assert mirrored.work.shape[0] > plain.work.shape[0] + margin  # 2 x 6 px more, rescaled
+    assert mirrored.targets.pres_target.sum() == plain.targets.pres_target.sum() == 2
+    size = lambda item: np.sort(item.targets.where_target[..., 2][item.targets.pres_target > 0])  # noqa: E731
+    assert size(mirrored)[0] > size(plain)[0]  # the cut nucleus's box is whole again
+    with_points = AirModel()._training_items(
+        [Sample(image, None, points=np.array([[56.0, 36.0]]))], tp
+    )[0]
+    assert with_points.targets.pres_target.sum() == 1  # the point moved with the mirrored image

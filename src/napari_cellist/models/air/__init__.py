@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...borders import crop_border, crop_labels, mirror_border, mirror_width
 from ...geometry import bounding_boxes
 from ...images import is_constant, prepare_grey
 from ...metrics import score_images
@@ -96,13 +97,19 @@ class AirModel(TrainableSegmenter):
             yield Progress(1, 1, "AIR: constant image, no objects")
             return Prediction(np.zeros(grey.shape, np.int32), {}, source=self.name)
         yield Progress(1, 3, "AIR: rescaling")
-        work = to_working(grey, self.object_diameter(grey, params), self.net.geom)
+        diameter = self.object_diameter(grey, params)
+        margin = mirror_width(diameter, params.border_mirror, grey.shape)
+        mirrored = mirror_border(grey, margin)
+        work = to_working(mirrored, diameter, self.net.geom)
         yield Progress(2, 3, "AIR: encoding")
         found = find_objects(self.net, work, params.min_score, params.tile_size)
-        labels, scores = label_map(grey.shape, found, params.alpha_threshold, params.min_keep)
+        labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
+        labels, old_ids = crop_labels(labels, margin)
+        scores = scores[old_ids - 1]
         extras = {}
         if params.reconstruction:
-            extras["reconstruction"] = reconstruction(self.net, work, found, grey.shape)
+            full = reconstruction(self.net, work, found, mirrored.shape)
+            extras["reconstruction"] = crop_border(full, margin)
         yield Progress(3, 3, f"AIR: {len(scores)} objects")
         boxes = bounding_boxes(labels)
         objects = {
@@ -129,9 +136,12 @@ class AirModel(TrainableSegmenter):
 
                 labels = ThresholdModel().predict(grey, ThresholdParams(diameter=diameter)).labels
                 weight = tp.pseudo_label_weight * weight
-            work = to_working(grey, diameter, geom)
-            annotated = labels is not None or sample.points is not None
-            targets = cell_targets(work, geom, labels, sample.points) if annotated else None
+            margin = mirror_width(diameter, tp.border_mirror, grey.shape)
+            work = to_working(mirror_border(grey, margin), diameter, geom)
+            labels = None if labels is None else mirror_border(np.asarray(labels), margin)
+            points = None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
+            annotated = labels is not None or points is not None
+            targets = cell_targets(work, geom, labels, points) if annotated else None
             items.append(TrainingItem(work, targets, weight, sample.name))
         # Weights are relative: the strongest annotation of the set counts fully.
         top = max((it.weight for it in items if it.targets is not None), default=1.0) or 1.0

@@ -71,7 +71,6 @@ class Batch:
     background: torch.Tensor
     pres_target: torch.Tensor | None = None
     pres_known: torch.Tensor | None = None
-    pres_scored: torch.Tensor | None = None
     where_target: torch.Tensor | None = None
     where_known: torch.Tensor | None = None
     mask_target: torch.Tensor | None = None
@@ -207,12 +206,11 @@ class AirNet(nn.Module):
         weight = batch.weight[:, None]
         # images without annotations (weight 0) are masked out; Pyro's scale must stay positive
         scale = anneal.annotation_scale * weight.clamp_min(1e-6)
-        scored = batch.pres_known if batch.pres_scored is None else batch.pres_scored
         with images, cells, pyro.poutine.scale(scale=scale), pyro.poutine.mask(mask=weight > 0):
             with pyro.poutine.scale(scale=PRES_WEIGHT):
                 pyro.sample(
                     "ann_pres",
-                    dist.Bernoulli(logits=codes.pres_logit.reshape(b, n)).mask(scored),
+                    dist.Bernoulli(logits=codes.pres_logit.reshape(b, n)).mask(batch.pres_known),
                     obs=batch.pres_target,
                 )
             pyro.sample(

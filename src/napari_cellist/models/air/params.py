@@ -31,6 +31,12 @@ class AirParams:
         metadata={"help": "Drop objects keeping less than this fraction of their mask after "
                   "overlaps are resolved (duplicates).", "min": 0.0, "max": 1.0, "advanced": True},
     )
+    border_mirror: float = field(
+        default=0.5,
+        metadata={"help": "Objects cut by the image border: mirror the image outwards by this many "
+                  "object diameters first (then crop back), so half-visible nuclei look whole. "
+                  "0 = off.", "min": 0.0, "max": 2.0, "advanced": True},
+    )
     reconstruction: bool = field(
         default=True,
         metadata={"help": "Also return the model's reconstruction of the image (an Image layer).",
@@ -82,6 +88,12 @@ class AirTrainParams:
         default=0.3,
         metadata={"help": "Weight of pseudo-labels relative to user annotations (1).", "min": 0.0,
                   "max": 1.0, "advanced": True},
+    )
+    border_mirror: float = field(
+        default=0.5,
+        metadata={"help": "Objects cut by the image border: train on images and annotations "
+                  "mirrored outwards by this many object diameters, as prediction sees them. "
+                  "0 = off.", "min": 0.0, "max": 2.0, "advanced": True},
     )
     threads: int = field(
         default=1, metadata={"help": "CPU threads used by training.", "min": 1, "advanced": True}

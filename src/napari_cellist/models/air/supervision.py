@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from skimage import measure
 
 from ...images import normalise_percentile, prepare_grey
@@ -48,7 +47,6 @@ class CellTargets:
 
     pres_target: np.ndarray
     pres_known: np.ndarray
-    pres_scored: np.ndarray  # slots whose presence trains the encoder's classifier
     where_target: np.ndarray
     where_known: np.ndarray
     mask_target: np.ndarray  # uint8 (Hc, Wc, S, Wn, Wn)
@@ -133,7 +131,7 @@ def cell_targets(
     hc, wc = work.image.shape[0] // geom.cell, work.image.shape[1] // geom.cell
     s, wn = geom.slots, geom.window
     t = CellTargets(
-        np.zeros((hc, wc, s), np.float32), np.zeros((hc, wc, s), bool), np.zeros((hc, wc, s), bool),
+        np.zeros((hc, wc, s), np.float32), np.zeros((hc, wc, s), bool),
         np.zeros((hc, wc, s, 4), np.float32), np.zeros((hc, wc, s, 4), bool),
         np.zeros((hc, wc, s, wn, wn), np.uint8), np.zeros((hc, wc, s), bool),
     )
@@ -141,21 +139,7 @@ def cell_targets(
         _add_mask_targets(t, labels_to_working(labels, work), geom)
     if points is not None and len(points):
         _add_point_targets(t, np.asarray(points, float)[:, -2:] * np.asarray(work.scale), geom)
-    t.pres_scored[:] = t.pres_known & ~_next_to_object(t.pres_target)
     return t
-
-
-def _next_to_object(pres_target: np.ndarray) -> np.ndarray:
-    """Empty slots ``(Hc, Wc, S)`` in the 3 x 3 cells around an object's centre cell.
-
-    An object whose centre lies near a cell border could as well belong to the neighbouring
-    cell: the encoder's classifier is not told that those cells are empty (as detectors that
-    reduce the penalty around object centres do), so it can give a confident peak instead of
-    a presence split between cells. The cells stay known-empty in the generative model.
-    """
-    occupied = pres_target.max(axis=-1) > 0
-    near = ndimage.binary_dilation(occupied, np.ones((3, 3), bool))
-    return (near & ~occupied)[..., None] & (pres_target == 0)
 
 
 def _where_tanh(cy: float, cx: float, i: int, j: int, geom: Geometry) -> tuple[float, float]:

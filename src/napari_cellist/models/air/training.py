@@ -120,7 +120,7 @@ def make_batch(
         return Batch(image, background)
     template = next(c for c, it in zip(crops, chosen, strict=True) if it.targets is not None)
     for c in crops:  # unannotated crops: nothing known
-        for key in ("pres_target", "pres_known", "pres_scored", "where_target", "where_known", "mask_target", "mask_known"):
+        for key in ("pres_target", "pres_known", "where_target", "where_known", "mask_target", "mask_known"):
             c.setdefault(key, np.zeros_like(template[key]))
     b = len(crops)
     flat = lambda key, *tail: tensor(key).reshape(b, -1, *tail)  # noqa: E731
@@ -128,7 +128,6 @@ def make_batch(
     return Batch(
         image, background,
         pres_target=flat("pres_target").float(), pres_known=flat("pres_known"),
-        pres_scored=flat("pres_scored"),
         where_target=flat("where_target", 4).float(), where_known=flat("where_known", 4),
         mask_target=flat("mask_target", wn, wn).float(), mask_known=flat("mask_known"),
         weight=torch.tensor([it.weight if it.targets is not None else 0.0 for it in chosen]),

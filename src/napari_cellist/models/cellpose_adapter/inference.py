@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import relabel_sequential
 from skimage.transform import resize
 
 from ...geometry import bounding_boxes
@@ -87,39 +86,6 @@ def resolve_diameter(
     diameter = estimate_diameter(image[..., 0], invert=params.invert)
     logger.info("Estimated object diameter from the image: %.1f px", diameter)
     return diameter
-
-
-def mirror_border(x: np.ndarray, width: int) -> tuple[np.ndarray, int]:
-    """Mirror the (Y, X) axes of a Cellpose input (``(..., Y, X, 2)``) outwards by ``width`` px.
-
-    Returns the padded input and the width used (at most one less than the shorter side, as
-    reflection needs). Planes of a stack (Z) are not padded.
-    """
-    width = int(min(width, x.shape[-3] - 1, x.shape[-2] - 1))
-    if width <= 0:
-        return x, 0
-    pad = [(0, 0)] * (x.ndim - 3) + [(width, width), (width, width), (0, 0)]
-    return np.pad(x, pad, mode="reflect"), width
-
-
-def crop_border(
-    masks: np.ndarray, cellprob: np.ndarray | None, width: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Undo :func:`mirror_border` on masks ``(..., Y, X)`` and the cell probability.
-
-    Objects left are renumbered 1..N (those entirely in the mirrored margin are gone); a
-    probability map at another scale (``resample=False``) is resized to the masks first.
-    """
-    if width == 0:
-        return masks, cellprob
-    crop = (..., slice(width, -width), slice(width, -width))
-    if cellprob is not None:
-        if cellprob.shape != masks.shape:
-            cellprob = resize(
-                cellprob, masks.shape, order=1, preserve_range=True, anti_aliasing=False
-            )
-        cellprob = np.ascontiguousarray(cellprob[crop], np.float32)
-    return relabel_sequential(np.ascontiguousarray(masks[crop]))[0].astype(np.int32), cellprob
 
 
 def eval_kwargs(params: CellposeParams, diameter: float, ndim: int) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from skimage.transform import resize
 
+from ...borders import crop_border, crop_labels, mirror_border, mirror_width
 from ...io.writers import atomic_open
 from ...metrics import score_images
 from ...progress import drain
@@ -69,11 +71,15 @@ class CellposeSegmenter(TrainableSegmenter):
         yield Progress(2, 4, "finding the object diameter")
         diameter = inference.resolve_diameter(x, params, network, self._weights)
         yield Progress(3, 4, f"running Cellpose (diameter {diameter:.1f} px)")
-        x, margin = inference.mirror_border(x, round(params.border_mirror * diameter))
+        margin = mirror_width(diameter, params.border_mirror, x.shape[-3:-1])
+        x = mirror_border(x, margin, yx_axes=(-3, -2))
         masks, cellprob = inference.run_eval(
             network, x, inference.eval_kwargs(params, diameter, x.ndim)
         )
-        masks, cellprob = inference.crop_border(masks, cellprob, margin)
+        if margin and cellprob is not None and cellprob.shape != masks.shape:  # resample=False
+            cellprob = resize(cellprob, masks.shape, order=1, preserve_range=True, anti_aliasing=False)
+        masks = crop_labels(masks, margin)[0]
+        cellprob = None if cellprob is None else crop_border(cellprob, margin)
         prediction = inference.to_prediction(masks, cellprob)
         yield Progress(4, 4, f"{prediction.count} objects")
         return prediction
