@@ -9,7 +9,7 @@ import torch as torch
 from pyro import poutine  # noqa: E402
 
 from napari_cellist.models import get_model_class  # noqa: E402
-from napari_cellist.models.air import AirModel, AirParams, AirTrainParams  # noqa: E402
+from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, NetConfig
 from napari_cellist.models.air.model import Anneal  # noqa: E402
 from napari_cellist.models.air.supervision import cell_targets, to_working  # noqa: E402
 from napari_cellist.models.air.training import Schedule, TrainingItem, make_batch  # noqa: E402
@@ -121,6 +121,30 @@ def test_load_rejects_foreign_files(tmp_path):
         AirModel.load(tmp_path / "missing.pt")
 
 
+def test_load_refuses_an_older_checkpoint_version_with_a_way_forward(tmp_path):
+    path = AirModel().save(tmp_path / "air.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = 1  # AIR before objects added their contrast onto the background
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="older napari-cellist.*train it again"):
+        AirModel.load(path)
+
+
 def test_rejects_3d_images():
     with pytest.raises(ValueError, match="2D"):
         AirModel().predict(np.zeros((3, 32, 32), np.float32) + np.arange(32))
+
+
+def test_objects_add_at_least_the_minimum_contrast_onto_the_background():
+    """Faint background texture cannot be explained by objects: each is >= min_contrast brighter."""
+    net = NetConfig(min_contrast=0.2).build()
+    contrast, _ = net.decoder(torch.randn(50, net.z_what_dim) * 3.0)
+    assert float(contrast.min()) >= 0.2 and float(contrast.max()) <= 1.5
+    background = torch.full((1, 1, 32, 32), 0.3)
+    z_where, z_what = torch.zeros(1, 16, 4), torch.zeros(1, 16, net.z_what_dim)
+    empty, _ = net.render(torch.zeros(1, 16), z_where, z_what, background)
+    torch.testing.assert_close(empty, background)  # no object: the background alone
+    full, _ = net.render(torch.ones(1, 16), z_where, z_what, background)
+    assert float((full - background).min()) >= 0.0 and float((full - background).max()) >= 0.2
+    with pytest.raises(ValueError, match="min_contrast"):
+        NetConfig(min_contrast=2.0).build()

@@ -19,7 +19,7 @@ from .model import AirNet
 from .modules import Geometry
 
 FORMAT = "napari-cellist-air"
-VERSION = 1
+VERSION = 2  # 2: objects add their contrast onto the background (1 painted over it)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class NetConfig:
     width: int = 32
     features: int = 32
     obs_sigma: float = 0.1
+    min_contrast: float = 0.1  # objects are at least this much brighter than the background
 
     def geometry(self) -> Geometry:
         """The grid geometry."""
@@ -42,7 +43,10 @@ class NetConfig:
 
     def build(self) -> AirNet:
         """A freshly initialised network."""
-        return AirNet(self.geometry(), self.z_what, self.width, self.features, self.obs_sigma)
+        return AirNet(
+            self.geometry(), self.z_what, self.width, self.features, self.obs_sigma,
+            self.min_contrast,
+        )
 
 
 def save_checkpoint(
@@ -67,7 +71,7 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
     Raises
     ------
     ValueError
-        When the file is not an AIR checkpoint or was written by a newer version.
+        When the file is not an AIR checkpoint, or was written by another checkpoint version.
     """
     path = Path(path)
     if not path.is_file():
@@ -83,6 +87,12 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
         raise ValueError(
             f"'{path}' was written by a newer napari-cellist (checkpoint version "
             f"{payload['version']} > {VERSION}); upgrade napari-cellist to read it."
+        )
+    if payload.get("version", 0) < VERSION:
+        raise ValueError(
+            f"'{path}' was written by an older napari-cellist whose AIR drew objects differently "
+            f"(checkpoint version {payload.get('version')} < {VERSION}); train it again from the "
+            "same images ('Target model' > Train, or 'cellist train --model air')."
         )
     known = {f.name for f in fields(NetConfig)}
     config = NetConfig(**{k: v for k, v in payload["config"].items() if k in known})

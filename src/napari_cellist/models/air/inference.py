@@ -180,7 +180,7 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     """What the model explains: background plus the present objects, at the original ``shape``
     (normalised intensity units).
 
-    Same alpha compositing as :func:`.modules.composite`, but only the present objects' windows
+    Same compositing as :func:`.modules.composite`, but only the present objects' windows
     are drawn (scatter-added into the image), so the cost does not grow with empty cells.
     """
     geom = net.geom
@@ -203,6 +203,6 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     canvas = canvas.view(3, h_img + 2 * pad, wp)[:, pad: pad + h_img, pad: pad + w_img]
     coverage = 1.0 - torch.exp(canvas[2])
     foreground = canvas[0] / (canvas[1] + 1e-6)
-    recon = coverage * foreground + (1.0 - coverage) * torch.from_numpy(work.background)
+    recon = torch.from_numpy(work.background) + coverage * foreground
     h, w = work.shape
     return resize(recon[:h, :w].numpy(), shape)

@@ -6,7 +6,7 @@ For every image ``b`` and every slot ``n`` of the grid (``n`` runs over cells x 
     z_where[b, n] ~ Normal(0, I_4)        # offset in the cell, scale, aspect (see where_to_box)
     z_what[b, n]  ~ Normal(0, I_D)        # appearance code
     glimpse       = Decoder(z_what)       # appearance + alpha
-    x_hat         = composite(sigmoid(z_pres) * SpatialTransformer(glimpse, z_where), background)
+    x_hat         = background + coverage(sigmoid(z_pres) * SpatialTransformer(glimpse, z_where))
     x[b]          ~ Normal(x_hat, obs_sigma)
 
 Presence is the Concrete relaxation of a Bernoulli sampled in logit space (Maddison et al. 2017),
@@ -102,13 +102,13 @@ class AirNet(nn.Module):
 
     def __init__(
         self, geom: Geometry, z_what: int = 8, width: int = 32, features: int = 32,
-        obs_sigma: float = 0.1,
+        obs_sigma: float = 0.1, min_contrast: float = 0.1,
     ) -> None:
         super().__init__()
         self.geom, self.z_what_dim, self.obs_sigma = geom, z_what, obs_sigma
         self.encoder = Encoder(geom.slots, width, features)
         self.glimpse_encoder = GlimpseEncoder(geom.glimpse, features, z_what)
-        self.decoder = Decoder(z_what, geom.glimpse)
+        self.decoder = Decoder(z_what, geom.glimpse, min_contrast=min_contrast)
 
     # -- deterministic pieces ---------------------------------------------------------------
     def grid_shape(self, image: torch.Tensor) -> tuple[int, int]:

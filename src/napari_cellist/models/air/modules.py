@@ -30,6 +30,7 @@ SIZE_RANGE = math.log(2.0)  # box side within [1/2, 2] x the reference side
 ASPECT_RANGE = 0.5  # height / width within [e^-0.5, e^0.5]
 BOX_MARGIN = 1.25  # box side / object diameter: the glimpse holds the object and some background
 EPS = 1e-6
+MAX_CONTRAST = 1.5  # brightest object above its background, normalised intensity units
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,19 @@ class GlimpseEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """``z_what`` ``(N, D)`` -> glimpse appearance and alpha, each ``(N, G, G)`` in [0, 1.5] / [0, 1].
+    """``z_what`` ``(N, D)`` -> glimpse contrast and alpha, each ``(N, G, G)``.
 
-    The alpha logit is returned as well, for log-space mask likelihoods.
+    The contrast (intensity above the background, normalised units) lies in
+    ``[min_contrast, MAX_CONTRAST]``: an object is at least that much brighter than what is
+    behind it, so faint background texture cannot be "explained" by objects. The alpha logit is
+    returned (alpha = sigmoid), for log-space mask likelihoods.
     """
 
-    def __init__(self, z_what: int, glimpse: int, hidden: int = 128) -> None:
+    def __init__(self, z_what: int, glimpse: int, hidden: int = 128, min_contrast: float = 0.1) -> None:
         super().__init__()
-        self.glimpse = glimpse
+        if not 0.0 <= min_contrast < MAX_CONTRAST:
+            raise ValueError(f"min_contrast must be in [0, {MAX_CONTRAST}), got {min_contrast}.")
+        self.glimpse, self.min_contrast = glimpse, min_contrast
         self.net = nn.Sequential(
             nn.Linear(z_what, hidden), nn.ReLU(),
             nn.Linear(hidden, 2 * glimpse * glimpse),
@@ -139,12 +145,14 @@ class Decoder(nn.Module):
         coords = (torch.arange(g, dtype=torch.float32) + 0.5) / g * 2.0 - 1.0
         radius = torch.sqrt(coords[:, None] ** 2 + coords[None, :] ** 2)
         alpha_logit = 8.0 * (1.0 / BOX_MARGIN - radius)
-        appearance_logit = torch.full((g, g), math.log(0.5 / 1.0))  # 1.5 * sigmoid = 0.5
+        start = (0.5 - self.min_contrast) / (MAX_CONTRAST - self.min_contrast)  # contrast 0.5
+        appearance_logit = torch.full((g, g), math.log(start / (1.0 - start)))
         last.bias.copy_(torch.cat([appearance_logit.reshape(-1), alpha_logit.reshape(-1)]))
 
     def forward(self, z_what: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(z_what).view(-1, 2, self.glimpse, self.glimpse)
-        appearance = 1.5 * torch.sigmoid(out[:, 0])
+        span = MAX_CONTRAST - self.min_contrast
+        appearance = self.min_contrast + span * torch.sigmoid(out[:, 0])
         alpha_logit = out[:, 1].clamp(-12.0, 12.0)
         return appearance, alpha_logit
 
@@ -211,11 +219,12 @@ def composite(
     presence: torch.Tensor, alpha: torch.Tensor, appearance: torch.Tensor,
     background: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry,
 ) -> torch.Tensor:
-    """Alpha-composite placed objects over the background.
+    """Add the placed objects' contrast onto the background (fluorescence adds up).
 
-    ``presence`` ``(B, N)``; ``alpha``/``appearance`` ``(B, N, Wn, Wn)`` placed windows with
-    ``N = Hc*Wc*S``; ``background`` ``(B, 1, H, W)``. Coverage is ``1 - prod(1 - z*alpha)``
-    (summed in log space); the foreground is the coverage-weighted mean appearance.
+    ``presence`` ``(B, N)``; ``alpha``/``appearance`` (contrast) ``(B, N, Wn, Wn)`` placed
+    windows with ``N = Hc*Wc*S``; ``background`` ``(B, 1, H, W)``. Coverage is
+    ``1 - prod(1 - z*alpha)`` (summed in log space); where objects overlap their contrast is the
+    coverage-weighted mean, so the image is ``background + coverage * contrast``.
     """
     b, n, wn, _ = alpha.shape
     s = geom.slots
@@ -226,4 +235,4 @@ def composite(
     summed = fold_windows(stacked, grid_shape, geom)
     coverage = 1.0 - torch.exp(summed[:, 2:3])
     foreground = summed[:, 0:1] / (summed[:, 1:2] + EPS)
-    return coverage * foreground + (1.0 - coverage) * background
+    return background + coverage * foreground
