@@ -127,6 +127,21 @@ def test_3d_samples_train_on_their_planes(crops):
         [crops[0].labels[:64, :64], np.zeros((64, 64), np.int32), crops[0].labels[:64, :64]]
     )
     planes = prepare_planes(
-        [Sample(volume, labels, name="vol")], diam_mean=17.0, invert=False, min_masks=1
+        [Sample(volume, labels, name="vol")], 17.0, cpa.CellposeParams(), min_masks=1
     )
     assert len(planes) == 2 and planes.images[0].shape[0] == 2 and planes.flows[0].shape[0] == 3
+    assert not planes.images[0][1].any()  # grey images: empty nucleus channel
+
+
+def test_training_reads_the_channels_prediction_reads(crops):
+    """A (C, Y, X) image with cells in channel 2 and nuclei in channel 1, as set in the dock."""
+    cells = crops[0].image[:96, :96]
+    nuclei = (crops[0].labels[:96, :96] > 0).astype(np.float32)
+    image = np.stack([nuclei, cells, np.zeros_like(cells)])  # (C, Y, X)
+    params = cpa.CellposeParams(channel_axis=0, channels=(2, 1))
+    planes = prepare_planes([Sample(image, crops[0].labels[:96, :96])], 17.0, params, 1)
+    cells_plane, nucleus_plane = planes.images[0]
+    assert len(planes) == 1 and nucleus_plane.any()
+    assert np.corrcoef(cells_plane.ravel(), nucleus_plane.ravel())[0, 1] > 0.5  # same nuclei
+    with pytest.raises(ValueError, match="channel_axis"):
+        prepare_planes([Sample(image, crops[0].labels[:96, :96])], 17.0, cpa.CellposeParams(), 1)

@@ -128,12 +128,9 @@ class CellposeSegmenter(TrainableSegmenter):
         train_set, val_set = training.split_samples(samples, tp.validation_fraction, tp.seed)
         network, started_from = self._starting_network(tp)
         diam_mean = float(network.diam_mean)
-        train = training.prepare_planes(
-            train_set, diam_mean, self.params.invert, tp.min_train_masks
-        )
-        val = (
-            training.prepare_planes(val_set, diam_mean, self.params.invert, 1) if val_set else None
-        )
+        # the images are read as prediction reads them: the same channels, the same inversion
+        train = training.prepare_planes(train_set, diam_mean, self.params, tp.min_train_masks)
+        val = training.prepare_planes(val_set, diam_mean, self.params, 1) if val_set else None
         diam_labels = float(np.mean(train.diameters))
         network.net.diam_labels.data = torch.tensor([diam_labels], dtype=torch.float32)
         network.diam_labels = diam_labels

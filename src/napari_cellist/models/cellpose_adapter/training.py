@@ -17,7 +17,7 @@ import numpy as np
 from skimage.transform import resize
 
 from ...types import Progress, Sample
-from .params import CellposeTrainParams
+from .params import CellposeParams, CellposeTrainParams
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ VALIDATE_EVERY = 10  # epochs between validation losses (each needs a batch-norm
 class Planes:
     """2D training planes at the network's object size.
 
-    ``images[k]`` is float32 ``(2, Y, X)`` (normalised cells channel, empty nucleus channel) and
+    ``images[k]`` is float32 ``(2, Y, X)`` (normalised cells and nucleus channels) and
     ``flows[k]`` float32 ``(3, Y, X)`` (cell probability, Y flow, X flow) of the same plane.
     ``diameters`` holds the planes' median object diameters before rescaling, in pixels.
     """
@@ -63,29 +63,31 @@ def split_samples(
     return train, val
 
 
-def _planes_of(sample: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
-    image = np.asarray(sample.image, np.float32)
+def _planes_of(sample: Sample, params: CellposeParams) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(Y, X, 2)`` (cells, nucleus) planes of a sample, each with its ``(Y, X)`` labels."""
+    from .inference import cellpose_input
+
+    x = cellpose_input(sample.image, params)  # (Y, X, 2) or (Z, Y, X, 2)
     labels = np.asarray(sample.labels)
-    if image.shape != labels.shape:
+    if x.shape[:-1] != labels.shape:
         raise ValueError(
-            f"Sample {sample.name!r}: image {image.shape} and labels {labels.shape} differ in shape."
+            f"Sample {sample.name!r}: image {x.shape[:-1]} (channels removed) and labels "
+            f"{labels.shape} differ in shape; check 'channel_axis'."
         )
-    if image.ndim == 2:
-        return [(image, labels)]
-    if image.ndim == 3:  # Cellpose trains 3D models on 2D planes
-        return [(image[z], labels[z]) for z in range(image.shape[0])]
-    raise ValueError(
-        f"Sample {sample.name!r} has shape {image.shape}; (Y, X) or (Z, Y, X) is needed."
-    )
+    if x.ndim == 3:
+        return [(x, labels)]
+    return [(x[z], labels[z]) for z in range(x.shape[0])]  # Cellpose trains 3D on 2D planes
 
 
 def prepare_planes(
-    samples: Sequence[Sample], diam_mean: float, invert: bool, min_masks: int
+    samples: Sequence[Sample], diam_mean: float, params: CellposeParams, min_masks: int
 ) -> Planes:
     """Normalise, rescale (objects to ``diam_mean`` px) and compute flow targets.
 
-    Rescaling once here is what Cellpose's training does per patch (``diam / diam_mean``); doing it
-    up front also makes the flow computation cheap for large objects.
+    Images are read as prediction reads them (``params.channel_axis``, ``params.channels``,
+    ``params.invert``). Rescaling once here is what Cellpose's training does per patch
+    (``diam / diam_mean``); doing it up front also makes the flow computation cheap for large
+    objects.
     """
     import torch
 
@@ -94,20 +96,19 @@ def prepare_planes(
     _, transforms, dynamics, utils = cellpose_modules()
     images, labels, diameters = [], [], []
     for sample in samples:
-        for image, plane_labels in _planes_of(sample):
+        for image, plane_labels in _planes_of(sample, params):
             n_objects = len(np.unique(plane_labels)) - int((plane_labels == 0).any())
             if n_objects < max(1, min_masks):
                 continue
             diameter = max(float(utils.diameters(plane_labels.astype(np.int32))[0]), MIN_DIAMETER)
-            shape = tuple(max(8, int(round(n * diam_mean / diameter))) for n in image.shape)
+            shape = tuple(max(8, int(round(n * diam_mean / diameter))) for n in image.shape[:2])
             image = resize(
                 image, shape, order=1, preserve_range=True, anti_aliasing=shape[0] < image.shape[0]
             )
             plane_labels = resize(
                 plane_labels, shape, order=0, preserve_range=True, anti_aliasing=False
             )
-            x = np.stack([image, np.zeros_like(image)], axis=-1).astype(np.float32)
-            x = transforms.normalize_img(x, invert=invert, axis=-1)
+            x = transforms.normalize_img(image.astype(np.float32), invert=params.invert, axis=-1)
             images.append(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))
             labels.append(plane_labels.astype(np.int32))
             diameters.append(diameter)
