@@ -36,10 +36,14 @@ class NetConfig:
     features: int = 32
     obs_sigma: float = 0.1
     min_contrast: float = 0.1  # objects are at least this much brighter than the background
+    aspect_range: float = 1.2  # boxes' height / width within exp(+-1.2) = 1/3.3 .. 3.3
 
     def geometry(self) -> Geometry:
         """The grid geometry."""
-        return Geometry(self.working_diameter, self.cell, self.slots, self.glimpse, self.window)
+        return Geometry(
+            self.working_diameter, self.cell, self.slots, self.glimpse, self.window,
+            self.aspect_range,
+        )
 
     def build(self) -> AirNet:
         """A freshly initialised network."""

@@ -9,7 +9,7 @@ cell has ``slots`` object slots. A slot's ``z_where`` (4 unbounded reals) is map
 
 * centre = cell centre + ``OFFSET_RANGE * cell * tanh(z[0:2])`` (``(y, x)``, pixels), in its cell;
 * side = ``BOX_MARGIN * diameter * exp(SIZE_RANGE * tanh(z[2]))``;
-* aspect = ``exp(ASPECT_RANGE * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect).
+* aspect = ``exp(aspect_range * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect).
 
 A slot draws into a square *window* of ``Geometry.window`` pixels centred on its cell; windows are
 summed into the image with :func:`torch.nn.functional.fold`, so rendering costs
@@ -27,7 +27,6 @@ from torch import nn
 
 OFFSET_RANGE = 0.5  # box centre inside its cell
 SIZE_RANGE = math.log(2.0)  # box side within [1/2, 2] x the reference side
-ASPECT_RANGE = 0.5  # height / width within [e^-0.5, e^0.5]
 BOX_MARGIN = 1.25  # box side / object diameter: the glimpse holds the object and some background
 EPS = 1e-6
 MAX_CONTRAST = 1.5  # brightest object above its background, normalised intensity units
@@ -42,6 +41,7 @@ class Geometry:
     slots: int = 1  # object slots per cell
     glimpse: int = 16  # decoded glimpse side (pixels of the glimpse)
     window: int = 24  # side of the square each slot renders into, centred on its cell
+    aspect_range: float = 1.2  # log of the largest height / width ratio of a box (3.3)
 
     def __post_init__(self) -> None:
         if (self.window - self.cell) % 2 or self.window < self.cell:
@@ -64,7 +64,7 @@ def where_to_box(z_where: torch.Tensor, geom: Geometry) -> torch.Tensor:
     t = torch.tanh(z_where)
     offset = OFFSET_RANGE * geom.cell * t[..., 0:2]
     side = BOX_MARGIN * geom.diameter * torch.exp(SIZE_RANGE * t[..., 2])
-    half_log_aspect = 0.5 * ASPECT_RANGE * t[..., 3]
+    half_log_aspect = 0.5 * geom.aspect_range * t[..., 3]
     height = side * torch.exp(half_log_aspect)
     width = side * torch.exp(-half_log_aspect)
     return torch.cat([offset, height[..., None], width[..., None]], dim=-1)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from skimage import measure
 
 from ...images import normalise_percentile, prepare_grey
-from .modules import ASPECT_RANGE, OFFSET_RANGE, SIZE_RANGE, Geometry
+from .modules import OFFSET_RANGE, SIZE_RANGE, Geometry
 
 TANH_CLIP = 0.95  # targets stay inside the open range of tanh
 BACKGROUND_PERCENTILE = 10.0
@@ -165,7 +165,7 @@ def _add_mask_targets(t: CellTargets, labels: np.ndarray, geom: Geometry) -> Non
         r0, c0, r1, c1 = prop.bbox
         bh, bw = max(r1 - r0, 1), max(c1 - c0, 1)
         size = math.log(math.sqrt(bh * bw) / geom.diameter) / SIZE_RANGE
-        aspect = math.log(bh / bw) / ASPECT_RANGE
+        aspect = math.log(bh / bw) / geom.aspect_range
         ty, tx = _where_tanh(cy, cx, i, j, geom)
         t.pres_target[i, j, slot] = 1.0
         t.where_target[i, j, slot] = (ty, tx, *np.clip((size, aspect), -TANH_CLIP, TANH_CLIP))
