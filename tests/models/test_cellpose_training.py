@@ -105,18 +105,18 @@ def test_failed_save_leaves_no_file(trained, tmp_path, monkeypatch):
 
 def test_3d_stack_stitched_and_volumetric(trained):
     model, *_, val = trained
-    crop = val.image[:64, :64]
+    crop = val.image[:128, :128]
     stack = np.stack(
         [np.roll(crop, z, axis=1) for z in range(4)]
-    )  # (4, 64, 64), objects drift in x
+    )  # (4, 128, 128), objects drift in x
     per_plane = model.predict(stack)
     stitched = model.predict(
         stack, cpa.CellposeParams(model="", diameter=24.0, stitch_threshold=0.25)
     )
-    assert stitched.labels.shape == (4, 64, 64) and per_plane.count > 0
+    assert stitched.labels.shape == (4, 128, 128) and per_plane.count > 0
     assert 0 < stitched.count < per_plane.count  # objects joined across planes
     volume = model.predict(stack, cpa.CellposeParams(model="", diameter=24.0, do_3D=True))
-    assert volume.labels.shape == (4, 64, 64) and volume.count > 0
+    assert volume.labels.shape == (4, 128, 128) and volume.count > 0
     spans = [len(np.unique(np.nonzero(volume.labels == i)[0])) for i in volume.objects]
     assert max(spans) > 1  # 3D objects cover several planes
 
