@@ -128,7 +128,8 @@ def eval_kwargs(params: CellposeParams, diameter: float, ndim: int) -> dict[str,
 def run_eval(
     network: Any, x: np.ndarray, kwargs: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run ``network.eval``; returns int32 masks of the spatial shape and the cell probability."""
+    """Run ``network.eval``; returns int32 masks of the spatial shape and the cell probability
+    logits resized to the masks' shape (None when Cellpose gives none)."""
     if kwargs["do_3D"] and min(x.shape[:3]) < 2:
         raise ValueError(
             f"3D mode needs at least 2 planes and pixels on each axis, got {x.shape[:3]}."
@@ -144,6 +145,8 @@ def run_eval(
     if x.ndim == 4 and not kwargs["do_3D"] and not kwargs["stitch_threshold"]:
         masks = unique_plane_ids(masks)
     prob = np.asarray(flows[2], np.float32) if len(flows) > 2 else None
+    if prob is not None and prob.shape != masks.shape:  # resample=False: the network's scale
+        prob = resize(prob, masks.shape, order=1, preserve_range=True, anti_aliasing=False)
     return masks, prob
 
 
@@ -166,8 +169,6 @@ def to_prediction(masks: np.ndarray, cellprob: np.ndarray | None) -> Prediction:
     scores = np.ones(len(ids))
     if cellprob is not None and len(ids):
         prob = 1.0 / (1.0 + np.exp(-cellprob.astype(np.float32)))
-        if prob.shape != masks.shape:
-            prob = resize(prob, masks.shape, order=1, preserve_range=True, anti_aliasing=False)
         scores = np.asarray(ndi.mean(prob, masks, ids), float)
         extras["probability"] = prob.astype(np.float32)
     objects = {

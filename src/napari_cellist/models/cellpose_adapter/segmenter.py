@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from skimage.transform import resize
 
 from ...borders import crop_border, crop_labels, mirror_border, mirror_width
 from ...io.writers import atomic_open
@@ -76,8 +75,6 @@ class CellposeSegmenter(TrainableSegmenter):
         masks, cellprob = inference.run_eval(
             network, x, inference.eval_kwargs(params, diameter, x.ndim)
         )
-        if margin and cellprob is not None and cellprob.shape != masks.shape:  # resample=False
-            cellprob = resize(cellprob, masks.shape, order=1, preserve_range=True, anti_aliasing=False)
         masks = crop_labels(masks, margin)[0]
         cellprob = None if cellprob is None else crop_border(cellprob, margin)
         prediction = inference.to_prediction(masks, cellprob)
