@@ -100,3 +100,27 @@ def test_export_committed_annotations_in_every_format(tmp_path, dsb_crop, capsys
     assert (out / "counts.csv").read_text().splitlines()[1].startswith(f"crop,{n}")
     assert main(["export", "--project", str(tmp_path / "empty"), "--out", str(out)]) == 2
     assert "Nothing committed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("model", "steps", "extra"),
+    [
+        ("cellpose", "3", ["--train-param", "bsize=64", "--train-param", "validation_fraction=0"]),
+        ("air", "3", ["--train-param", "batch_size=2", "--train-param", "crop_size=64"]),
+    ],
+)
+def test_train_and_predict_trainable_models_from_the_cli(
+    model, steps, extra, annotated_folder, tmp_path, capsys
+):
+    """`cellist train --model M --data DIR --out CKPT --steps N`, then predict with CKPT."""
+    ckpt = tmp_path / f"{model}.ckpt"
+    args = ["train", "--model", model, "--data", str(annotated_folder), "--out", str(ckpt)]
+    assert main([*args, "--steps", steps, *extra]) == 0
+    assert ckpt.is_file() and "metrics" in json.loads(capsys.readouterr().out)
+    out = tmp_path / "pred"
+    predict = ["predict", str(annotated_folder / "images"), "--model", model]
+    assert main([*predict, "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    capsys.readouterr()
+    for stem in ("crop0", "crop1"):
+        assert tifffile.imread(out / f"{stem}.tif").shape == (256, 256)
+    assert len((out / "counts.csv").read_text().splitlines()) == 3
