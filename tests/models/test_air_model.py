@@ -124,7 +124,7 @@ def test_load_rejects_foreign_files(tmp_path):
 def test_load_refuses_an_older_checkpoint_version_with_a_way_forward(tmp_path):
     path = AirModel().save(tmp_path / "air.pt")
     payload = torch.load(path, weights_only=True)
-    payload["version"] = 1  # AIR before objects added their contrast onto the background
+    payload["version"] = 2  # AIR before its boxes could turn
     torch.save(payload, path)
     with pytest.raises(ValueError, match="older napari-cellist.*train it again"):
         AirModel.load(path)
@@ -141,7 +141,7 @@ def test_objects_add_at_least_the_minimum_contrast_onto_the_background():
     contrast, _ = net.decoder(torch.randn(50, net.z_what_dim) * 3.0)
     assert float(contrast.min()) >= 0.2 and float(contrast.max()) <= 1.5
     background = torch.full((1, 1, 32, 32), 0.3)
-    z_where, z_what = torch.zeros(1, 16, 4), torch.zeros(1, 16, net.z_what_dim)
+    z_where, z_what = torch.zeros(1, 16, 5), torch.zeros(1, 16, net.z_what_dim)
     empty, _ = net.render(torch.zeros(1, 16), z_where, z_what, background)
     torch.testing.assert_close(empty, background)  # no object: the background alone
     full, _ = net.render(torch.ones(1, 16), z_where, z_what, background)

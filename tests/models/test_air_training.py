@@ -36,11 +36,11 @@ def test_targets_from_masks_and_points():
     assert t.pres_known.all()  # a mask annotates the whole image
     assert t.pres_target.sum() == 1 and t.pres_target[1, 2, 0] == 1
     assert t.mask_known[1, 2, 0] and t.mask_target[1, 2, 0].sum() == labels.sum()
-    dy, dx, size, aspect = t.where_target[1, 2, 0]
-    assert aspect < 0  # wider than tall
+    dy, dx, size, aspect, angle = t.where_target[1, 2, 0]
+    assert aspect < 0 and angle == 0  # wider than tall, not turned
     points = cell_targets(work, geom, None, np.array([[40.0, 41.0]]))
     assert points.pres_known.sum() == 1 and points.pres_target[5, 5, 0] == 1
-    assert points.where_known[5, 5, 0].tolist() == [True, True, False, False]  # position only
+    assert points.where_known[5, 5, 0].tolist() == [True, True, False, False, False]  # position
     assert not points.mask_known.any()
 
 
@@ -98,3 +98,15 @@ def test_border_mirror_trains_on_cut_objects_made_whole():
         [Sample(image, None, points=np.array([[56.0, 36.0]]))], tp
     )[0]
     assert with_points.targets.pres_target.sum() == 1  # the point moved with the mirrored image
+
+
+def test_scale_jitter_trains_on_smaller_and_larger_copies_of_each_image():
+    image, labels = _read_dsb_crop()
+    plain = AirModel()._training_items([Sample(image, labels)], AirTrainParams(scale_jitter=0.0))
+    items = AirModel()._training_items([Sample(image, labels)], AirTrainParams(scale_jitter=0.25))
+    assert len(plain) == 1 and len(items) == 3
+    heights = [it.work.shape[0] for it in items]
+    assert heights[0] < plain[0].work.shape[0] == heights[1] < heights[2]
+    sizes = [np.median(it.targets.where_target[..., 2][it.targets.pres_target > 0]) for it in items]
+    assert sizes[0] < sizes[1] < sizes[2]  # boxes shrink and grow with the copies
+    assert all(it.targets.pres_target.sum() > 0.8 * plain[0].targets.pres_target.sum() for it in items)

@@ -137,12 +137,15 @@ class AirModel(TrainableSegmenter):
                 labels = ThresholdModel().predict(grey, ThresholdParams(diameter=diameter)).labels
                 weight = tp.pseudo_label_weight * weight
             margin = mirror_width(diameter, tp.border_mirror, grey.shape)
-            work = to_working(mirror_border(grey, margin), diameter, geom)
+            mirrored = mirror_border(grey, margin)
             labels = None if labels is None else mirror_border(np.asarray(labels), margin)
             points = None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
             annotated = labels is not None or points is not None
-            targets = cell_targets(work, geom, labels, points) if annotated else None
-            items.append(TrainingItem(work, targets, weight, sample.name))
+            scales = (1.0,) if tp.scale_jitter <= 0 else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
+            for scale in scales:  # objects `scale` times their size at the working scale
+                work = to_working(mirrored, diameter / scale, geom)
+                targets = cell_targets(work, geom, labels, points) if annotated else None
+                items.append(TrainingItem(work, targets, weight, sample.name))
         # Weights are relative: the strongest annotation of the set counts fully.
         top = max((it.weight for it in items if it.targets is not None), default=1.0) or 1.0
         return [replace(it, weight=it.weight / top) for it in items]

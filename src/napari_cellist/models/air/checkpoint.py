@@ -8,6 +8,7 @@ plain Python values are stored, so the file loads with ``torch.load(weights_only
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .model import AirNet
 from .modules import Geometry
 
 FORMAT = "napari-cellist-air"
-VERSION = 2  # 2: objects add their contrast onto the background (1 painted over it)
+VERSION = 3  # 3: boxes turn (z_where has an angle); 2: objects add their contrast onto the background
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,13 @@ class NetConfig:
     obs_sigma: float = 0.1
     min_contrast: float = 0.1  # objects are at least this much brighter than the background
     aspect_range: float = 1.2  # boxes' height / width within exp(+-1.2) = 1/3.3 .. 3.3
+    angle_range: float = math.pi / 4  # boxes turn by up to 45 degrees either way (0 = upright)
 
     def geometry(self) -> Geometry:
         """The grid geometry."""
         return Geometry(
             self.working_diameter, self.cell, self.slots, self.glimpse, self.window,
-            self.aspect_range,
+            self.aspect_range, self.angle_range,
         )
 
     def build(self) -> AirNet:

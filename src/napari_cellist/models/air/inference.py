@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import AirNet, CellCodes
-from .modules import cell_centres, place_glimpses, where_to_box
+from .modules import WHERE_DIM, box_to_image_affine, cell_centres, place_glimpses, where_to_box
 from .supervision import WorkingImage, resize
 
 
@@ -23,9 +23,10 @@ from .supervision import WorkingImage, resize
 class Objects:
     """Present objects (``K`` of the ``N`` slots of a working image).
 
-    ``scores`` ``(K,)`` presence probabilities; ``boxes`` ``(K, 4)`` = (cy, cx, h, w) in original
-    pixels; ``alphas`` ``(K, G, G)`` decoded masks in [0, 1]; ``index`` ``(K,)`` slot numbers,
-    ``rel_boxes`` ``(K, 4)`` working-scale boxes relative to their cell and ``z_what`` ``(K, D)``
+    ``scores`` ``(K,)`` presence probabilities; ``boxes`` ``(K, 5)`` = (cy, cx, h, w, angle) in
+    original pixels and radians (see :func:`.modules.where_to_box`); ``alphas`` ``(K, G, G)``
+    decoded masks in [0, 1]; ``index`` ``(K,)`` slot numbers, ``rel_boxes`` ``(K, 5)``
+    working-scale boxes relative to their cell and ``z_what`` ``(K, D)``
     (for the reconstruction); ``n_slots`` = ``N``.
     """
 
@@ -73,13 +74,8 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
 
 
 def _glimpses_at(image: torch.Tensor, boxes: torch.Tensor, g: int) -> torch.Tensor:
-    """``(K, g*g)`` glimpses of ``image`` ``(1, 1, H, W)`` in absolute boxes ``(K, 4)``."""
-    h, w = image.shape[-2:]
-    theta = torch.zeros(len(boxes), 2, 3)
-    theta[:, 0, 0] = boxes[:, 3] / w
-    theta[:, 0, 2] = 2.0 * boxes[:, 1] / w - 1.0
-    theta[:, 1, 1] = boxes[:, 2] / h
-    theta[:, 1, 2] = 2.0 * boxes[:, 0] / h - 1.0
+    """``(K, g*g)`` glimpses of ``image`` ``(1, 1, H, W)`` in absolute boxes ``(K, 5)``."""
+    theta = box_to_image_affine(boxes[:, :2], boxes, image.shape[-2:])
     grid = F.affine_grid(theta, [len(boxes), 1, g, g], align_corners=False).view(1, -1, g, 2)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(len(boxes), g * g)
@@ -92,20 +88,20 @@ def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 
     geom = net.geom
     prob = torch.sigmoid(codes.pres_logit)[0]  # (Hc, Wc, S)
     index = _present(prob, min_score).reshape(-1).nonzero().squeeze(1)
-    rel = where_to_box(codes.where_loc, geom)[0]  # (Hc, Wc, S, 4)
+    rel = where_to_box(codes.where_loc, geom)[0]  # (Hc, Wc, S, 5)
     hc, wc = rel.shape[:2]
     centres = cell_centres(hc, wc, geom.cell)[:, :, None] + rel[..., :2]
-    absolute = torch.cat([centres, rel[..., 2:]], dim=-1).reshape(-1, 4)[index]
+    absolute = torch.cat([centres, rel[..., 2:]], dim=-1).reshape(-1, WHERE_DIM)[index]
     glimpses = _glimpses_at(torch.from_numpy(work.image)[None, None], absolute, geom.glimpse)
     features = codes.features[0].reshape(-1, codes.features.shape[-1])[index]
     z_what = net.glimpse_encoder(glimpses, features)[:, : net.z_what_dim]
     _, alpha_logit = net.decoder(z_what)
     sy, sx = work.scale
-    to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx])
+    to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx, 1.0])
     return Objects(
         scores=prob.reshape(-1)[index].numpy(), boxes=(absolute * to_original).numpy(),
         alphas=torch.sigmoid(alpha_logit).numpy(), index=index,
-        rel_boxes=rel.reshape(-1, 4)[index], z_what=z_what, n_slots=prob.numel(),
+        rel_boxes=rel.reshape(-1, WHERE_DIM)[index], z_what=z_what, n_slots=prob.numel(),
     )
 
 
@@ -126,17 +122,31 @@ def _present(prob: torch.Tensor, min_score: float) -> torch.Tensor:
     return (prob >= min_score) | peak
 
 
-def _interp_matrix(start: int, stop: int, centre: float, length: float, g: int) -> np.ndarray:
-    """Bilinear weights ``(stop - start, g)`` sampling a glimpse axis at pixel centres of a box."""
-    pos = ((np.arange(start, stop) + 0.5 - centre) / length + 0.5) * g - 0.5
-    low = np.floor(pos).astype(int)
-    frac = pos - low
-    out = np.zeros((stop - start, g), np.float32)
-    rows = np.arange(stop - start)
-    for idx, wgt in ((low, 1.0 - frac), (low + 1, frac)):
-        ok = (idx >= 0) & (idx < g)
-        out[rows[ok], idx[ok]] = wgt[ok]
-    return out
+def _box_alpha(box: np.ndarray, alpha: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
+    """A decoded ``(G, G)`` alpha drawn at pixel resolution inside its (turned) box.
+
+    ``box`` = (cy, cx, h, w, angle) in pixels / radians. Returns the rows and columns of the box's
+    axis-aligned extent inside ``shape`` and the alpha there (bilinear, 0 outside the box), the
+    same transform as the spatial transformer of training.
+    """
+    cy, cx, h, w, angle = (float(v) for v in box)
+    cos, sin = np.cos(angle), np.sin(angle)
+    half_y = 0.5 * (abs(cos) * h + abs(sin) * w)
+    half_x = 0.5 * (abs(sin) * h + abs(cos) * w)
+    r0, r1 = max(0, int(np.floor(cy - half_y))), min(shape[0], int(np.ceil(cy + half_y)))
+    c0, c1 = max(0, int(np.floor(cx - half_x))), min(shape[1], int(np.ceil(cx + half_x)))
+    if r1 <= r0 or c1 <= c0:
+        return slice(0, 0), slice(0, 0), np.zeros((0, 0), np.float32)
+    py = torch.arange(r0, r1, dtype=torch.float32)[:, None] + 0.5 - cy
+    px = torch.arange(c0, c1, dtype=torch.float32)[None, :] + 0.5 - cx
+    u = (2.0 / w) * (cos * px + sin * py)  # glimpse coordinates in [-1, 1] across the box
+    v = (2.0 / h) * (cos * py - sin * px)
+    grid = torch.stack(torch.broadcast_tensors(u, v), dim=-1)[None]
+    drawn = F.grid_sample(
+        torch.from_numpy(np.ascontiguousarray(alpha, np.float32))[None, None], grid,
+        mode="bilinear", padding_mode="zeros", align_corners=False,
+    )
+    return slice(r0, r1), slice(c0, c1), drawn[0, 0].numpy()
 
 
 def label_map(
@@ -150,19 +160,16 @@ def label_map(
     best = np.zeros(shape, np.float32)
     owner = np.zeros(shape, np.int32)
     own_area = np.zeros(len(objects.scores) + 1)
-    g = objects.alphas.shape[-1]
-    for k, ((cy, cx, h, w), alpha, score) in enumerate(
+    for k, (box, alpha, score) in enumerate(
         zip(objects.boxes, objects.alphas, objects.scores, strict=True), start=1
     ):
-        r0, r1 = max(0, int(np.floor(cy - h / 2))), min(shape[0], int(np.ceil(cy + h / 2)))
-        c0, c1 = max(0, int(np.floor(cx - w / 2))), min(shape[1], int(np.ceil(cx + w / 2)))
-        if r1 <= r0 or c1 <= c0:
+        rows, cols, box_alpha = _box_alpha(box, alpha, shape)
+        if box_alpha.size == 0:
             continue
-        box_alpha = _interp_matrix(r0, r1, cy, h, g) @ alpha @ _interp_matrix(c0, c1, cx, w, g).T
         inside = box_alpha > alpha_threshold
         own_area[k] = inside.sum()
         value = np.where(inside, score * box_alpha, 0.0)
-        region_best, region_owner = best[r0:r1, c0:c1], owner[r0:r1, c0:c1]
+        region_best, region_owner = best[rows, cols], owner[rows, cols]
         wins = value > region_best
         region_best[wins] = value[wins]
         region_owner[wins] = k

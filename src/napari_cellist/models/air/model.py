@@ -3,7 +3,7 @@
 For every image ``b`` and every slot ``n`` of the grid (``n`` runs over cells x slots)::
 
     z_pres[b, n]  ~ LogitRelaxedBernoulli(temperature, logit(prior_prob))   # presence, logit space
-    z_where[b, n] ~ Normal(0, I_4)        # offset in the cell, scale, aspect (see where_to_box)
+    z_where[b, n] ~ Normal(0, I_5)        # offset in the cell, scale, aspect, angle (where_to_box)
     z_what[b, n]  ~ Normal(0, I_D)        # appearance code
     glimpse       = Decoder(z_what)       # appearance + alpha
     x_hat         = background + coverage(sigmoid(z_pres) * SpatialTransformer(glimpse, z_where))
@@ -36,6 +36,7 @@ from torch.distributions.relaxed_bernoulli import (
 )
 
 from .modules import (
+    WHERE_DIM,
     Decoder,
     Encoder,
     Geometry,
@@ -63,7 +64,7 @@ class Batch:
 
     ``image``/``background`` are ``(B, 1, H, W)`` with ``H, W`` multiples of the cell size. The
     supervision tensors (None when unannotated) index slots ``N = Hc*Wc*S`` in (row, col, slot)
-    order: ``pres_*`` ``(B, N)``, ``where_*`` ``(B, N, 4)`` (tanh units), ``mask_*``
+    order: ``pres_*`` ``(B, N)``, ``where_*`` ``(B, N, 5)`` (tanh units), ``mask_*``
     ``(B, N, Wn, Wn)`` / ``(B, N)``; ``weight`` ``(B,)`` scales each image's annotations.
     """
 
@@ -120,9 +121,9 @@ class AirNet(nn.Module):
         out = self.encoder(torch.cat([image, background], dim=1))
         return CellCodes(
             pres_logit=8.0 * torch.tanh(out[..., 0] / 8.0),  # |logit| <= 8: p in [3e-4, 1-3e-4]
-            where_loc=out[..., 1:5],
-            where_scale=bounded_scale(out[..., 5:9]),
-            features=out[..., 9:],
+            where_loc=out[..., 1: 1 + WHERE_DIM],
+            where_scale=bounded_scale(out[..., 1 + WHERE_DIM: 1 + 2 * WHERE_DIM]),
+            features=out[..., 1 + 2 * WHERE_DIM:],
         )
 
     def what_params(
@@ -141,10 +142,10 @@ class AirNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction ``(B, 1, H, W)`` and placed alpha windows ``(B, N, Wn, Wn)``.
 
-        ``presence`` ``(B, N)`` in [0, 1], ``z_where`` ``(B, N, 4)``, ``z_what`` ``(B, N, D)``.
+        ``presence`` ``(B, N)`` in [0, 1], ``z_where`` ``(B, N, 5)``, ``z_what`` ``(B, N, D)``.
         """
         b, n = presence.shape
-        boxes = where_to_box(z_where, self.geom).reshape(b * n, 4)
+        boxes = where_to_box(z_where, self.geom).reshape(b * n, WHERE_DIM)
         appearance, alpha_logit = self.decoder(z_what.reshape(b * n, -1))
         glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
         placed = place_glimpses(glimpse, boxes, self.geom)
@@ -179,7 +180,9 @@ class AirNet(nn.Module):
                 LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
                 .expand([b, n]).mask(True if unknown is None else unknown),
             )
-            z_where = pyro.sample("z_where", dist.Normal(0.0, 1.0).expand([b, n, 4]).to_event(1))
+            z_where = pyro.sample(
+                "z_where", dist.Normal(0.0, 1.0).expand([b, n, WHERE_DIM]).to_event(1)
+            )
             z_what = pyro.sample(
                 "z_what", dist.Normal(0.0, 1.0).expand([b, n, self.z_what_dim]).to_event(1)
             )
@@ -215,7 +218,7 @@ class AirNet(nn.Module):
                 )
             pyro.sample(
                 "ann_where",
-                dist.Normal(torch.tanh(codes.where_loc.reshape(b, n, 4)), WHERE_OBS_SIGMA)
+                dist.Normal(torch.tanh(codes.where_loc.reshape(b, n, WHERE_DIM)), WHERE_OBS_SIGMA)
                 .mask(batch.where_known).to_event(1),
                 obs=batch.where_target,
             )
@@ -240,7 +243,7 @@ class AirNet(nn.Module):
             )
             z_where = pyro.sample(
                 "z_where",
-                dist.Normal(codes.where_loc.reshape(b, n, 4), codes.where_scale.reshape(b, n, 4))
+                dist.Normal(codes.where_loc.reshape(b, n, WHERE_DIM), codes.where_scale.reshape(b, n, WHERE_DIM))
                 .to_event(1),
             )
         shape = codes.where_loc.shape

@@ -9,7 +9,10 @@ cell has ``slots`` object slots. A slot's ``z_where`` (4 unbounded reals) is map
 
 * centre = cell centre + ``OFFSET_RANGE * cell * tanh(z[0:2])`` (``(y, x)``, pixels), in its cell;
 * side = ``BOX_MARGIN * diameter * exp(SIZE_RANGE * tanh(z[2]))``;
-* aspect = ``exp(aspect_range * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect).
+* aspect = ``exp(aspect_range * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect);
+* angle = ``angle_range * tanh(z[4])`` radians (``angle_range`` 0 = boxes never turn): the box turns by it, its height axis pointing along
+  ``(y, x) = (cos a, -sin a)`` and its width axis along ``(sin a, cos a)``. With the aspect (taller
+  or wider) +-45 degrees reaches every orientation, so a tilted elongated nucleus is one object.
 
 A slot draws into a square *window* of ``Geometry.window`` pixels centred on its cell; windows are
 summed into the image with :func:`torch.nn.functional.fold`, so rendering costs
@@ -30,6 +33,7 @@ SIZE_RANGE = math.log(2.0)  # box side within [1/2, 2] x the reference side
 BOX_MARGIN = 1.25  # box side / object diameter: the glimpse holds the object and some background
 EPS = 1e-6
 MAX_CONTRAST = 1.5  # brightest object above its background, normalised intensity units
+WHERE_DIM = 5  # z_where: offset y, offset x, size, aspect, angle
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Geometry:
     glimpse: int = 16  # decoded glimpse side (pixels of the glimpse)
     window: int = 24  # side of the square each slot renders into, centred on its cell
     aspect_range: float = 1.2  # log of the largest height / width ratio of a box (3.3)
+    angle_range: float = math.pi / 4  # largest box rotation either way, radians (0 = upright)
 
     def __post_init__(self) -> None:
         if (self.window - self.cell) % 2 or self.window < self.cell:
@@ -57,9 +62,9 @@ def bounded_scale(raw: torch.Tensor, low: float = 0.02, high: float = 1.0) -> to
 
 
 def where_to_box(z_where: torch.Tensor, geom: Geometry) -> torch.Tensor:
-    """Boxes ``(..., 4)`` = (dy, dx, height, width) from ``z_where`` ``(..., 4)``.
+    """Boxes ``(..., 5)`` = (dy, dx, height, width, angle) from ``z_where`` ``(..., 5)``.
 
-    ``dy, dx`` are the box centre relative to its cell centre, in pixels.
+    ``dy, dx`` are the box centre relative to its cell centre, in pixels; angle in radians.
     """
     t = torch.tanh(z_where)
     offset = OFFSET_RANGE * geom.cell * t[..., 0:2]
@@ -67,7 +72,36 @@ def where_to_box(z_where: torch.Tensor, geom: Geometry) -> torch.Tensor:
     half_log_aspect = 0.5 * geom.aspect_range * t[..., 3]
     height = side * torch.exp(half_log_aspect)
     width = side * torch.exp(-half_log_aspect)
-    return torch.cat([offset, height[..., None], width[..., None]], dim=-1)
+    angle = geom.angle_range * t[..., 4]
+    return torch.cat([offset, height[..., None], width[..., None], angle[..., None]], dim=-1)
+
+
+def box_to_image_affine(
+    centre: torch.Tensor, boxes: torch.Tensor, image_shape: tuple[int, int]
+) -> torch.Tensor:
+    """Affine maps ``(..., 2, 3)`` for :func:`torch.nn.functional.affine_grid`: glimpse coordinates
+    (``[-1, 1]`` across the box) to normalised image coordinates.
+
+    ``centre`` ``(..., 2)`` is the box centre (y, x) in image pixels, ``boxes`` ``(..., 5)`` as
+    from :func:`where_to_box` (only height, width and angle are used).
+    """
+    h, w = image_shape
+    cos, sin = torch.cos(boxes[..., 4]), torch.sin(boxes[..., 4])
+    bh, bw = boxes[..., 2], boxes[..., 3]
+    row_x = torch.stack([bw * cos / w, -bh * sin / w, 2.0 * centre[..., 1] / w - 1.0], dim=-1)
+    row_y = torch.stack([bw * sin / h, bh * cos / h, 2.0 * centre[..., 0] / h - 1.0], dim=-1)
+    return torch.stack([row_x, row_y], dim=-2)
+
+
+def image_to_box_affine(boxes: torch.Tensor, window: float) -> torch.Tensor:
+    """The inverse of :func:`box_to_image_affine` for a square window of ``window`` pixels
+    centred on the box's cell: normalised window coordinates to glimpse coordinates, ``(N, 2, 3)``.
+    """
+    dy, dx, bh, bw = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    cos, sin = torch.cos(boxes[:, 4]), torch.sin(boxes[:, 4])
+    row_u = torch.stack([window * cos / bw, window * sin / bw, -2.0 * (cos * dx + sin * dy) / bw], dim=-1)
+    row_v = torch.stack([-window * sin / bh, window * cos / bh, -2.0 * (cos * dy - sin * dx) / bh], dim=-1)
+    return torch.stack([row_u, row_v], dim=-2)
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
@@ -80,8 +114,8 @@ def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> list[nn.
 class Encoder(nn.Module):
     """Fully convolutional encoder: image ``(B, 2, H, W)`` (image, background) -> per-cell outputs.
 
-    Returns ``(B, Hc, Wc, slots, 1 + 8 + features)``: the presence logit, ``z_where`` location and
-    raw scale, and a feature vector for the glimpse encoder. Stride 8, receptive field ~70 px.
+    Returns ``(B, Hc, Wc, slots, 1 + 2 * WHERE_DIM + features)``: the presence logit, ``z_where``
+    location and raw scale, and a feature vector for the glimpse encoder. Stride 8, receptive field ~70 px.
     """
 
     def __init__(self, slots: int = 1, width: int = 32, features: int = 32) -> None:
@@ -93,7 +127,7 @@ class Encoder(nn.Module):
             *_conv(width, width, stride=2), *_conv(width, 2 * width),
             *_conv(2 * width, 2 * width, dilation=2),
         )
-        self.head = nn.Conv2d(2 * width, slots * (9 + features), 1)
+        self.head = nn.Conv2d(2 * width, slots * (1 + 2 * WHERE_DIM + features), 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         out = self.head(self.body(image))  # (B, slots * C, Hc, Wc)
@@ -169,16 +203,11 @@ def extract_glimpses(
 ) -> torch.Tensor:
     """Sample a ``G x G`` glimpse of ``image`` ``(B, 1, H, W)`` inside every box.
 
-    ``boxes`` is ``(B, Hc, Wc, S, 4)`` from :func:`where_to_box`; returns ``(B, Hc*Wc*S, G*G)``.
+    ``boxes`` is ``(B, Hc, Wc, S, 5)`` from :func:`where_to_box`; returns ``(B, Hc*Wc*S, G*G)``.
     """
     b, hc, wc, s, _ = boxes.shape
-    h, w = image.shape[-2:]
     centre = cell_centres(hc, wc, geom.cell, boxes.device)[None, :, :, None] + boxes[..., :2]
-    theta = torch.zeros(b, hc, wc, s, 2, 3, device=boxes.device)
-    theta[..., 0, 0] = boxes[..., 3] / w  # x scale (affine_grid is (x, y))
-    theta[..., 0, 2] = 2.0 * centre[..., 1] / w - 1.0
-    theta[..., 1, 1] = boxes[..., 2] / h
-    theta[..., 1, 2] = 2.0 * centre[..., 0] / h - 1.0
+    theta = box_to_image_affine(centre, boxes, image.shape[-2:])
     n = hc * wc * s
     g = geom.glimpse
     grid = F.affine_grid(theta.view(b * n, 2, 3), [b * n, 1, g, g], align_corners=False)
@@ -190,15 +219,10 @@ def extract_glimpses(
 def place_glimpses(glimpses: torch.Tensor, boxes: torch.Tensor, geom: Geometry) -> torch.Tensor:
     """Spatial transformer: draw glimpses ``(N, C, G, G)`` into their windows ``(N, C, Wn, Wn)``.
 
-    ``boxes`` is ``(N, 4)`` (dy, dx, height, width) relative to the window centre; outside its
-    box a glimpse is 0.
+    ``boxes`` is ``(N, 5)`` (dy, dx, height, width, angle) relative to the window centre; outside
+    its box a glimpse is 0.
     """
-    win = float(geom.window)
-    theta = torch.zeros(boxes.shape[0], 2, 3, device=boxes.device)
-    theta[:, 0, 0] = win / boxes[:, 3]
-    theta[:, 0, 2] = -2.0 * boxes[:, 1] / boxes[:, 3]
-    theta[:, 1, 1] = win / boxes[:, 2]
-    theta[:, 1, 2] = -2.0 * boxes[:, 0] / boxes[:, 2]
+    theta = image_to_box_affine(boxes, float(geom.window))
     size = [boxes.shape[0], glimpses.shape[1], geom.window, geom.window]
     grid = F.affine_grid(theta, size, align_corners=False)
     return F.grid_sample(glimpses, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

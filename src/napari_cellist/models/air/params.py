@@ -95,6 +95,13 @@ class AirTrainParams:
                   "mirrored outwards by this many object diameters, as prediction sees them. "
                   "0 = off.", "min": 0.0, "max": 2.0, "advanced": True},
     )
+    scale_jitter: float = field(
+        default=0.25,
+        metadata={"help": "Augmentation: also train on every image shrunk and enlarged by this "
+                  "fraction (objects of 1/(1+j) and 1+j times their size), so the model copes with "
+                  "nuclei larger or smaller than the typical diameter. 0 = off.", "min": 0.0,
+                  "max": 1.0, "advanced": True},
+    )
     threads: int = field(
         default=1, metadata={"help": "CPU threads used by training.", "min": 1, "advanced": True}
     )

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from skimage import measure
 
 from ...images import normalise_percentile, prepare_grey
-from .modules import OFFSET_RANGE, SIZE_RANGE, Geometry
+from .modules import OFFSET_RANGE, SIZE_RANGE, WHERE_DIM, Geometry
 
 TANH_CLIP = 0.95  # targets stay inside the open range of tanh
 BACKGROUND_PERCENTILE = 10.0
@@ -132,7 +132,7 @@ def cell_targets(
     s, wn = geom.slots, geom.window
     t = CellTargets(
         np.zeros((hc, wc, s), np.float32), np.zeros((hc, wc, s), bool),
-        np.zeros((hc, wc, s, 4), np.float32), np.zeros((hc, wc, s, 4), bool),
+        np.zeros((hc, wc, s, WHERE_DIM), np.float32), np.zeros((hc, wc, s, WHERE_DIM), bool),
         np.zeros((hc, wc, s, wn, wn), np.uint8), np.zeros((hc, wc, s), bool),
     )
     if labels is not None:
@@ -146,6 +146,30 @@ def _where_tanh(cy: float, cx: float, i: int, j: int, geom: Geometry) -> tuple[f
     ty = (cy - (i + 0.5) * geom.cell) / (OFFSET_RANGE * geom.cell)
     tx = (cx - (j + 0.5) * geom.cell) / (OFFSET_RANGE * geom.cell)
     return float(np.clip(ty, -TANH_CLIP, TANH_CLIP)), float(np.clip(tx, -TANH_CLIP, TANH_CLIP))
+
+
+def ellipse_box(coords: np.ndarray, angle_range: float = math.pi / 4) -> tuple[float, float, float]:
+    """Height, width (pixels) and angle (radians, within +-``angle_range``) of an object's box.
+
+    ``coords`` ``(P, 2)`` are its pixels (row, col). The box is the object's ellipse of equal second
+    moments (full axis lengths, at least 1 px), turned as in :func:`.modules.where_to_box`: its
+    height axis along ``(cos a, -sin a)``. An ellipse turned by more than 45 degrees is described
+    the other way round (height and width swapped), so the angle stays within +-45 degrees. With
+    ``angle_range`` 0 (upright boxes) the box is the bounding box.
+    """
+    if angle_range <= 0:
+        extent = coords.max(axis=0) - coords.min(axis=0) + 1
+        return float(extent[0]), float(extent[1]), 0.0
+    centred = coords - coords.mean(axis=0)
+    cov = centred.T @ centred / len(coords) + np.eye(2) / 12.0  # + a pixel's own spread
+    eigvals, eigvecs = np.linalg.eigh(cov)  # ascending
+    minor, major = (4.0 * math.sqrt(v) for v in eigvals)
+    vy, vx = eigvecs[:, 1]  # major axis, (row, col)
+    angle = math.atan2(-vx, vy)
+    angle = angle - math.pi if angle > math.pi / 2 else angle + math.pi if angle <= -math.pi / 2 else angle
+    if abs(angle) > math.pi / 4:
+        major, minor, angle = minor, major, angle - math.copysign(math.pi / 2, angle)
+    return major, minor, float(np.clip(angle, -angle_range, angle_range))
 
 
 def _add_mask_targets(t: CellTargets, labels: np.ndarray, geom: Geometry) -> None:
@@ -162,14 +186,14 @@ def _add_mask_targets(t: CellTargets, labels: np.ndarray, geom: Geometry) -> Non
         if slot >= geom.slots:
             continue  # more objects than slots in this cell: the extra ones are not supervised
         filled[i, j] += 1
-        r0, c0, r1, c1 = prop.bbox
-        bh, bw = max(r1 - r0, 1), max(c1 - c0, 1)
+        bh, bw, angle = ellipse_box(prop.coords, geom.angle_range)
         size = math.log(math.sqrt(bh * bw) / geom.diameter) / SIZE_RANGE
         aspect = math.log(bh / bw) / geom.aspect_range
+        turn = angle / geom.angle_range if geom.angle_range > 0 else 0.0
         ty, tx = _where_tanh(cy, cx, i, j, geom)
         t.pres_target[i, j, slot] = 1.0
-        t.where_target[i, j, slot] = (ty, tx, *np.clip((size, aspect), -TANH_CLIP, TANH_CLIP))
-        t.where_known[i, j, slot] = True
+        t.where_target[i, j, slot] = (ty, tx, *np.clip((size, aspect, turn), -TANH_CLIP, TANH_CLIP))
+        t.where_known[i, j, slot] = (True, True, True, True, geom.angle_range > 0)
         window = padded[i * geom.cell: i * geom.cell + geom.window, j * geom.cell: j * geom.cell + geom.window]
         t.mask_target[i, j, slot] = window == prop.label
         t.mask_known[i, j, slot] = True

@@ -8,6 +8,7 @@ negative ELBO (``Trace_ELBO.differentiable_loss``), divided by the number of pix
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import torch
 
 from ...types import Progress
 from .model import AirNet, Anneal, Batch
+from .modules import WHERE_DIM
 from .supervision import CellTargets, WorkingImage
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class Schedule:
     temperature: tuple[float, float] = (1.0, 0.3)  # start, end
     prior_prob: tuple[float, float] = (0.5, 0.05)
     anneal_fraction: float = 0.6  # annealing ends at this fraction of the steps
+    cooldown_fraction: float = 0.25  # the learning rate falls to 5 % over this last part
     time_limit_s: float = 600.0
     report_every: int = 10
 
@@ -53,6 +56,17 @@ def anneal_at(step: int, schedule: Schedule) -> Anneal:
     frac = min(1.0, step / max(1.0, schedule.anneal_fraction * schedule.steps))
     (t0, t1), (p0, p1) = schedule.temperature, schedule.prior_prob
     return Anneal(float(t0 * (t1 / t0) ** frac), float(p0 * (p1 / p0) ** frac))
+
+
+def learning_rate_factor(step: int, schedule: Schedule) -> float:
+    """Multiplier of the learning rate at ``step`` (1-based): 1, then a cosine fall to 0.05 over the
+    last ``cooldown_fraction`` of the steps, so the weights settle instead of stopping at a random
+    point of Adam's noisy path (smaller run-to-run differences)."""
+    start = schedule.steps * (1.0 - schedule.cooldown_fraction)
+    if step <= start or schedule.cooldown_fraction <= 0:
+        return 1.0
+    frac = min(1.0, (step - start) / (schedule.steps - start))
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def _crop_origin(size: int, crop: int, cell: int, rng: np.random.Generator) -> int:
@@ -81,14 +95,15 @@ def _dihedral(arrays: dict[str, np.ndarray], flip_y: bool, flip_x: bool, transpo
             value = value.swapaxes(-1, -2) if transpose else value
         arrays[key] = value
     where = arrays.get("where_target")
-    if where is not None:
+    if where is not None:  # (dy, dx, size, aspect, angle); each mirror turns the angle over
         where = where.copy()
         where[..., 0] *= -1 if flip_y else 1
         where[..., 1] *= -1 if flip_x else 1
+        where[..., 4] *= (-1) ** (flip_y + flip_x + transpose)
         if transpose:
-            where = where[..., [1, 0, 2, 3]]
+            where = where[..., [1, 0, 2, 3, 4]]
             where[..., 3] *= -1
-            arrays["where_known"] = arrays["where_known"][..., [1, 0, 2, 3]]
+            arrays["where_known"] = arrays["where_known"][..., [1, 0, 2, 3, 4]]
         arrays["where_target"] = where
 
 
@@ -128,7 +143,8 @@ def make_batch(
     return Batch(
         image, background,
         pres_target=flat("pres_target").float(), pres_known=flat("pres_known"),
-        where_target=flat("where_target", 4).float(), where_known=flat("where_known", 4),
+        where_target=flat("where_target", WHERE_DIM).float(),
+        where_known=flat("where_known", WHERE_DIM),
         mask_target=flat("mask_target", wn, wn).float(), mask_known=flat("mask_known"),
         weight=torch.tensor([it.weight if it.targets is not None else 0.0 for it in chosen]),
     )
@@ -148,6 +164,8 @@ def train_iter(
     start = time.monotonic()
     net.train()
     for step in range(1, schedule.steps + 1):
+        for group in optimiser.param_groups:
+            group["lr"] = schedule.lr * learning_rate_factor(step, schedule)
         batch = make_batch(items, schedule, net.geom.cell, rng)
         anneal = anneal_at(step, schedule)
         loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal) / batch.image.numel()
@@ -166,7 +184,7 @@ def train_iter(
                 step, schedule.steps, f"AIR step {step}/{schedule.steps}",
                 loss=float(np.mean(losses[-schedule.report_every:])),
                 metrics={"temperature": anneal.temperature, "prior_prob": anneal.prior_prob,
-                         "elapsed_s": elapsed},
+                         "learning_rate": optimiser.param_groups[0]["lr"], "elapsed_s": elapsed},
             )
         if out_of_time:
             logger.info("AIR training stopped by its time limit after %d steps.", step)
