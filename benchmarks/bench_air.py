@@ -71,7 +71,10 @@ def score(test: list[Sample], preds: list[np.ndarray]) -> dict[str, float]:
     return score_images(truths, outs).as_dict()
 
 
-def run(name: str, mode: str, steps: int, time_limit: float, threads: int, seed: int) -> dict:
+def run(
+    name: str, mode: str, steps: int, time_limit: float, threads: int, seed: int,
+    save_dir: str | None = None,
+) -> dict:
     """Train AIR on the training split, predict the test split, return the measured numbers."""
     train, test = split(name)
     if mode != "supervised":
@@ -95,6 +98,9 @@ def run(name: str, mode: str, steps: int, time_limit: float, threads: int, seed:
         model.predict(big)
         big_times.append(time.perf_counter() - t0)
     baseline = [ThresholdModel().predict(s.image).labels for s in test]
+    if save_dir:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        model.save(Path(save_dir) / f"air_{name}_{mode}_seed{seed}.pt")
     with tempfile.TemporaryDirectory() as tmp:
         size = model.save(Path(tmp) / "air.pt").stat().st_size
     return {
@@ -149,6 +155,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/air_<mode>.json)")
     parser.add_argument("--timing", action="store_true", help="Only time 1024x1024 predictions.")
     parser.add_argument("--checkpoint", default=None, help="Checkpoint for --timing.")
+    parser.add_argument("--save-dir", default=None, help="Also keep each trained model here.")
     args = parser.parse_args()
     if args.timing:
         rows = timing(args.checkpoint)
@@ -160,7 +167,8 @@ def main() -> None:
         out = Path(args.out or Path(__file__).parent / "results" / "air_timing.json")
         out.write_text(json.dumps(rows, indent=1))
         return
-    rows = [run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed) for n in args.data]
+    rows = [run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed, args.save_dir)
+            for n in args.data]
     print("| data | mode | AIR AP50 | AIR mean AP | AIR count err | threshold AP50 | threshold count err | train s | steps | predict s/img | predict s 1024x1024 | params | ckpt KB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

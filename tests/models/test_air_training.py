@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pyro  # noqa: F401
+import pytest
 import tifffile
 import torch as torch
 
@@ -110,3 +111,13 @@ def test_scale_jitter_trains_on_smaller_and_larger_copies_of_each_image():
     sizes = [np.median(it.targets.where_target[..., 2][it.targets.pres_target > 0]) for it in items]
     assert sizes[0] < sizes[1] < sizes[2]  # boxes shrink and grow with the copies
     assert all(it.targets.pres_target.sum() > 0.8 * plain[0].targets.pres_target.sum() for it in items)
+
+
+def test_learning_rate_cools_down_over_the_last_quarter():
+    from napari_cellist.models.air.training import Schedule, learning_rate_factor
+
+    schedule = Schedule(steps=1000)
+    factors = [learning_rate_factor(step, schedule) for step in range(1, 1001)]
+    assert factors[:750] == [1.0] * 750
+    assert all(a >= b for a, b in zip(factors[750:], factors[751:], strict=False))
+    assert factors[-1] == pytest.approx(0.05)
