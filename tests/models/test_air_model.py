@@ -58,6 +58,21 @@ def test_model_and_guide_sites_match(supervised):
     assert torch.isfinite(loss.detach())
 
 
+def test_presence_is_reparameterised_so_the_image_likelihood_trains_it():
+    """The relaxed presence must be sampled with ``rsample``: otherwise Pyro falls back to
+    baseline-free score-function gradients and unsupervised AIR cannot learn where objects are."""
+    model = AirModel()
+    batch = _batch(model, supervised=False)
+    anneal = Anneal(0.5, 0.1)
+    guide_trace = poutine.trace(model.net.guide).get_trace(batch, anneal)
+    assert guide_trace.nodes["z_pres"]["fn"].has_rsample
+    assert guide_trace.nodes["z_pres"]["value"].requires_grad
+    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(batch, anneal)
+    image_loglik = model_trace.nodes["x"]["fn"].log_prob(model_trace.nodes["x"]["value"]).sum()
+    (grad,) = torch.autograd.grad(image_loglik, guide_trace.nodes["z_pres"]["value"])
+    assert grad.abs().sum() > 0
+
+
 def test_two_models_do_not_share_parameters():
     pyro.clear_param_store()
     a, b = AirModel(), AirModel()

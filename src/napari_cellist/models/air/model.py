@@ -55,7 +55,15 @@ PRES_WEIGHT = 100.0
 
 
 class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):
-    """Concrete / relaxed Bernoulli whose samples are logits (numerically stable log density)."""
+    """Concrete / relaxed Bernoulli whose samples are logits (numerically stable log density).
+
+    torch's class implements ``rsample`` but leaves ``has_rsample`` False, so Pyro would sample it
+    without a gradient path and fall back to score-function gradients with no baseline (the whole
+    image's cost for every cell). Declaring it reparameterisable gives the pathwise (Concrete)
+    gradient the relaxation is for.
+    """
+
+    has_rsample = True
 
 
 @dataclass(frozen=True)
