@@ -35,7 +35,7 @@ class NetConfig:
     z_what: int = 8
     width: int = 32
     features: int = 32
-    obs_sigma: float = 0.1
+    obs_sigma: float = 0.15  # likelihood sd, normalised intensity units
     min_contrast: float = 0.1  # objects are at least this much brighter than the background
     aspect_range: float = 1.2  # boxes' height / width within exp(+-1.2) = 1/3.3 .. 3.3
     angle_range: float = math.pi / 4  # boxes turn by up to 45 degrees either way (0 = upright)
