@@ -98,11 +98,10 @@ def run(
         model.predict(big)
         big_times.append(time.perf_counter() - t0)
     baseline = [ThresholdModel().predict(s.image).labels for s in test]
-    if save_dir:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
-        model.save(Path(save_dir) / f"air_{name}_{mode}_seed{seed}.pt")
     with tempfile.TemporaryDirectory() as tmp:
-        size = model.save(Path(tmp) / "air.pt").stat().st_size
+        folder = Path(save_dir or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        size = model.save(folder / f"air_{name}_{mode}_seed{seed}.pt").stat().st_size
     return {
         "data": name, "mode": mode, "train": [s.name for s in train],
         "test": [s.name for s in test], "steps_done": int(model.info["steps"]),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import AirNet, CellCodes
-from .modules import WHERE_DIM, box_to_image_affine, cell_centres, place_glimpses, where_to_box
+from .modules import WHERE_DIM, cell_centres, glimpses_in_boxes, place_glimpses, where_to_box
 from .supervision import WorkingImage, resize
 
 
@@ -73,14 +73,6 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
     return CellCodes(*[torch.cat(t, dim=1) for t in zip(*parts, strict=True)])
 
 
-def _glimpses_at(image: torch.Tensor, boxes: torch.Tensor, g: int) -> torch.Tensor:
-    """``(K, g*g)`` glimpses of ``image`` ``(1, 1, H, W)`` in absolute boxes ``(K, 5)``."""
-    theta = box_to_image_affine(boxes[:, :2], boxes, image.shape[-2:])
-    grid = F.affine_grid(theta, [len(boxes), 1, g, g], align_corners=False).view(1, -1, g, 2)
-    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.view(len(boxes), g * g)
-
-
 @torch.no_grad()
 def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 1024) -> Objects:
     """Present slots with boxes and decoded alphas; only those slots are glimpsed and decoded."""
@@ -92,7 +84,8 @@ def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 
     hc, wc = rel.shape[:2]
     centres = cell_centres(hc, wc, geom.cell)[:, :, None] + rel[..., :2]
     absolute = torch.cat([centres, rel[..., 2:]], dim=-1).reshape(-1, WHERE_DIM)[index]
-    glimpses = _glimpses_at(torch.from_numpy(work.image)[None, None], absolute, geom.glimpse)
+    image = torch.from_numpy(work.image)[None, None]
+    glimpses = glimpses_in_boxes(image, absolute[None, :, :2], absolute[None], geom.glimpse)[0]
     features = codes.features[0].reshape(-1, codes.features.shape[-1])[index]
     z_what = net.glimpse_encoder(glimpses, features)[:, : net.z_what_dim]
     _, alpha_logit = net.decoder(z_what)

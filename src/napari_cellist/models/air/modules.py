@@ -4,14 +4,15 @@ differentiable spatial transformer that places glimpses on the image.
 Geometry (all at the *working scale*, where a typical object is ``Geometry.diameter`` pixels wide)
 --------------------------------------------------------------------------------------------------
 The image is covered by a grid of square cells of ``cell`` pixels (the encoder's stride). Each
-cell has ``slots`` object slots. A slot's ``z_where`` (4 unbounded reals) is mapped to a box by
+cell has ``slots`` object slots. A slot's ``z_where`` (5 unbounded reals) is mapped to a box by
 :func:`where_to_box` through ``tanh``, so every box is bounded whatever the encoder outputs:
 
 * centre = cell centre + ``OFFSET_RANGE * cell * tanh(z[0:2])`` (``(y, x)``, pixels), in its cell;
 * side = ``BOX_MARGIN * diameter * exp(SIZE_RANGE * tanh(z[2]))``;
 * aspect = ``exp(aspect_range * tanh(z[3]))``, height = side * sqrt(aspect), width = side / sqrt(aspect);
-* angle = ``angle_range * tanh(z[4])`` radians (``angle_range`` 0 = boxes never turn): the box turns by it, its height axis pointing along
-  ``(y, x) = (cos a, -sin a)`` and its width axis along ``(sin a, cos a)``. With the aspect (taller
+* angle = ``angle_range * tanh(z[4])`` radians (``angle_range`` 0 = boxes never turn): the box
+  turns by it, its height axis pointing along ``(y, x) = (cos a, -sin a)`` and its width axis
+  along ``(sin a, cos a)``. With the aspect (taller
   or wider) +-45 degrees reaches every orientation, so a tilted elongated nucleus is one object.
 
 A slot draws into a square *window* of ``Geometry.window`` pixels centred on its cell; windows are
@@ -207,10 +208,22 @@ def extract_glimpses(
     """
     b, hc, wc, s, _ = boxes.shape
     centre = cell_centres(hc, wc, geom.cell, boxes.device)[None, :, :, None] + boxes[..., :2]
-    theta = box_to_image_affine(centre, boxes, image.shape[-2:])
     n = hc * wc * s
-    g = geom.glimpse
-    grid = F.affine_grid(theta.view(b * n, 2, 3), [b * n, 1, g, g], align_corners=False)
+    return glimpses_in_boxes(image, centre.reshape(b, n, 2), boxes.reshape(b, n, -1), geom.glimpse)
+
+
+def glimpses_in_boxes(
+    image: torch.Tensor, centre: torch.Tensor, boxes: torch.Tensor, glimpse: int
+) -> torch.Tensor:
+    """``(B, N, G*G)`` glimpses of ``image`` ``(B, 1, H, W)`` with ``G = glimpse``.
+
+    ``centre`` ``(B, N, 2)`` are box centres (y, x) in image pixels and ``boxes`` ``(B, N, 5)`` as
+    from :func:`where_to_box`; outside the image the border pixels are repeated.
+    """
+    b, n = centre.shape[:2]
+    g = glimpse
+    theta = box_to_image_affine(centre, boxes, image.shape[-2:])
+    grid = F.affine_grid(theta.reshape(b * n, 2, 3), [b * n, 1, g, g], align_corners=False)
     grid = grid.view(b, n * g, g, 2)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(b, n, g * g)

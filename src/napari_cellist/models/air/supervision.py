@@ -165,8 +165,11 @@ def ellipse_box(coords: np.ndarray, angle_range: float = math.pi / 4) -> tuple[f
     eigvals, eigvecs = np.linalg.eigh(cov)  # ascending
     minor, major = (4.0 * math.sqrt(v) for v in eigvals)
     vy, vx = eigvecs[:, 1]  # major axis, (row, col)
-    angle = math.atan2(-vx, vy)
-    angle = angle - math.pi if angle > math.pi / 2 else angle + math.pi if angle <= -math.pi / 2 else angle
+    angle = math.atan2(-vx, vy)  # in (-pi, pi]; an axis has no sign, so fold into (-pi/2, pi/2]
+    if angle > math.pi / 2:
+        angle -= math.pi
+    elif angle <= -math.pi / 2:
+        angle += math.pi
     if abs(angle) > math.pi / 4:
         major, minor, angle = minor, major, angle - math.copysign(math.pi / 2, angle)
     return major, minor, float(np.clip(angle, -angle_range, angle_range))
