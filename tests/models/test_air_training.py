@@ -12,8 +12,8 @@ import torch as torch
 
 from conftest import DATA
 from napari_cellist.metrics import score_image  # noqa: E402
-from napari_cellist.models.air import AirModel, AirParams, AirTrainParams  # noqa: E402
-from napari_cellist.models.air.modules import Geometry  # noqa: E402
+from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, grid_offsets  # noqa: E402
+from napari_cellist.models.air.modules import OFFSET_RANGE, Geometry  # noqa: E402
 from napari_cellist.models.air.supervision import cell_targets, to_working  # noqa: E402
 from napari_cellist.progress import drain  # noqa: E402
 from napari_cellist.types import Prediction, Sample  # noqa: E402
@@ -103,14 +103,39 @@ def test_border_mirror_trains_on_cut_objects_made_whole():
 
 def test_scale_jitter_trains_on_smaller_and_larger_copies_of_each_image():
     image, labels = _read_dsb_crop()
-    plain = AirModel()._training_items([Sample(image, labels)], AirTrainParams(scale_jitter=0.0))
-    items = AirModel()._training_items([Sample(image, labels)], AirTrainParams(scale_jitter=0.25))
+    plain = AirModel()._training_items(
+        [Sample(image, labels)], AirTrainParams(scale_jitter=0.0, grid_jitter=1)
+    )
+    items = AirModel()._training_items(
+        [Sample(image, labels)], AirTrainParams(scale_jitter=0.25, grid_jitter=1)
+    )
     assert len(plain) == 1 and len(items) == 3
     heights = [it.work.shape[0] for it in items]
     assert heights[0] < plain[0].work.shape[0] == heights[1] < heights[2]
     sizes = [np.median(it.targets.where_target[..., 2][it.targets.pres_target > 0]) for it in items]
     assert sizes[0] < sizes[1] < sizes[2]  # boxes shrink and grow with the copies
     assert all(it.targets.pres_target.sum() > 0.8 * plain[0].targets.pres_target.sum() for it in items)
+
+
+def test_grid_jitter_shows_each_object_at_new_positions_within_its_cell():
+    offsets = grid_offsets(4, 7.5, np.random.default_rng(0))
+    assert offsets[0] == (0, 0) and len(offsets) == 4
+    assert all(0 <= v < 7 for pair in offsets for v in pair) and len(set(offsets)) > 1
+    image, labels = _read_dsb_crop()
+    tp = AirTrainParams(scale_jitter=0.0, grid_jitter=4, seed=1)
+    items = AirModel()._training_items([Sample(image, labels)], tp)
+    assert len(items) == 4
+    counts = [int(it.targets.pres_target.sum()) for it in items]
+    assert max(counts) - min(counts) <= 2  # the same objects (a few cut by the shifted border)
+
+    def centres(item):  # working-pixel centres (rows, cols) of the supervised objects
+        t, cell = item.targets, AirModel().net.geom.cell
+        i, j, _ = np.nonzero(t.pres_target)
+        ty, tx = t.where_target[i, j, 0, 0], t.where_target[i, j, 0, 1]
+        return (i + 0.5 + OFFSET_RANGE * ty) * cell, (j + 0.5 + OFFSET_RANGE * tx) * cell
+
+    phases = {tuple(np.round(np.median(np.mod(c, 8.0)), 1) for c in centres(it)) for it in items}
+    assert len(phases) > 1  # objects sit at other sub-cell positions in the shifted copies
 
 
 def test_learning_rate_cools_down_over_the_last_quarter():

@@ -24,14 +24,17 @@ from ...metrics import score_images
 from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
-from .inference import find_objects, label_map, reconstruction
+from .inference import find_objects, fuse_runs, label_map, reconstruction, shift_objects
 from .params import AirParams, AirTrainParams
 from .supervision import cell_targets, median_diameter, resize, to_working
 from .training import Schedule, TrainingItem, train_iter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AirModel", "AirParams", "AirTrainParams", "NetConfig", "estimate_diameter_fast"]
+__all__ = [
+    "AirModel", "AirParams", "AirTrainParams", "NetConfig", "estimate_diameter_fast", "grid_offsets",
+    "half_cell_shifts",
+]
 
 
 def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
@@ -43,6 +46,24 @@ def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
         image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
     )
     return float(estimate_diameter(small)) * factor
+
+
+def grid_offsets(copies: int, cell_px: float, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``copies`` (row, col) crops in image pixels: (0, 0), then random shifts of less than one
+    grid cell (``cell_px`` image pixels), so objects fall at new positions within their cells."""
+    limit = max(1, int(cell_px))
+    extra = [tuple(int(v) for v in rng.integers(0, limit, 2)) for _ in range(copies - 1)]
+    return [(0, 0), *extra]
+
+
+def half_cell_shifts(count: int, half_cell: float) -> list[tuple[int, int]]:
+    """(row, col) shifts in image pixels of the ``count`` (1, 2 or 4) test-time grid positions:
+    unshifted, then by half a cell (``half_cell`` image pixels) diagonally, then along each axis.
+    A shift pads the image's top and left by reflection, so every run sees the whole image."""
+    if count not in (1, 2, 4):
+        raise ValueError(f"test_time_shifts must be 1, 2 or 4, got {count}.")
+    h = max(1, int(round(half_cell)))
+    return [(0, 0), (h, h), (h, 0), (0, h)][:count]
 
 
 class AirModel(TrainableSegmenter):
@@ -100,15 +121,26 @@ class AirModel(TrainableSegmenter):
         diameter = self.object_diameter(grey, params)
         margin = mirror_width(diameter, params.border_mirror, grey.shape)
         mirrored = mirror_border(grey, margin)
-        work = to_working(mirrored, diameter, self.net.geom)
         yield Progress(2, 3, "AIR: encoding")
-        found = find_objects(self.net, work, params.min_score, params.tile_size)
+        geom = self.net.geom
+        half_cell = 0.5 * geom.cell * diameter / geom.diameter  # image pixels
+        floor = params.min_score if params.test_time_shifts == 1 else 0.5 * params.min_score
+        runs, works = [], []
+        for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
+            shifted = np.pad(mirrored, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else mirrored
+            works.append(to_working(shifted, diameter, geom))
+            found = find_objects(self.net, works[-1], floor, params.tile_size)
+            runs.append(shift_objects(found, -dy, -dx))
+        found = runs[0] if len(runs) == 1 else fuse_runs(
+            runs, mirrored.shape, params.min_score, params.alpha_threshold,
+            match_scale=min(1.0, 2.0 * geom.diameter / diameter),  # objects ~24 px across
+        )
         labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
         labels, old_ids = crop_labels(labels, margin)
         scores = scores[old_ids - 1]
         extras = {}
         if params.reconstruction:
-            full = reconstruction(self.net, work, found, mirrored.shape)
+            full = reconstruction(self.net, works[0], runs[0], mirrored.shape)  # unshifted
             extras["reconstruction"] = crop_border(full, margin)
         yield Progress(3, 3, f"AIR: {len(scores)} objects")
         boxes = bounding_boxes(labels)
@@ -124,6 +156,7 @@ class AirModel(TrainableSegmenter):
     ) -> list[TrainingItem]:
         items = []
         geom = self.net.geom
+        rng = np.random.default_rng(tp.seed)
         for sample in samples:
             grey = prepare_grey(sample.image)
             # Unannotated images are seen at the scale prediction will use (given or estimated).
@@ -143,9 +176,15 @@ class AirModel(TrainableSegmenter):
             annotated = labels is not None or points is not None
             scales = (1.0,) if tp.scale_jitter <= 0 else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
             for scale in scales:  # objects `scale` times their size at the working scale
-                work = to_working(mirrored, diameter / scale, geom)
-                targets = cell_targets(work, geom, labels, points) if annotated else None
-                items.append(TrainingItem(work, targets, weight, sample.name))
+                cell_px = geom.cell * diameter / (scale * geom.diameter)  # one cell, image pixels
+                for dy, dx in grid_offsets(tp.grid_jitter, cell_px, rng):
+                    shifted = mirrored[dy:, dx:]
+                    work = to_working(shifted, diameter / scale, geom)
+                    targets = None if not annotated else cell_targets(
+                        work, geom, None if labels is None else labels[dy:, dx:],
+                        None if points is None else points - (dy, dx),
+                    )
+                    items.append(TrainingItem(work, targets, weight, sample.name))
         # Weights are relative: the strongest annotation of the set counts fully.
         top = max((it.weight for it in items if it.targets is not None), default=1.0) or 1.0
         return [replace(it, weight=it.weight / top) for it in items]

@@ -8,7 +8,7 @@ that keep too little of their own mask after this (duplicates of a neighbour) ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,6 +37,94 @@ class Objects:
     rel_boxes: torch.Tensor
     z_what: torch.Tensor
     n_slots: int
+
+
+def shift_objects(objects: Objects, dy: float, dx: float) -> Objects:
+    """``objects`` with their boxes moved by ``(dy, dx)`` pixels (from a padded or cropped image's
+    coordinates back to the original's)."""
+    boxes = objects.boxes.copy()
+    boxes[:, 0] += dy
+    boxes[:, 1] += dx
+    return replace(objects, boxes=boxes)
+
+
+def _concat(runs: list[Objects]) -> Objects:
+    return Objects(
+        scores=np.concatenate([r.scores for r in runs]), boxes=np.concatenate([r.boxes for r in runs]),
+        alphas=np.concatenate([r.alphas for r in runs]), index=torch.cat([r.index for r in runs]),
+        rel_boxes=torch.cat([r.rel_boxes for r in runs]), z_what=torch.cat([r.z_what for r in runs]),
+        n_slots=sum(r.n_slots for r in runs),
+    )
+
+
+def fuse_runs(
+    runs: list[Objects], shape: tuple[int, int], min_score: float, alpha_threshold: float = 0.5,
+    match_iou: float = 0.5, match_scale: float = 1.0,
+) -> Objects:
+    """One set of objects from several predictions of the same image (test-time augmentation).
+
+    Objects of different runs whose masks overlap with IoU >= ``match_iou`` are one object. Its
+    score is the mean presence over the runs (0 where a run did not find it) and it keeps the
+    box and mask of its most confident member; objects scoring below ``min_score`` are dropped.
+    ``shape`` is the ``(Y, X)`` image the boxes refer to; masks are compared after shrinking
+    by ``match_scale`` (e.g. to the working scale: the same IoU, much less drawing). The
+    result's slot fields (``index``, ``rel_boxes``) mix runs: draw reconstructions from one run.
+    """
+    pooled = _concat(runs)
+    run_of = np.repeat(np.arange(len(runs)), [len(r.scores) for r in runs])
+    boxes = pooled.boxes * np.array([match_scale] * 4 + [1.0], np.float32)
+    small = (max(1, int(np.ceil(shape[0] * match_scale))), max(1, int(np.ceil(shape[1] * match_scale))))
+    extents = np.zeros((0, 4), np.int64)  # (r0, r1, c0, c1) of each kept representative
+    masks: list[np.ndarray] = []
+    members: list[set[int]] = []
+    keep: list[int] = []
+    totals: list[float] = []
+    for k in np.argsort(-pooled.scores, kind="stable"):
+        rows, cols, alpha = _box_alpha(boxes[k], pooled.alphas[k], small)
+        mask = alpha > alpha_threshold
+        if not mask.any():
+            continue
+        r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+        touching = np.nonzero((extents[:, 0] < r1) & (extents[:, 1] > r0)
+                              & (extents[:, 2] < c1) & (extents[:, 3] > c0))[0]
+        best, best_iou = -1, match_iou
+        for j in touching:
+            if run_of[k] in members[j]:
+                continue
+            iou = _mask_iou(mask, (r0, c0), masks[j], tuple(extents[j, [0, 2]]))
+            if iou >= best_iou:
+                best, best_iou = j, iou
+        if best >= 0:
+            members[best].add(int(run_of[k]))
+            totals[best] += float(pooled.scores[k])
+            continue
+        extents = np.vstack([extents, [r0, r1, c0, c1]])
+        masks.append(mask)
+        members.append({int(run_of[k])})
+        keep.append(int(k))
+        totals.append(float(pooled.scores[k]))
+    scores = np.asarray(totals, np.float32) / len(runs)
+    chosen = np.asarray(keep, np.int64)[scores >= min_score]
+    index = torch.from_numpy(chosen)
+    return Objects(
+        scores=scores[scores >= min_score], boxes=pooled.boxes[chosen], alphas=pooled.alphas[chosen],
+        index=pooled.index[index], rel_boxes=pooled.rel_boxes[index], z_what=pooled.z_what[index],
+        n_slots=pooled.n_slots,
+    )
+
+
+def _mask_iou(a: np.ndarray, a_origin: tuple[int, int], b: np.ndarray, b_origin: tuple[int, int]) -> float:
+    """IoU of two boolean masks placed at (row, col) origins of the same image."""
+    r0, c0 = max(a_origin[0], b_origin[0]), max(a_origin[1], b_origin[1])
+    r1 = min(a_origin[0] + a.shape[0], b_origin[0] + b.shape[0])
+    c1 = min(a_origin[1] + a.shape[1], b_origin[1] + b.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return 0.0
+    inter = np.count_nonzero(
+        a[r0 - a_origin[0]: r1 - a_origin[0], c0 - a_origin[1]: c1 - a_origin[1]]
+        & b[r0 - b_origin[0]: r1 - b_origin[0], c0 - b_origin[1]: c1 - b_origin[1]]
+    )
+    return inter / (np.count_nonzero(a) + np.count_nonzero(b) - inter)
 
 
 def _tiles(n: int, tile: int, halo: int, cell: int) -> list[tuple[int, int, int, int]]:

@@ -37,6 +37,12 @@ class AirParams:
                   "object diameters first (then crop back), so half-visible nuclei look whole. "
                   "0 = off.", "min": 0.0, "max": 2.0, "advanced": True},
     )
+    test_time_shifts: int = field(
+        default=4,
+        metadata={"help": "Predict this many times with the model's grid shifted by half a cell "
+                  "(1, 2 or 4), and keep the objects found on average: steadier results, "
+                  "proportionally slower.", "min": 1, "max": 4, "advanced": True},
+    )
     reconstruction: bool = field(
         default=True,
         metadata={"help": "Also return the model's reconstruction of the image (an Image layer).",
@@ -101,6 +107,13 @@ class AirTrainParams:
                   "fraction (objects of 1/(1+j) and 1+j times their size), so the model copes with "
                   "nuclei larger or smaller than the typical diameter. 0 = off.", "min": 0.0,
                   "max": 1.0, "advanced": True},
+    )
+    grid_jitter: int = field(
+        default=2,
+        metadata={"help": "Augmentation: train on this many copies of every image, each shifted by "
+                  "a random fraction of a grid cell (the first unshifted), so that detection does "
+                  "not depend on where an object falls within its cell. 1 = off.", "min": 1,
+                  "max": 8, "advanced": True},
     )
     threads: int = field(
         default=1, metadata={"help": "CPU threads used by training.", "min": 1, "advanced": True}

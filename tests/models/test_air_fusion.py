@@ -1,0 +1,79 @@
+"""Test-time grid shifts: AIR predicts an image at several grid positions and fuses the objects."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, half_cell_shifts
+from napari_cellist.models.air.inference import Objects, fuse_runs, shift_objects
+from napari_cellist.progress import drain
+from napari_cellist.types import Sample
+
+G = 16
+
+
+def _disc() -> np.ndarray:
+    c = (np.arange(G) + 0.5) / G * 2 - 1
+    return ((c[:, None] ** 2 + c[None, :] ** 2) < 0.8).astype(np.float32)
+
+
+def _objects(centres: list[tuple[float, float]], scores: list[float]) -> Objects:
+    k = len(centres)
+    boxes = np.array([[cy, cx, 20.0, 20.0, 0.0] for cy, cx in centres], np.float32).reshape(k, 5)
+    return Objects(
+        scores=np.asarray(scores, np.float32), boxes=boxes, alphas=np.stack([_disc()] * k) if k else
+        np.zeros((0, G, G), np.float32), index=torch.arange(k), rel_boxes=torch.zeros(k, 5),
+        z_what=torch.zeros(k, 8), n_slots=100,
+    )
+
+
+def test_fusion_keeps_objects_found_on_average_and_drops_one_run_wonders():
+    runs = [
+        _objects([(30, 30), (70, 70)], [0.9, 0.8]),
+        _objects([(31, 29)], [0.7]),  # the same first object, 1.4 px away
+        _objects([(29, 31), (30, 75)], [0.8, 0.9]),  # a one-off object near the second
+        _objects([(30, 30)], [1.0]),
+    ]
+    fused = fuse_runs(runs, (100, 100), min_score=0.3)
+    assert len(fused.scores) == 1  # (70, 70) and (30, 75) are each in one run of four: 0.2, 0.225
+    assert fused.scores[0] == pytest.approx((0.9 + 0.7 + 0.8 + 1.0) / 4)
+    np.testing.assert_allclose(fused.boxes[0, :2], [30, 30])  # the most confident member's box
+    same_run = fuse_runs([_objects([(30, 30), (32, 31)], [0.9, 0.8])], (100, 100), min_score=0.3)
+    assert len(same_run.scores) == 2  # one run's two objects are never merged with each other
+    smaller = fuse_runs(runs, (100, 100), min_score=0.3, match_scale=0.25)
+    assert len(smaller.scores) == 1 and smaller.scores[0] == pytest.approx(fused.scores[0])
+
+
+def test_shifts_move_boxes_back_and_are_half_a_cell():
+    moved = shift_objects(_objects([(30, 40)], [1.0]), -5, 3)
+    np.testing.assert_allclose(moved.boxes[0, :2], [25, 43])
+    assert half_cell_shifts(4, 4.4) == [(0, 0), (4, 4), (4, 0), (0, 4)]
+    assert half_cell_shifts(1, 4.4) == [(0, 0)]
+    with pytest.raises(ValueError, match="1, 2 or 4"):
+        half_cell_shifts(3, 4.0)
+
+
+@pytest.fixture(scope="module")
+def trained_dsb_air(dsb) -> tuple[AirModel, np.ndarray]:
+    """AIR trained briefly on a real 256 x 256 DSB crop with its masks."""
+    image, labels = dsb[0][:256, :256].copy(), dsb[1][:256, :256].copy()
+    model = AirModel()
+    params = AirTrainParams(steps=150, batch_size=4, crop_size=64, seed=0, scale_jitter=0.0)
+    drain(model.fit_iter([Sample(image, labels)], params))
+    return model, image
+
+
+def test_prediction_with_grid_shifts_finds_the_same_nuclei(trained_dsb_air):
+    model, image = trained_dsb_air
+    single = model.predict(image, replace(model.params, test_time_shifts=1))
+    shifted = model.predict(image, replace(model.params, test_time_shifts=4))
+    assert shifted.labels.shape == image.shape and shifted.labels.dtype == np.int32
+    n1, n4 = len(single.objects), len(shifted.objects)
+    assert n4 > 0 and abs(n4 - n1) <= max(3, 0.3 * n1)
+    assert all(0.3 <= o.score <= 1.0 for o in shifted.objects.values())
+    assert shifted.extras["reconstruction"].shape == image.shape
+    assert AirParams().test_time_shifts == 4
