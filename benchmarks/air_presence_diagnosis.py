@@ -59,7 +59,7 @@ def diagnose(model: AirModel, image: np.ndarray, labels: np.ndarray, samples: in
         present = torch.sigmoid(logits) > model.params.min_score
 
         def loglik(presence: torch.Tensor) -> float:
-            recon, *_ = net.render(presence, z_where, z_what, batch.background)
+            recon, _ = net.render(presence, z_where, z_what, batch.background)
             return float(torch.distributions.Normal(recon, net.obs_sigma).log_prob(batch.image).sum())
 
         q = LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=logits)

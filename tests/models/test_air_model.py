@@ -10,7 +10,7 @@ from pyro import poutine  # noqa: E402
 
 from napari_cellist.models import get_model_class  # noqa: E402
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, NetConfig
-from napari_cellist.models.air.model import Anneal, Batch  # noqa: E402
+from napari_cellist.models.air.model import Anneal  # noqa: E402
 from napari_cellist.models.air.supervision import cell_targets, to_working  # noqa: E402
 from napari_cellist.models.air.training import Schedule, TrainingItem, make_batch  # noqa: E402
 from napari_cellist.progress import drain  # noqa: E402
@@ -157,33 +157,9 @@ def test_objects_add_at_least_the_minimum_contrast_onto_the_background():
     assert float(contrast.min()) >= 0.2 and float(contrast.max()) <= 1.5
     background = torch.full((1, 1, 32, 32), 0.3)
     z_where, z_what = torch.zeros(1, 16, 5), torch.zeros(1, 16, net.z_what_dim)
-    empty, *_ = net.render(torch.zeros(1, 16), z_where, z_what, background)
+    empty, _ = net.render(torch.zeros(1, 16), z_where, z_what, background)
     torch.testing.assert_close(empty, background)  # no object: the background alone
-    full, *_ = net.render(torch.ones(1, 16), z_where, z_what, background)
+    full, _ = net.render(torch.ones(1, 16), z_where, z_what, background)
     assert float((full - background).min()) >= 0.0 and float((full - background).max()) >= 0.2
     with pytest.raises(ValueError, match="min_contrast"):
         NetConfig(min_contrast=2.0).build()
-
-
-def test_overlap_counts_pixels_drawn_by_two_objects_and_is_a_prior_cost():
-    net = NetConfig(overlap_penalty=2.0).build()
-    background = torch.zeros(1, 1, 32, 32)
-    z_what = torch.zeros(1, 16, net.z_what_dim)
-    z_where = torch.zeros(1, 16, 5)
-    z_where[..., 2] = -3.0  # small boxes: neighbouring cells' objects do not touch
-    one = torch.zeros(1, 16)
-    one[0, 5] = 1.0
-    _, _, alone = net.render(one, z_where, z_what, background)
-    assert float(alone.abs().max()) < 1e-5  # one object: nothing overlaps
-    z_where[..., 2] = 3.0  # boxes of twice the object size reach into the neighbouring cells
-    two = one.clone()
-    two[0, 6] = 1.0
-    _, _, shared = net.render(two, z_where, z_what, background)
-    assert float(shared.sum()) > 1.0
-    batch = Batch(background + 0.1, background)
-    guide = poutine.trace(net.guide).get_trace(batch, Anneal())
-    model = poutine.trace(poutine.replay(net.model, trace=guide)).get_trace(batch, Anneal())
-    model.compute_log_prob()
-    assert float(model.nodes["overlap"]["log_prob"].sum()) < 0.0  # overlapping objects cost nats
-    plain = NetConfig(overlap_penalty=0.0).build()
-    assert "overlap" not in poutine.trace(plain.model).get_trace(batch, Anneal()).nodes

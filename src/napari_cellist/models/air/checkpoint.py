@@ -39,7 +39,6 @@ class NetConfig:
     min_contrast: float = 0.1  # objects are at least this much brighter than the background
     aspect_range: float = 1.2  # boxes' height / width within exp(+-1.2) = 1/3.3 .. 3.3
     angle_range: float = math.pi / 4  # boxes turn by up to 45 degrees either way (0 = upright)
-    overlap_penalty: float = 0.0  # prior cost (nats) of each working pixel two objects share
 
     def geometry(self) -> Geometry:
         """The grid geometry."""
@@ -52,7 +51,7 @@ class NetConfig:
         """A freshly initialised network."""
         return AirNet(
             self.geometry(), self.z_what, self.width, self.features, self.obs_sigma,
-            self.min_contrast, self.overlap_penalty,
+            self.min_contrast,
         )
 
 

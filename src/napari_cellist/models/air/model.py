@@ -111,11 +111,10 @@ class AirNet(nn.Module):
 
     def __init__(
         self, geom: Geometry, z_what: int = 8, width: int = 32, features: int = 32,
-        obs_sigma: float = 0.1, min_contrast: float = 0.1, overlap_penalty: float = 0.0,
+        obs_sigma: float = 0.1, min_contrast: float = 0.1,
     ) -> None:
         super().__init__()
         self.geom, self.z_what_dim, self.obs_sigma = geom, z_what, obs_sigma
-        self.overlap_penalty = overlap_penalty  # nats per working pixel drawn by two objects
         self.encoder = Encoder(geom.slots, width, features)
         self.glimpse_encoder = GlimpseEncoder(geom.glimpse, features, z_what)
         self.decoder = Decoder(z_what, geom.glimpse, min_contrast=min_contrast)
@@ -148,9 +147,8 @@ class AirNet(nn.Module):
     def render(
         self, presence: torch.Tensor, z_where: torch.Tensor, z_what: torch.Tensor,
         background: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruction ``(B, 1, H, W)``, placed alpha windows ``(B, N, Wn, Wn)`` and the
-        objects' overlap ``(B, 1, H, W)`` (see :func:`.modules.composite`).
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction ``(B, 1, H, W)`` and placed alpha windows ``(B, N, Wn, Wn)``.
 
         ``presence`` ``(B, N)`` in [0, 1], ``z_where`` ``(B, N, 5)``, ``z_what`` ``(B, N, D)``.
         """
@@ -163,8 +161,7 @@ class AirNet(nn.Module):
         app_w = placed[:, 0].view(b, n, wn, wn)
         alpha_w = placed[:, 1].view(b, n, wn, wn)
         grid = self.grid_shape(background)
-        recon, overlap = composite(presence, alpha_w, app_w, background, grid, self.geom)
-        return recon, alpha_w, overlap
+        return composite(presence, alpha_w, app_w, background, grid, self.geom), alpha_w
 
     # -- Pyro programs ----------------------------------------------------------------------
     def _codes_for(self, batch: Batch) -> CellCodes:
@@ -200,10 +197,8 @@ class AirNet(nn.Module):
         presence = torch.sigmoid(z_pres)
         if unknown is not None:  # annotated presence is observed: it replaces the latent
             presence = torch.where(unknown, presence, batch.pres_target)
-        recon, alpha_w, overlap = self.render(presence, z_where, z_what, batch.background)
+        recon, alpha_w = self.render(presence, z_where, z_what, batch.background)
         with images:
-            if self.overlap_penalty > 0:  # objects do not interpenetrate (a Strauss-like prior)
-                pyro.factor("overlap", -self.overlap_penalty * overlap.sum(dim=(1, 2, 3))[:, None])
             pyro.sample(
                 "x", dist.Normal(recon.unsqueeze(1), self.obs_sigma).to_event(3),
                 obs=batch.image.unsqueeze(1),

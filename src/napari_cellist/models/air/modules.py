@@ -255,17 +255,13 @@ def fold_windows(windows: torch.Tensor, grid_shape: tuple[int, int], geom: Geome
 def composite(
     presence: torch.Tensor, alpha: torch.Tensor, appearance: torch.Tensor,
     background: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """Add the placed objects' contrast onto the background (fluorescence adds up).
 
     ``presence`` ``(B, N)``; ``alpha``/``appearance`` (contrast) ``(B, N, Wn, Wn)`` placed
     windows with ``N = Hc*Wc*S``; ``background`` ``(B, 1, H, W)``. Coverage is
     ``1 - prod(1 - z*alpha)`` (summed in log space); where objects overlap their contrast is the
     coverage-weighted mean, so the image is ``background + coverage * contrast``.
-
-    Returns the image ``(B, 1, H, W)`` and the *overlap* ``(B, 1, H, W)``: the summed
-    ``z*alpha`` less the coverage, 0 wherever at most one object is drawn and growing with the
-    number of objects drawn on the same pixel.
     """
     b, n, wn, _ = alpha.shape
     s = geom.slots
@@ -276,5 +272,4 @@ def composite(
     summed = fold_windows(stacked, grid_shape, geom)
     coverage = 1.0 - torch.exp(summed[:, 2:3])
     foreground = summed[:, 0:1] / (summed[:, 1:2] + EPS)
-    overlap = (summed[:, 1:2] - coverage).clamp_min(0.0)
-    return background + coverage * foreground, overlap
+    return background + coverage * foreground

@@ -19,7 +19,8 @@ class AirParams:
     )
     min_score: float = field(
         default=0.3,
-        metadata={"help": "Smallest presence probability of a reported object.", "min": 0.0, "max": 1.0},
+        metadata={"help": "Smallest presence probability of a reported object (its mean over the "
+                  "test-time grid shifts).", "min": 0.0, "max": 1.0},
     )
     alpha_threshold: float = field(
         default=0.5,
