@@ -82,3 +82,21 @@ def test_flipping_the_crop_turns_its_box_targets_like_the_pixels():
         arrays = {"where_target": where.copy(), "where_known": np.ones_like(where, bool)}
         _dihedral(arrays, flip_y, flip_x, transpose)
         assert np.allclose(arrays["where_target"][0, 0, 0, 3:], _shape_target(pixels), atol=1e-4)
+
+
+def test_masks_drawn_many_at_a_time_match_those_drawn_one_by_one():
+    from napari_cellist.models.air.inference import draw_masks
+
+    rng = np.random.default_rng(0)
+    n = 40
+    boxes = np.stack([rng.uniform(-10, 70, n), rng.uniform(-10, 70, n), rng.uniform(4, 30, n),
+                      rng.uniform(4, 30, n), rng.uniform(-0.7, 0.7, n)], axis=1).astype(np.float32)
+    alphas = np.stack([_disc(r).numpy() for r in rng.uniform(0.5, 1.0, n)])
+    drawn = draw_masks(boxes, alphas, (60, 60), chunk=16)
+    for box, alpha, ((r0, c0), mask) in zip(boxes, alphas, drawn, strict=True):
+        rows, cols, single = _box_alpha(box, alpha, (60, 60))
+        if single.size == 0:  # the box lies outside the image
+            assert mask.size == 0
+            continue
+        assert (r0, c0) == (rows.start, cols.start)
+        assert np.array_equal(mask, single > 0.5)

@@ -133,7 +133,7 @@ class AirModel(TrainableSegmenter):
             runs.append(shift_objects(found, -dy, -dx))
         found = runs[0] if len(runs) == 1 else fuse_runs(
             runs, mirrored.shape, params.min_score, params.alpha_threshold,
-            match_scale=min(1.0, 2.0 * geom.diameter / diameter),  # objects ~24 px across
+            match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
         )
         labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
         labels, old_ids = crop_labels(labels, margin)

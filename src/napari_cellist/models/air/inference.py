@@ -79,12 +79,12 @@ def fuse_runs(
     members: list[set[int]] = []
     keep: list[int] = []
     totals: list[float] = []
+    drawn = draw_masks(boxes, pooled.alphas, small, alpha_threshold)
     for k in np.argsort(-pooled.scores, kind="stable"):
-        rows, cols, alpha = _box_alpha(boxes[k], pooled.alphas[k], small)
-        mask = alpha > alpha_threshold
+        (r0, c0), mask = drawn[k]
         if not mask.any():
             continue
-        r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+        r1, c1 = r0 + mask.shape[0], c0 + mask.shape[1]
         touching = np.nonzero((extents[:, 0] < r1) & (extents[:, 1] > r0)
                               & (extents[:, 2] < c1) & (extents[:, 3] > c0))[0]
         best, best_iou = -1, match_iou
@@ -111,6 +111,46 @@ def fuse_runs(
         index=pooled.index[index], rel_boxes=pooled.rel_boxes[index], z_what=pooled.z_what[index],
         n_slots=pooled.n_slots,
     )
+
+
+def draw_masks(
+    boxes: np.ndarray, alphas: np.ndarray, shape: tuple[int, int], alpha_threshold: float = 0.5,
+    chunk: int = 256,
+) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """Every object's mask (alpha above ``alpha_threshold``), drawn like :func:`_box_alpha` but
+    many at a time: ``(row, col)`` origin in ``shape`` ``(Y, X)`` and a boolean array per object.
+
+    ``boxes`` ``(K, 5)`` = (cy, cx, h, w, angle) in pixels / radians, ``alphas`` ``(K, G, G)``.
+    Objects of similar extent share one ``grid_sample`` call (``chunk`` at a time), so small
+    objects cost little more than their pixels.
+    """
+    b = np.asarray(boxes, np.float64)
+    cos, sin = np.cos(b[:, 4]), np.sin(b[:, 4])
+    half_y = 0.5 * (np.abs(cos) * b[:, 2] + np.abs(sin) * b[:, 3])
+    half_x = 0.5 * (np.abs(sin) * b[:, 2] + np.abs(cos) * b[:, 3])
+    top, left = np.floor(b[:, 0] - half_y).astype(int), np.floor(b[:, 1] - half_x).astype(int)
+    bottom, right = np.ceil(b[:, 0] + half_y).astype(int), np.ceil(b[:, 1] + half_x).astype(int)
+    r0, c0 = np.maximum(top, 0), np.maximum(left, 0)
+    r1, c1 = np.minimum(bottom, shape[0]), np.minimum(right, shape[1])
+    ny, nx = np.maximum(r1 - r0, 0), np.maximum(c1 - c0, 0)
+    out: list[tuple[tuple[int, int], np.ndarray]] = [((0, 0), np.zeros((0, 0), bool))] * len(b)
+    order = np.argsort(ny * nx, kind="stable")
+    for first in range(0, len(order), chunk):
+        idx = order[first: first + chunk]
+        hy, hx = max(1, int(ny[idx].max())), max(1, int(nx[idx].max()))
+        py = r0[idx, None, None] + np.arange(hy)[None, :, None] + 0.5 - b[idx, 0, None, None]
+        px = c0[idx, None, None] + np.arange(hx)[None, None, :] + 0.5 - b[idx, 1, None, None]
+        cs, sn = cos[idx, None, None], sin[idx, None, None]
+        u = (2.0 / b[idx, 3, None, None]) * (cs * px + sn * py)
+        v = (2.0 / b[idx, 2, None, None]) * (cs * py - sn * px)
+        grid = torch.from_numpy(np.stack(np.broadcast_arrays(u, v), axis=-1).astype(np.float32))
+        drawn = F.grid_sample(
+            torch.from_numpy(np.ascontiguousarray(alphas[idx], np.float32))[:, None], grid,
+            mode="bilinear", padding_mode="zeros", align_corners=False,
+        )[:, 0].numpy() > alpha_threshold
+        for j, k in enumerate(idx):
+            out[k] = ((int(r0[k]), int(c0[k])), drawn[j, : ny[k], : nx[k]])
+    return out
 
 
 def _mask_iou(a: np.ndarray, a_origin: tuple[int, int], b: np.ndarray, b_origin: tuple[int, int]) -> float:
