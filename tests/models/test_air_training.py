@@ -146,3 +146,20 @@ def test_learning_rate_cools_down_over_the_last_quarter():
     assert factors[:750] == [1.0] * 750
     assert all(a >= b for a, b in zip(factors[750:], factors[751:], strict=False))
     assert factors[-1] == pytest.approx(0.05)
+
+
+def test_same_seed_same_model_whatever_the_random_state_before():
+    image, labels = _read_dsb_crop()
+    params = AirTrainParams(steps=3, batch_size=2, crop_size=32, seed=5, scale_jitter=0.0)
+
+    def trained(burn: int) -> dict:
+        torch.rand(burn)  # whatever ran before must not matter
+        model = AirModel()
+        drain(model.fit_iter([Sample(image, labels)], params))
+        return model.net.state_dict()
+
+    first, second = trained(1), trained(7)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = AirModel()
+    drain(other.fit_iter([Sample(image, labels)], replace(params, seed=6)))
+    assert not all(torch.equal(first[k], other.net.state_dict()[k]) for k in first)

@@ -89,6 +89,12 @@ class AirModel(TrainableSegmenter):
         self.diameter: float | None = None  # annotated diameter the model was trained at
         self.info: dict[str, Any] = {"steps": 0}
 
+    def _initialise(self, seed: int) -> None:
+        """Fresh weights drawn from ``seed`` (torch's global random state is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = self.config.build().eval()
+
     @property
     def n_parameters(self) -> int:
         """Number of trainable weights."""
@@ -194,11 +200,15 @@ class AirModel(TrainableSegmenter):
     ) -> Generator[Progress, None, FitResult]:
         """Train on ``samples`` (annotated or not); yields Progress with the loss.
 
-        Resuming from a trained model is fine-tuning: the weights are not reset.
+        Resuming from a trained model is fine-tuning: the weights are not reset. An untrained
+        model starts from weights drawn with ``seed``, so the same data and parameters give the
+        same model.
         """
         tp = train_params or self.TrainParams()
         if tp.crop_size % self.net.geom.cell:
             raise ValueError(f"crop_size must be a multiple of {self.net.geom.cell}.")
+        if not self.info.get("steps"):
+            self._initialise(tp.seed)
         yield Progress(0, tp.steps, "AIR: preparing images")
         items = self._training_items(samples, tp)
         schedule = Schedule(
