@@ -163,3 +163,18 @@ def test_same_seed_same_model_whatever_the_random_state_before():
     other = AirModel()
     drain(other.fit_iter([Sample(image, labels)], replace(params, seed=6)))
     assert not all(torch.equal(first[k], other.net.state_dict()[k]) for k in first)
+
+
+def test_a_stopped_training_counts_as_trained_and_is_fine_tuned_later():
+    image, labels = _read_dsb_crop()
+    model = AirModel()
+    gen = model.fit_iter([Sample(image, labels)], AirTrainParams(steps=40, batch_size=2, crop_size=32))
+    next(gen)  # "preparing images"
+    next(gen)  # step 10
+    gen.close()  # the user pressed Stop
+    assert model.info["steps"] == 10
+    weights = {k: v.clone() for k, v in model.net.state_dict().items()}
+    gen = model.fit_iter([Sample(image, labels)], AirTrainParams(steps=1, batch_size=2, crop_size=32))
+    next(gen)
+    assert all(torch.equal(weights[k], v) for k, v in model.net.state_dict().items())  # not reset
+    gen.close()

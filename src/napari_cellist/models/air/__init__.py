@@ -218,6 +218,7 @@ class AirModel(TrainableSegmenter):
         )
         threads = torch.get_num_threads()
         torch.set_num_threads(tp.threads)
+        steps_before, losses = int(self.info.get("steps", 0)), None
         try:
             history = []
             gen = train_iter(self.net, items, schedule, tp.seed)
@@ -231,6 +232,8 @@ class AirModel(TrainableSegmenter):
                 yield progress
         finally:
             torch.set_num_threads(threads)
+            if losses is None and history:  # stopped: the weights are trained, keep them so
+                self.info = {**self.info, "steps": steps_before + history[-1].step}
         self._record_training(samples, tp, len(losses))
         metrics = self._training_metrics(samples)
         return FitResult(
