@@ -24,7 +24,14 @@ from ...metrics import score_images
 from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
-from .inference import find_objects, fuse_runs, label_map, reconstruction, shift_objects
+from .inference import (
+    find_objects,
+    fuse_runs,
+    label_map,
+    reconstruction,
+    select_objects,
+    shift_objects,
+)
 from .params import AirParams, AirTrainParams
 from .supervision import cell_targets, median_diameter, resize, to_working
 from .training import Schedule, TrainingItem, train_iter
@@ -146,7 +153,8 @@ class AirModel(TrainableSegmenter):
         scores = scores[old_ids - 1]
         extras = {}
         if params.reconstruction:
-            full = reconstruction(self.net, works[0], runs[0], mirrored.shape)  # unshifted
+            unshifted = select_objects(runs[0], runs[0].scores >= params.min_score)
+            full = reconstruction(self.net, works[0], unshifted, mirrored.shape)
             extras["reconstruction"] = crop_border(full, margin)
         yield Progress(3, 3, f"AIR: {len(scores)} objects")
         boxes = bounding_boxes(labels)

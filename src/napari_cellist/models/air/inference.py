@@ -48,6 +48,16 @@ def shift_objects(objects: Objects, dy: float, dx: float) -> Objects:
     return replace(objects, boxes=boxes)
 
 
+def select_objects(objects: Objects, keep: np.ndarray) -> Objects:
+    """The objects at ``keep`` (a boolean mask or indices into the ``K`` objects)."""
+    index = torch.from_numpy(np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep))
+    return replace(
+        objects, scores=objects.scores[index.numpy()], boxes=objects.boxes[index.numpy()],
+        alphas=objects.alphas[index.numpy()], index=objects.index[index],
+        rel_boxes=objects.rel_boxes[index], z_what=objects.z_what[index],
+    )
+
+
 def _concat(runs: list[Objects]) -> Objects:
     return Objects(
         scores=np.concatenate([r.scores for r in runs]), boxes=np.concatenate([r.boxes for r in runs]),
@@ -104,13 +114,8 @@ def fuse_runs(
         keep.append(int(k))
         totals.append(float(pooled.scores[k]))
     scores = np.asarray(totals, np.float32) / len(runs)
-    chosen = np.asarray(keep, np.int64)[scores >= min_score]
-    index = torch.from_numpy(chosen)
-    return Objects(
-        scores=scores[scores >= min_score], boxes=pooled.boxes[chosen], alphas=pooled.alphas[chosen],
-        index=pooled.index[index], rel_boxes=pooled.rel_boxes[index], z_what=pooled.z_what[index],
-        n_slots=pooled.n_slots,
-    )
+    fused = replace(select_objects(pooled, np.asarray(keep, np.int64)), scores=scores)
+    return select_objects(fused, scores >= min_score)
 
 
 def draw_masks(
