@@ -35,7 +35,7 @@ def test_fusion_keeps_objects_found_on_average_and_drops_one_run_wonders():
     runs = [
         _objects([(30, 30), (70, 70)], [0.9, 0.8]),
         _objects([(31, 29)], [0.7]),  # the same first object, 1.4 px away
-        _objects([(29, 31), (30, 75)], [0.8, 0.9]),  # a one-off object near the second
+        _objects([(29, 31), (30, 75)], [0.8, 0.9]),  # and an object no other run finds
         _objects([(30, 30)], [1.0]),
     ]
     fused = fuse_runs(runs, (100, 100), min_score=0.3)

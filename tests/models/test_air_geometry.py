@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from skimage.draw import ellipse
 
-from napari_cellist.models.air.inference import _box_alpha
+from napari_cellist.models.air.inference import _box_alpha, draw_masks
 from napari_cellist.models.air.modules import Geometry, box_to_image_affine, place_glimpses
 from napari_cellist.models.air.supervision import ellipse_box
 from napari_cellist.models.air.training import _dihedral
@@ -85,8 +85,6 @@ def test_flipping_the_crop_turns_its_box_targets_like_the_pixels():
 
 
 def test_masks_drawn_many_at_a_time_match_those_drawn_one_by_one():
-    from napari_cellist.models.air.inference import draw_masks
-
     rng = np.random.default_rng(0)
     n = 40
     boxes = np.stack([rng.uniform(-10, 70, n), rng.uniform(-10, 70, n), rng.uniform(4, 30, n),
