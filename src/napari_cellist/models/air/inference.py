@@ -122,39 +122,49 @@ def draw_masks(
     boxes: np.ndarray, alphas: np.ndarray, shape: tuple[int, int], alpha_threshold: float = 0.5,
     chunk: int = 256,
 ) -> list[tuple[tuple[int, int], np.ndarray]]:
-    """Every object's mask (alpha above ``alpha_threshold``), drawn like :func:`_box_alpha` but
-    many at a time: ``(row, col)`` origin in ``shape`` ``(Y, X)`` and a boolean array per object.
+    """Every object's mask (alpha above ``alpha_threshold``) as drawn by :func:`draw_alphas`:
+    ``(row, col)`` origin in ``shape`` ``(Y, X)`` and a boolean array per object."""
+    return [(origin, alpha > alpha_threshold)
+            for origin, alpha in draw_alphas(boxes, alphas, shape, chunk)]
+
+
+def draw_alphas(
+    boxes: np.ndarray, alphas: np.ndarray, shape: tuple[int, int], chunk: int = 256,
+    pixel_budget: int = 1 << 20,
+) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """Every decoded alpha drawn at pixel resolution inside its (turned) box, many at a time.
 
     ``boxes`` ``(K, 5)`` = (cy, cx, h, w, angle) in pixels / radians, ``alphas`` ``(K, G, G)``.
-    Objects of similar extent share one ``grid_sample`` call (``chunk`` at a time), so small
-    objects cost little more than their pixels.
+    Returns per object the ``(row, col)`` origin of its box's axis-aligned extent inside ``shape``
+    ``(Y, X)`` and the alpha there (bilinear, 0 outside the box): the transform of the spatial
+    transformer in training. Objects of similar extent share one ``grid_sample`` call (at most
+    ``chunk`` of them and ``pixel_budget`` padded pixels), so small objects cost little more than
+    their pixels and large ones are not padded to each other's size.
     """
-    b = np.asarray(boxes, np.float64)
+    b = np.asarray(boxes, np.float64).reshape(-1, 5)
     cos, sin = np.cos(b[:, 4]), np.sin(b[:, 4])
     half_y = 0.5 * (np.abs(cos) * b[:, 2] + np.abs(sin) * b[:, 3])
     half_x = 0.5 * (np.abs(sin) * b[:, 2] + np.abs(cos) * b[:, 3])
-    top, left = np.floor(b[:, 0] - half_y).astype(int), np.floor(b[:, 1] - half_x).astype(int)
-    bottom, right = np.ceil(b[:, 0] + half_y).astype(int), np.ceil(b[:, 1] + half_x).astype(int)
-    r0, c0 = np.maximum(top, 0), np.maximum(left, 0)
-    r1, c1 = np.minimum(bottom, shape[0]), np.minimum(right, shape[1])
-    ny, nx = np.maximum(r1 - r0, 0), np.maximum(c1 - c0, 0)
-    out: list[tuple[tuple[int, int], np.ndarray]] = [((0, 0), np.zeros((0, 0), bool))] * len(b)
-    order = np.argsort(ny * nx, kind="stable")
-    for first in range(0, len(order), chunk):
-        idx = order[first: first + chunk]
+    r0 = np.maximum(np.floor(b[:, 0] - half_y).astype(int), 0)
+    c0 = np.maximum(np.floor(b[:, 1] - half_x).astype(int), 0)
+    ny = np.maximum(np.minimum(np.ceil(b[:, 0] + half_y).astype(int), shape[0]) - r0, 0)
+    nx = np.maximum(np.minimum(np.ceil(b[:, 1] + half_x).astype(int), shape[1]) - c0, 0)
+    out: list[tuple[tuple[int, int], np.ndarray]] = [((0, 0), np.zeros((0, 0), np.float32))] * len(b)
+    for idx in _chunks_by_extent(ny, nx, chunk, pixel_budget):
         hy, hx = max(1, int(ny[idx].max())), max(1, int(nx[idx].max()))
         py = r0[idx, None, None] + np.arange(hy)[None, :, None] + 0.5 - b[idx, 0, None, None]
         px = c0[idx, None, None] + np.arange(hx)[None, None, :] + 0.5 - b[idx, 1, None, None]
         cs, sn = cos[idx, None, None], sin[idx, None, None]
-        u = (2.0 / b[idx, 3, None, None]) * (cs * px + sn * py)
-        v = (2.0 / b[idx, 2, None, None]) * (cs * py - sn * px)
+        u = (2.0 / b[idx, 3, None, None]) * (cs * px + sn * py)  # glimpse coordinates, [-1, 1]
+        v = (2.0 / b[idx, 2, None, None]) * (cs * py - sn * px)  # across the box
         grid = torch.from_numpy(np.stack(np.broadcast_arrays(u, v), axis=-1).astype(np.float32))
         drawn = F.grid_sample(
             torch.from_numpy(np.ascontiguousarray(alphas[idx], np.float32))[:, None], grid,
             mode="bilinear", padding_mode="zeros", align_corners=False,
-        )[:, 0].numpy() > alpha_threshold
+        )[:, 0].numpy()
         for j, k in enumerate(idx):
-            out[k] = ((int(r0[k]), int(c0[k])), drawn[j, : ny[k], : nx[k]])
+            if ny[k] and nx[k]:
+                out[k] = ((int(r0[k]), int(c0[k])), drawn[j, : ny[k], : nx[k]])
     return out
 
 
@@ -248,31 +258,31 @@ def _present(prob: torch.Tensor, min_score: float) -> torch.Tensor:
     return (prob >= min_score) | peak
 
 
-def _box_alpha(box: np.ndarray, alpha: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
-    """A decoded ``(G, G)`` alpha drawn at pixel resolution inside its (turned) box.
+def _chunks_by_extent(ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: int) -> list[np.ndarray]:
+    """Object indices grouped by extent (``ny`` x ``nx`` pixels each, smallest first): at most
+    ``chunk`` per group, and the group's size times its padded extent within ``pixel_budget``."""
+    groups: list[np.ndarray] = []
+    current: list[int] = []
+    hy = hx = 0
+    for k in np.argsort(ny * nx, kind="stable"):
+        hy_k, hx_k = max(hy, int(ny[k])), max(hx, int(nx[k]))
+        if current and (len(current) >= chunk or (len(current) + 1) * hy_k * hx_k > pixel_budget):
+            groups.append(np.asarray(current))
+            current, hy_k, hx_k = [], int(ny[k]), int(nx[k])
+        current.append(int(k))
+        hy, hx = hy_k, hx_k
+    if current:
+        groups.append(np.asarray(current))
+    return groups
 
-    ``box`` = (cy, cx, h, w, angle) in pixels / radians. Returns the rows and columns of the box's
-    axis-aligned extent inside ``shape`` and the alpha there (bilinear, 0 outside the box), the
-    same transform as the spatial transformer of training.
-    """
-    cy, cx, h, w, angle = (float(v) for v in box)
-    cos, sin = np.cos(angle), np.sin(angle)
-    half_y = 0.5 * (abs(cos) * h + abs(sin) * w)
-    half_x = 0.5 * (abs(sin) * h + abs(cos) * w)
-    r0, r1 = max(0, int(np.floor(cy - half_y))), min(shape[0], int(np.ceil(cy + half_y)))
-    c0, c1 = max(0, int(np.floor(cx - half_x))), min(shape[1], int(np.ceil(cx + half_x)))
-    if r1 <= r0 or c1 <= c0:
-        return slice(0, 0), slice(0, 0), np.zeros((0, 0), np.float32)
-    py = torch.arange(r0, r1, dtype=torch.float32)[:, None] + 0.5 - cy
-    px = torch.arange(c0, c1, dtype=torch.float32)[None, :] + 0.5 - cx
-    u = (2.0 / w) * (cos * px + sin * py)  # glimpse coordinates in [-1, 1] across the box
-    v = (2.0 / h) * (cos * py - sin * px)
-    grid = torch.stack(torch.broadcast_tensors(u, v), dim=-1)[None]
-    drawn = F.grid_sample(
-        torch.from_numpy(np.ascontiguousarray(alpha, np.float32))[None, None], grid,
-        mode="bilinear", padding_mode="zeros", align_corners=False,
-    )
-    return slice(r0, r1), slice(c0, c1), drawn[0, 0].numpy()
+
+def _box_alpha(box: np.ndarray, alpha: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
+    """One decoded ``(G, G)`` alpha drawn inside its box (see :func:`draw_alphas`): the rows and
+    columns of the box's extent inside ``shape`` and the alpha there."""
+    (r0, c0), drawn = draw_alphas(box[None], alpha[None], shape)[0]
+    if drawn.size == 0:
+        return slice(0, 0), slice(0, 0), drawn
+    return slice(r0, r0 + drawn.shape[0]), slice(c0, c0 + drawn.shape[1]), drawn
 
 
 def label_map(
@@ -286,12 +296,11 @@ def label_map(
     best = np.zeros(shape, np.float32)
     owner = np.zeros(shape, np.int32)
     own_area = np.zeros(len(objects.scores) + 1)
-    for k, (box, alpha, score) in enumerate(
-        zip(objects.boxes, objects.alphas, objects.scores, strict=True), start=1
-    ):
-        rows, cols, box_alpha = _box_alpha(box, alpha, shape)
+    drawn = draw_alphas(objects.boxes, objects.alphas, shape)
+    for k, (((r0, c0), box_alpha), score) in enumerate(zip(drawn, objects.scores, strict=True), start=1):
         if box_alpha.size == 0:
             continue
+        rows, cols = slice(r0, r0 + box_alpha.shape[0]), slice(c0, c0 + box_alpha.shape[1])
         inside = box_alpha > alpha_threshold
         own_area[k] = inside.sum()
         value = np.where(inside, score * box_alpha, 0.0)
