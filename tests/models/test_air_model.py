@@ -145,6 +145,15 @@ def test_load_refuses_an_older_checkpoint_version_with_a_way_forward(tmp_path):
         AirModel.load(path)
 
 
+def test_an_image_without_objects_gives_an_empty_prediction_and_a_reconstruction():
+    """Nothing reaching min_score is a result (no objects, the background), not an error."""
+    image = np.random.default_rng(0).normal(100.0, 5.0, (128, 128)).astype(np.float32)
+    pred = AirModel(AirParams(min_score=1.0)).predict(image)
+    assert pred.labels.max() == 0 and pred.objects == {}
+    recon = pred.extras["reconstruction"]
+    assert recon.shape == image.shape and np.isfinite(recon).all()
+
+
 def test_rejects_3d_images():
     with pytest.raises(ValueError, match="2D"):
         AirModel().predict(np.zeros((3, 32, 32), np.float32) + np.arange(32))

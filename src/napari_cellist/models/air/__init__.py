@@ -26,6 +26,7 @@ from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
 from .inference import (
     find_objects,
+    foreground_signal,
     fuse_runs,
     label_map,
     reconstruction,
@@ -33,6 +34,7 @@ from .inference import (
     shift_objects,
 )
 from .params import AirParams, AirTrainParams
+from .refine import snap_to_image
 from .supervision import cell_targets, median_diameter, resize, to_working
 from .training import Schedule, TrainingItem, train_iter
 
@@ -149,6 +151,8 @@ class AirModel(TrainableSegmenter):
             match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
         )
         labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
+        if params.refine_masks:
+            labels = snap_to_image(labels, foreground_signal(mirrored, works[0], geom), diameter)
         labels, old_ids = crop_labels(labels, margin)
         scores = scores[old_ids - 1]
         extras = {}

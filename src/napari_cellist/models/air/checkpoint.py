@@ -35,16 +35,18 @@ class NetConfig:
     z_what: int = 8
     width: int = 32
     features: int = 32
-    obs_sigma: float = 0.15  # likelihood sd, normalised intensity units
+    obs_sigma: float = 0.15  # likelihood sd, working intensity units (after `intensity`)
     min_contrast: float = 0.1  # objects are at least this much brighter than the background
     aspect_range: float = 1.2  # boxes' height / width within exp(+-1.2) = 1/3.3 .. 3.3
     angle_range: float = math.pi / 4  # boxes turn by up to 45 degrees either way (0 = upright)
+    intensity: str = "sqrt"  # working intensity scale (modules.INTENSITY_SCALES)
+    sqrt_offset: float = 0.1  # offset of the "sqrt" scale, normalised intensity units
 
     def geometry(self) -> Geometry:
         """The grid geometry."""
         return Geometry(
             self.working_diameter, self.cell, self.slots, self.glimpse, self.window,
-            self.aspect_range, self.angle_range,
+            self.aspect_range, self.angle_range, self.intensity, self.sqrt_offset,
         )
 
     def build(self) -> AirNet:
@@ -101,7 +103,9 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
             "same images ('Target model' > Train, or 'cellist train --model air')."
         )
     known = {f.name for f in fields(NetConfig)}
-    config = NetConfig(**{k: v for k, v in payload["config"].items() if k in known})
+    # Checkpoints from before the intensity scale existed were trained on linear intensities.
+    stored = {"intensity": "linear", **payload["config"]}
+    config = NetConfig(**{k: v for k, v in stored.items() if k in known})
     net = config.build()
     net.load_state_dict(payload["state_dict"])
     net.eval()

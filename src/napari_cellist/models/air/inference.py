@@ -14,9 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...images import normalise_percentile
 from .model import AirNet, CellCodes
-from .modules import WHERE_DIM, cell_centres, glimpses_in_boxes, place_glimpses, where_to_box
-from .supervision import WorkingImage, resize
+from .modules import (
+    WHERE_DIM,
+    Geometry,
+    cell_centres,
+    glimpses_in_boxes,
+    place_glimpses,
+    where_to_box,
+)
+from .supervision import WorkingImage, expand_intensity, resize
 
 
 @dataclass(frozen=True)
@@ -320,12 +328,16 @@ def label_map(
 @torch.no_grad()
 def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tuple[int, int]) -> np.ndarray:
     """What the model explains: background plus the present objects, at the original ``shape``
-    (normalised intensity units).
+    (normalised intensity units: 1st..99.8th percentile of the image = 0..1, whatever the
+    model's working intensity scale).
 
     Same compositing as :func:`.modules.composite`, but only the present objects' windows
     are drawn (scatter-added into the image), so the cost does not grow with empty cells.
     """
     geom = net.geom
+    h, w = work.shape
+    if len(objects.scores) == 0:  # nothing found: the background alone
+        return resize(expand_intensity(work.background[:h, :w], geom), shape)
     appearance, alpha_logit = net.decoder(objects.z_what)
     glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
     placed = place_glimpses(glimpse, objects.rel_boxes, geom)  # (K, 2, Wn, Wn)
@@ -346,5 +358,12 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     coverage = 1.0 - torch.exp(canvas[2])
     foreground = canvas[0] / (canvas[1] + 1e-6)
     recon = torch.from_numpy(work.background) + coverage * foreground
+    return resize(expand_intensity(recon[:h, :w].numpy(), geom), shape)
+
+
+def foreground_signal(image: np.ndarray, work: WorkingImage, geom: Geometry) -> np.ndarray:
+    """How far each pixel of ``image`` ``(Y, X)`` rises above the model's background estimate
+    of its working image ``work`` (normalised linear intensity units, full resolution)."""
     h, w = work.shape
-    return resize(recon[:h, :w].numpy(), shape)
+    background = resize(expand_intensity(work.background[:h, :w], geom), image.shape)
+    return normalise_percentile(image, 1.0, 99.8) - background

@@ -33,6 +33,9 @@ OFFSET_RANGE = 0.5  # box centre inside its cell
 SIZE_RANGE = math.log(2.0)  # box side within [1/2, 2] x the reference side
 BOX_MARGIN = 1.25  # box side / object diameter: the glimpse holds the object and some background
 EPS = 1e-6
+# "linear": percentile-normalised intensities as they are; "sqrt": compressed by an offset square
+# root (see supervision.compress_intensity), so dim objects next to bright ones keep contrast.
+INTENSITY_SCALES = ("linear", "sqrt")
 MAX_CONTRAST = 1.5  # brightest object above its background, normalised intensity units
 WHERE_DIM = 5  # z_where: offset y, offset x, size, aspect, angle
 
@@ -48,8 +51,16 @@ class Geometry:
     window: int = 24  # side of the square each slot renders into, centred on its cell
     aspect_range: float = 1.2  # log of the largest height / width ratio of a box (3.3)
     angle_range: float = math.pi / 4  # largest box rotation either way, radians (0 = upright)
+    intensity: str = "linear"  # how normalised intensities are compressed, see INTENSITY_SCALES
+    sqrt_offset: float = 0.1  # offset of the "sqrt" intensity scale (normalised units)
 
     def __post_init__(self) -> None:
+        if self.intensity not in INTENSITY_SCALES:
+            raise ValueError(
+                f"Unknown intensity scale {self.intensity!r}; use one of {INTENSITY_SCALES}."
+            )
+        if self.intensity == "sqrt" and not self.sqrt_offset > 0:
+            raise ValueError(f"sqrt_offset must be > 0, got {self.sqrt_offset}.")
         if (self.window - self.cell) % 2 or self.window < self.cell:
             raise ValueError(
                 f"The render window ({self.window} px) must exceed the cell ({self.cell} px) by "

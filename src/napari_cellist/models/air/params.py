@@ -38,6 +38,13 @@ class AirParams:
                   "object diameters first (then crop back), so half-visible nuclei look whole. "
                   "0 = off.", "min": 0.0, "max": 2.0, "advanced": True},
     )
+    refine_masks: bool = field(
+        default=True,
+        metadata={"help": "Redraw each object's outline from the image at full resolution: near "
+                  "the decoded mask, the pixels brighter than an Otsu threshold between the "
+                  "object and its surroundings. Off = the decoded (smooth, coarse) masks.",
+                  "advanced": True},
+    )
     test_time_shifts: int = field(
         default=4,
         metadata={"help": "Predict this many times with the model's grid shifted by half a cell "

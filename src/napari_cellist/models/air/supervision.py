@@ -85,12 +85,39 @@ def to_working(image: np.ndarray, diameter: float, geom: Geometry) -> WorkingIma
         raise ValueError(f"AIR segments 2D (Y, X) images; got shape {grey.shape}.")
     factor = geom.diameter / diameter
     shape = (max(geom.cell, round(grey.shape[0] * factor)), max(geom.cell, round(grey.shape[1] * factor)))
-    work = normalise_percentile(resize(grey, shape), 1.0, 99.8)
+    work = compress_intensity(normalise_percentile(resize(grey, shape), 1.0, 99.8), geom)
     work = np.clip(work, -0.5, 2.0)  # saturated / hot pixels stay in a float32-safe range
     padded = _pad_to_cells(work, geom.cell, value=float(np.percentile(work, 1.0)))
     background = estimate_background(padded, geom)
     scale = (shape[0] / grey.shape[0], shape[1] / grey.shape[1])
     return WorkingImage(padded, background, shape, scale)
+
+
+def compress_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Map percentile-normalised intensities (1st..99.8th percentile = 0..1) to the working scale.
+
+    ``geom.intensity == "sqrt"``: ``(sqrt(x + c) - sqrt(c)) / (sqrt(1 + c) - sqrt(c))`` with
+    ``c = geom.sqrt_offset`` and ``x`` clipped at 0, so 0 and 1 stay put, the contrast of dim
+    objects grows (slope ``~1 / (2 sqrt(c))`` near 0 in these units) and that of the brightest
+    shrinks. Fluorescence is shot-noise limited, its variance growing with the intensity; a square
+    root (Anscombe's transform) makes the noise closer to the constant-variance Normal of the
+    likelihood. The offset keeps the slope finite, so background noise is not blown up.
+    ``"linear"`` returns the image unchanged.
+    """
+    if geom.intensity == "linear":
+        return image
+    root_c = math.sqrt(geom.sqrt_offset)
+    span = math.sqrt(1.0 + geom.sqrt_offset) - root_c
+    return ((np.sqrt(np.clip(image, 0.0, None) + geom.sqrt_offset) - root_c) / span).astype(np.float32)
+
+
+def expand_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Inverse of :func:`compress_intensity` (for values it can produce, i.e. ``>= 0``)."""
+    if geom.intensity == "linear":
+        return image
+    root_c = math.sqrt(geom.sqrt_offset)
+    span = math.sqrt(1.0 + geom.sqrt_offset) - root_c
+    return (np.square(np.clip(image, 0.0, None) * span + root_c) - geom.sqrt_offset).astype(np.float32)
 
 
 def _pad_to_cells(image: np.ndarray, cell: int, value: float) -> np.ndarray:
