@@ -43,6 +43,24 @@ def test_diameter_and_param_options(annotated_folder, tmp_path, capsys):
     assert "Unknown --param colour" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("word, expected", [("False", False), ("no", False), ("0", False),
+                                           ("false", False), ("True", True), ("yes", True)])
+def test_yes_no_parameters_read_words_as_booleans(word, expected):
+    """`--param invert=False` must not become the string 'False' (which Python counts as true)."""
+    from napari_cellist.cli import _parse_assignments
+    from napari_cellist.models.base import params_from_mapping
+    from napari_cellist.models.threshold import ThresholdParams
+
+    params = params_from_mapping(ThresholdParams, _parse_assignments([f"invert={word}"]))
+    assert params.invert is expected
+
+
+def test_an_unreadable_yes_no_parameter_is_an_error(annotated_folder, tmp_path, capsys):
+    args = ["predict", str(annotated_folder), "--param", "invert=maybe", "--out", str(tmp_path / "p")]
+    assert main(args) == 2
+    assert "'invert' is true or false" in capsys.readouterr().err
+
+
 def test_bad_inputs_give_clear_errors_and_nonzero_exit(tmp_path, capsys):
     not_image = tmp_path / "notes.tif"
     not_image.write_text("this is not a TIFF")

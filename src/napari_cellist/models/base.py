@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import Field, asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,12 +45,26 @@ def params_from_mapping(params_type: type, values: Mapping[str, Any] | None) -> 
     """
     if values is None:
         return params_type()
-    known = {f.name for f in fields(params_type)}
-    kwargs = {k: v for k, v in values.items() if k in known}
+    known = {f.name: f for f in fields(params_type)}
+    kwargs = {k: _coerce_bool(known[k], v) for k, v in values.items() if k in known}
     try:
         return params_type(**kwargs)
     except TypeError as err:
         raise ValueError(f"Invalid parameters for {params_type.__name__}: {err}") from err
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _coerce_bool(field: Field, value: Any) -> Any:
+    """A yes/no field given as text ("False", "no", "0"...) becomes a bool; anything but a
+    recognised word is an error rather than a string that would count as true."""
+    if field.type not in (bool, "bool") or isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"Parameter '{field.name}' is true or false, got {value!r}.")
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
