@@ -95,11 +95,13 @@ def _otsu_per_label(values: np.ndarray, regions: np.ndarray, n: int) -> np.ndarr
     Histograms of ``HISTOGRAM_BINS`` bins spanning each region's own range, all in one
     ``bincount``. A region of a single value gets that value (nothing is above it).
     """
-    index = np.arange(n + 1)
     inside = regions > 0
-    ids, vals = regions[inside], values[inside]
-    low = np.asarray(ndi.minimum(values, regions, index), np.float64)
-    high = np.asarray(ndi.maximum(values, regions, index), np.float64)
+    ids, vals = regions[inside], values[inside].astype(np.float64)
+    low, high = np.full(n + 1, np.inf), np.full(n + 1, -np.inf)
+    np.minimum.at(low, ids, vals)  # unbuffered per-label min / max (fast in numpy >= 2)
+    np.maximum.at(high, ids, vals)
+    empty = ~np.isfinite(low)  # a label with no pixel (ids need not be consecutive)
+    low[empty], high[empty] = 0.0, 0.0
     span = np.where(high > low, high - low, 1.0)
     bins = np.clip(((vals - low[ids]) / span[ids] * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
     hist = np.bincount(ids * HISTOGRAM_BINS + bins, minlength=(n + 1) * HISTOGRAM_BINS)
