@@ -36,7 +36,7 @@ EPS = 1e-6
 # "linear": percentile-normalised intensities as they are; "sqrt": compressed by an offset square
 # root (see supervision.compress_intensity), so dim objects next to bright ones keep contrast.
 INTENSITY_SCALES = ("linear", "sqrt")
-MAX_CONTRAST = 1.5  # brightest object above its background, normalised intensity units
+MAX_CONTRAST = 1.5  # brightest object above its background, working intensity units
 WHERE_DIM = 5  # z_where: offset y, offset x, size, aspect, angle
 
 
