@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from skimage.draw import ellipse
 
-from napari_cellist.models.air.inference import _box_alpha, draw_masks
+from napari_cellist.models.air.inference import draw_alphas, draw_masks
 from napari_cellist.models.air.modules import Geometry, box_to_image_affine, place_glimpses
 from napari_cellist.models.air.supervision import ellipse_box
 from napari_cellist.models.air.training import _dihedral
@@ -21,6 +21,14 @@ def _disc(radius: float = 1.0) -> torch.Tensor:
     """A round ``(G, G)`` alpha filling ``radius`` of the glimpse's half side."""
     c = (torch.arange(G) + 0.5) / G * 2 - 1
     return ((c[:, None] ** 2 + c[None, :] ** 2) < radius**2).float()
+
+
+def _box_alpha(box: np.ndarray, alpha: np.ndarray, shape: tuple[int, int]):
+    """One alpha drawn alone by ``draw_alphas``: rows and columns of its extent, and the alpha."""
+    (r0, c0), drawn = draw_alphas(box[None], alpha[None], shape)[0]
+    if drawn.size == 0:
+        return slice(0, 0), slice(0, 0), drawn
+    return slice(r0, r0 + drawn.shape[0]), slice(c0, c0 + drawn.shape[1]), drawn
 
 
 def _ellipse_image(rotation: float, shape=(100, 100)) -> np.ndarray:

@@ -58,11 +58,11 @@ def shift_objects(objects: Objects, dy: float, dx: float) -> Objects:
 
 def select_objects(objects: Objects, keep: np.ndarray) -> Objects:
     """The objects at ``keep`` (a boolean mask or indices into the ``K`` objects)."""
-    index = torch.from_numpy(np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep))
+    rows = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
+    index = torch.from_numpy(rows)
     return replace(
-        objects, scores=objects.scores[index.numpy()], boxes=objects.boxes[index.numpy()],
-        alphas=objects.alphas[index.numpy()], index=objects.index[index],
-        rel_boxes=objects.rel_boxes[index], z_what=objects.z_what[index],
+        objects, scores=objects.scores[rows], boxes=objects.boxes[rows], alphas=objects.alphas[rows],
+        index=objects.index[index], rel_boxes=objects.rel_boxes[index], z_what=objects.z_what[index],
     )
 
 
@@ -282,15 +282,6 @@ def _chunks_by_extent(ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: 
     if current:
         groups.append(np.asarray(current))
     return groups
-
-
-def _box_alpha(box: np.ndarray, alpha: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
-    """One decoded ``(G, G)`` alpha drawn inside its box (see :func:`draw_alphas`): the rows and
-    columns of the box's extent inside ``shape`` and the alpha there."""
-    (r0, c0), drawn = draw_alphas(box[None], alpha[None], shape)[0]
-    if drawn.size == 0:
-        return slice(0, 0), slice(0, 0), drawn
-    return slice(r0, r0 + drawn.shape[0]), slice(c0, c0 + drawn.shape[1]), drawn
 
 
 def label_map(

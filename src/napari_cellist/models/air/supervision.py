@@ -106,8 +106,7 @@ def compress_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
     """
     if geom.intensity == "linear":
         return image
-    root_c = math.sqrt(geom.sqrt_offset)
-    span = math.sqrt(1.0 + geom.sqrt_offset) - root_c
+    root_c, span = _sqrt_scale(geom)
     return ((np.sqrt(np.clip(image, 0.0, None) + geom.sqrt_offset) - root_c) / span).astype(np.float32)
 
 
@@ -115,9 +114,14 @@ def expand_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
     """Inverse of :func:`compress_intensity` (for values it can produce, i.e. ``>= 0``)."""
     if geom.intensity == "linear":
         return image
-    root_c = math.sqrt(geom.sqrt_offset)
-    span = math.sqrt(1.0 + geom.sqrt_offset) - root_c
+    root_c, span = _sqrt_scale(geom)
     return (np.square(np.clip(image, 0.0, None) * span + root_c) - geom.sqrt_offset).astype(np.float32)
+
+
+def _sqrt_scale(geom: Geometry) -> tuple[float, float]:
+    """``sqrt(c)`` and ``sqrt(1 + c) - sqrt(c)`` of the "sqrt" scale, ``c = geom.sqrt_offset``."""
+    root_c = math.sqrt(geom.sqrt_offset)
+    return root_c, math.sqrt(1.0 + geom.sqrt_offset) - root_c
 
 
 def _pad_to_cells(image: np.ndarray, cell: int, value: float) -> np.ndarray:
