@@ -1,0 +1,140 @@
+"""Which annotated objects does AIR miss on the test images, and what presence did each of the
+test-time grid positions give them? (The check behind session 6's reading of the U2OS misses.)
+
+For every ground-truth object that the default prediction misses (no predicted object with
+IoU >= 0.5), each of the ``test_time_shifts`` runs is repeated on its own (same mirroring and
+grid shift as in ``AirModel.predict``, every slot with presence >= ``--floor`` kept) and the
+object that run draws best over it is reported: its presence and IoU. The fused score of the
+default prediction is the mean of the runs' presences, so an object found confidently in one
+grid position and missed in the others averages below ``min_score``. HeLa images ignore objects
+within 20 px of the border, as ``bench_air.score`` does. The table's mean presence
+counts, like the fusion, only the runs whose object matches the missed one (IoU >= 0.5).
+
+    python benchmarks/bench_air.py --data coelho2009_u2os --mode supervised --save-dir CKPTS
+    python benchmarks/air_shift_presence.py --checkpoint CKPTS/air_coelho2009_u2os_supervised_seed0.pt \
+        --data coelho2009_u2os
+
+Prints a Markdown table and writes JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.measure import regionprops
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_air import split  # noqa: E402
+
+from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # noqa: E402
+from napari_cellist.images import prepare_grey  # noqa: E402
+from napari_cellist.metrics import exclude_border_objects  # noqa: E402
+from napari_cellist.models.air import AirModel, half_cell_shifts  # noqa: E402
+from napari_cellist.models.air.inference import find_objects, label_map, shift_objects  # noqa: E402
+from napari_cellist.models.air.supervision import to_working  # noqa: E402
+
+HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
+
+
+def best_match(truth: np.ndarray, label: int, pred: np.ndarray) -> tuple[int, float]:
+    """(id, IoU) of the object of ``pred`` overlapping object ``label`` of ``truth`` best."""
+    inside = pred[truth == label]
+    area = np.count_nonzero(truth == label)
+    best_id, best_iou = 0, 0.0
+    for pid, overlap in zip(*np.unique(inside[inside > 0], return_counts=True), strict=True):
+        iou = overlap / (area + np.count_nonzero(pred == pid) - overlap)
+        if iou > best_iou:
+            best_id, best_iou = int(pid), float(iou)
+    return best_id, best_iou
+
+
+def runs_one_by_one(
+    model: AirModel, image: np.ndarray, floor: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(label map, scores of labels 1..n) of each test-time grid position on its own."""
+    params = model.params
+    grey = prepare_grey(image)
+    diameter = model.object_diameter(grey, params)
+    margin = mirror_width(diameter, params.border_mirror, grey.shape)
+    mirrored = mirror_border(grey, margin)
+    geom = model.net.geom
+    half_cell = 0.5 * geom.cell * diameter / geom.diameter
+    out = []
+    for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
+        shifted = np.pad(mirrored, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else mirrored
+        found = shift_objects(find_objects(model.net, to_working(shifted, diameter, geom), floor), -dy, -dx)
+        labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
+        labels, old_ids = crop_labels(labels, margin)
+        out.append((labels, scores[old_ids - 1]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", default="coelho2009_u2os")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="which images of bench_air.py's split (train: for models trained "
+                        "without masks, whose training never saw the annotations)")
+    parser.add_argument("--floor", type=float, default=0.01, help="smallest presence kept per run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = AirModel.load(args.checkpoint)
+    train, test = split(args.data)
+    rows = []
+    for sample in test if args.split == "test" else train:
+        default = model.predict(sample.image, replace(model.params, reconstruction=False)).labels
+        runs = runs_one_by_one(model, sample.image, args.floor)
+        truth = sample.labels
+        if sample.name.startswith("hela"):  # scored without its (unannotated) border objects
+            truth, _ = exclude_border_objects(truth, truth, HELA_MARGIN)
+        h, w = truth.shape
+        for obj in regionprops(truth):
+            if best_match(truth, obj.label, default)[1] >= 0.5:
+                continue
+            r0, c0, r1, c1 = obj.bbox
+            per_run = []
+            for labels, scores in runs:
+                pid, iou = best_match(truth, obj.label, labels)
+                per_run.append({"presence": round(float(scores[pid - 1]), 3) if pid else 0.0,
+                                "iou": round(iou, 3)})
+            rows.append({
+                "image": sample.name, "area_px": int(obj.area),
+                "touches_border": bool(r0 == 0 or c0 == 0 or r1 == h or c1 == w),
+                "runs": per_run,
+                # ~ the fused score: runs whose object does not match it (IoU < 0.5) count 0
+                "mean_presence": round(float(np.mean(
+                    [r["presence"] if r["iou"] >= 0.5 else 0.0 for r in per_run])), 3),
+            })
+    print(f"Missed objects of {args.data} ({args.split} images), per test-time grid position "
+          f"(presence / IoU of the best object; min_score {model.params.min_score}):\n")
+    shifts = model.params.test_time_shifts
+    print("| image | area px | border | " + " | ".join(f"run {k}" for k in range(shifts))
+          + " | mean presence (matching runs) |")
+    print("|---|---|---|" + "---|" * shifts + "---|")
+    for r in rows:
+        cells = " | ".join(f"{x['presence']:.2f} / {x['iou']:.2f}" for x in r["runs"])
+        print(f"| {r['image']} | {r['area_px']} | {'yes' if r['touches_border'] else 'no'} | "
+              f"{cells} | {r['mean_presence']:.2f} |")
+    confident_once = [r for r in rows if any(x["presence"] >= 0.5 and x["iou"] >= 0.5 for x in r["runs"])]
+    print(f"\n{len(rows)} missed; {len(confident_once)} of them found (presence >= 0.5, IoU >= 0.5) "
+          "by at least one grid position alone.")
+    out = Path(args.out) if args.out else (
+        Path(__file__).resolve().parent / "results" / f"air_shift_presence_{args.data}_{args.split}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data,
+                               "missed": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
