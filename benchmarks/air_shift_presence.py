@@ -2,8 +2,8 @@
 test-time grid positions give them? (The check behind session 6's reading of the U2OS misses.)
 
 For every ground-truth object that the default prediction misses (no predicted object with
-IoU >= 0.5), each of the ``test_time_shifts`` runs is repeated on its own (same mirroring and
-grid shift as in ``AirModel.predict``, every slot with presence >= ``--floor`` kept) and the
+IoU >= 0.5), each of the ``test_time_shifts`` runs is repeated on its own (``AirModel.grid_runs``, the
+mirroring and grid shifts of ``AirModel.predict``; every slot with presence >= ``--floor`` kept) and the
 object that run draws best over it is reported: its presence and IoU. The fused score of the
 default prediction is the mean of the runs' presences, so an object found confidently in one
 grid position and missed in the others averages below ``min_score``. HeLa images ignore objects
@@ -35,9 +35,8 @@ from bench_air import split  # noqa: E402
 from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # noqa: E402
 from napari_cellist.images import prepare_grey  # noqa: E402
 from napari_cellist.metrics import exclude_border_objects  # noqa: E402
-from napari_cellist.models.air import AirModel, half_cell_shifts  # noqa: E402
-from napari_cellist.models.air.inference import find_objects, label_map, shift_objects  # noqa: E402
-from napari_cellist.models.air.supervision import to_working  # noqa: E402
+from napari_cellist.models.air import AirModel  # noqa: E402
+from napari_cellist.models.air.inference import label_map  # noqa: E402
 
 HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
 
@@ -57,18 +56,16 @@ def best_match(truth: np.ndarray, label: int, pred: np.ndarray) -> tuple[int, fl
 def runs_one_by_one(
     model: AirModel, image: np.ndarray, floor: float
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(label map, scores of labels 1..n) of each test-time grid position on its own."""
+    """(label map, scores of labels 1..n) of each test-time grid position on its own, mirrored
+    and shifted as ``AirModel.predict`` does (``AirModel.grid_runs``), outlines not redrawn."""
     params = model.params
     grey = prepare_grey(image)
     diameter = model.object_diameter(grey, params)
     margin = mirror_width(diameter, params.border_mirror, grey.shape)
     mirrored = mirror_border(grey, margin)
-    geom = model.net.geom
-    half_cell = 0.5 * geom.cell * diameter / geom.diameter
+    runs, _ = model.grid_runs(mirrored, diameter, params, floor)
     out = []
-    for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
-        shifted = np.pad(mirrored, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else mirrored
-        found = shift_objects(find_objects(model.net, to_working(shifted, diameter, geom), floor), -dy, -dx)
+    for found in runs:
         labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
         labels, old_ids = crop_labels(labels, margin)
         out.append((labels, scores[old_ids - 1]))

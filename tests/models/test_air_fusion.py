@@ -77,3 +77,24 @@ def test_prediction_with_grid_shifts_finds_the_same_nuclei(trained_dsb_air):
     assert all(0.3 <= o.score <= 1.0 for o in shifted.objects.values())
     assert shifted.extras["reconstruction"].shape == image.shape
     assert AirParams().test_time_shifts == 4
+
+
+def test_grid_runs_find_the_same_nuclei_in_the_image_coordinates(trained_dsb_air):
+    """Each grid position alone finds the nuclei where the unshifted one does: its boxes are
+    moved back from the padded image, and its working image is that of its shifted copy."""
+    model, image = trained_dsb_air
+    params = replace(model.params, test_time_shifts=4)
+    runs, works = model.grid_runs(image, 24.0, params, floor=0.3)
+    assert len(runs) == len(works) == 4
+    assert works[1].shape[0] > works[0].shape[0]  # padded at the top by half a cell
+    reference = runs[0].boxes[:, :2]
+    assert len(reference) > 5
+    shifts = half_cell_shifts(4, 0.5 * model.net.geom.cell * 24.0 / model.net.geom.diameter)
+
+    def median_gap(centres: np.ndarray) -> float:  # to the nearest centre of the unshifted run
+        return float(np.median(np.linalg.norm(centres[:, None] - reference[None], axis=-1).min(axis=1)))
+
+    for run, shift in zip(runs[1:], shifts[1:], strict=True):
+        assert abs(len(run.scores) - len(reference)) <= max(3, 0.3 * len(reference))
+        # the centres were moved back: left in the padded image's frame they would lie further off
+        assert median_gap(run.boxes[:, :2]) < median_gap(run.boxes[:, :2] + np.asarray(shift))

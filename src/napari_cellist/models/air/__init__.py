@@ -25,6 +25,7 @@ from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
 from .inference import (
+    Objects,
     find_objects,
     foreground_signal,
     fuse_runs,
@@ -35,7 +36,7 @@ from .inference import (
 )
 from .params import AirParams, AirTrainParams
 from .refine import snap_to_image
-from .supervision import cell_targets, median_diameter, resize, to_working
+from .supervision import WorkingImage, cell_targets, median_diameter, resize, to_working
 from .training import Schedule, TrainingItem, train_iter
 
 logger = logging.getLogger(__name__)
@@ -138,14 +139,8 @@ class AirModel(TrainableSegmenter):
         mirrored = mirror_border(grey, margin)
         yield Progress(2, 3, "AIR: encoding")
         geom = self.net.geom
-        half_cell = 0.5 * geom.cell * diameter / geom.diameter  # image pixels
         floor = params.min_score if params.test_time_shifts == 1 else 0.5 * params.min_score
-        runs, works = [], []
-        for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
-            shifted = np.pad(mirrored, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else mirrored
-            works.append(to_working(shifted, diameter, geom))
-            found = find_objects(self.net, works[-1], floor, params.tile_size)
-            runs.append(shift_objects(found, -dy, -dx))
+        runs, works = self.grid_runs(mirrored, diameter, params, floor)
         found = runs[0] if len(runs) == 1 else fuse_runs(
             runs, mirrored.shape, params.min_score, params.alpha_threshold,
             match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
@@ -167,6 +162,26 @@ class AirModel(TrainableSegmenter):
             for i in range(1, len(scores) + 1) if i in boxes
         }
         return Prediction(labels, objects, source=self.name, extras=extras)
+
+    def grid_runs(
+        self, image: np.ndarray, diameter: float, params: AirParams, floor: float
+    ) -> tuple[list[Objects], list[WorkingImage]]:
+        """The objects found at each of the ``params.test_time_shifts`` grid positions.
+
+        ``image`` is the grey ``(Y, X)`` image (already mirrored at its border), ``diameter`` its
+        typical object diameter (px) and ``floor`` the smallest presence kept. A shifted run pads
+        the image's top and left by reflection; its boxes are moved back, so every run's objects
+        are in ``image``'s coordinates. Also returns each run's working image.
+        """
+        geom = self.net.geom
+        half_cell = 0.5 * geom.cell * diameter / geom.diameter  # image pixels
+        runs, works = [], []
+        for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
+            shifted = np.pad(image, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else image
+            works.append(to_working(shifted, diameter, geom))
+            found = find_objects(self.net, works[-1], floor, params.tile_size)
+            runs.append(shift_objects(found, -dy, -dx))
+        return runs, works
 
     # -- training ---------------------------------------------------------------------------
     def _training_items(
