@@ -31,6 +31,7 @@ from skimage.measure import regionprops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_air import split  # noqa: E402
+from missed_objects import best_match  # noqa: E402
 
 from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # noqa: E402
 from napari_cellist.images import prepare_grey  # noqa: E402
@@ -39,18 +40,6 @@ from napari_cellist.models.air import AirModel  # noqa: E402
 from napari_cellist.models.air.inference import label_map  # noqa: E402
 
 HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
-
-
-def best_match(truth: np.ndarray, label: int, pred: np.ndarray) -> tuple[int, float]:
-    """(id, IoU) of the object of ``pred`` overlapping object ``label`` of ``truth`` best."""
-    inside = pred[truth == label]
-    area = np.count_nonzero(truth == label)
-    best_id, best_iou = 0, 0.0
-    for pid, overlap in zip(*np.unique(inside[inside > 0], return_counts=True), strict=True):
-        iou = overlap / (area + np.count_nonzero(pred == pid) - overlap)
-        if iou > best_iou:
-            best_id, best_iou = int(pid), float(iou)
-    return best_id, best_iou
 
 
 def runs_one_by_one(

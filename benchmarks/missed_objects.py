@@ -27,15 +27,25 @@ from bench_cellpose import FOLDERS, load_split  # noqa: E402
 from napari_cellist.models import get_model_class  # noqa: E402
 
 
+def best_match(truth: np.ndarray, label: int, pred: np.ndarray) -> tuple[int, float]:
+    """(id, IoU) of the object of ``pred`` overlapping object ``label`` of ``truth`` best
+    (``(0, 0.0)`` when none overlaps it)."""
+    inside = pred[truth == label]
+    area = inside.size
+    best_id, best_iou = 0, 0.0
+    for pid, overlap in zip(*np.unique(inside[inside > 0], return_counts=True), strict=True):
+        iou = overlap / (area + np.count_nonzero(pred == pid) - overlap)
+        if iou > best_iou:
+            best_id, best_iou = int(pid), float(iou)
+    return best_id, best_iou
+
+
 def missed(truth: np.ndarray, pred: np.ndarray) -> list[tuple[int, bool, float]]:
     """(area, touches the border, best IoU) of every object of ``truth`` matched below IoU 0.5."""
     out = []
     h, w = truth.shape
     for obj in regionprops(truth):
-        inside = pred[truth == obj.label]
-        best = 0.0
-        for pid, overlap in zip(*np.unique(inside[inside > 0], return_counts=True), strict=True):
-            best = max(best, overlap / (obj.area + np.count_nonzero(pred == pid) - overlap))
+        best = best_match(truth, obj.label, pred)[1]
         if best < 0.5:
             r0, c0, r1, c1 = obj.bbox
             out.append((int(obj.area), r0 == 0 or c0 == 0 or r1 == h or c1 == w, float(best)))

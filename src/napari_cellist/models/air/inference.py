@@ -326,9 +326,8 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     are drawn (scatter-added into the image), so the cost does not grow with empty cells.
     """
     geom = net.geom
-    h, w = work.shape
     if len(objects.scores) == 0:  # nothing found: the background alone
-        return resize(expand_intensity(work.background[:h, :w], geom), shape)
+        return background_at(work, geom, shape)
     appearance, alpha_logit = net.decoder(objects.z_what)
     glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
     placed = place_glimpses(glimpse, objects.rel_boxes, geom)  # (K, 2, Wn, Wn)
@@ -349,12 +348,18 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     coverage = 1.0 - torch.exp(canvas[2])
     foreground = canvas[0] / (canvas[1] + 1e-6)
     recon = torch.from_numpy(work.background) + coverage * foreground
+    h, w = work.shape
     return resize(expand_intensity(recon[:h, :w].numpy(), geom), shape)
+
+
+def background_at(work: WorkingImage, geom: Geometry, shape: tuple[int, int]) -> np.ndarray:
+    """The model's background estimate of ``work`` (its unpadded part) at ``shape`` ``(Y, X)``,
+    in normalised linear intensity units."""
+    h, w = work.shape
+    return resize(expand_intensity(work.background[:h, :w], geom), shape)
 
 
 def foreground_signal(image: np.ndarray, work: WorkingImage, geom: Geometry) -> np.ndarray:
     """How far each pixel of ``image`` ``(Y, X)`` rises above the model's background estimate
     of its working image ``work`` (normalised linear intensity units, full resolution)."""
-    h, w = work.shape
-    background = resize(expand_intensity(work.background[:h, :w], geom), image.shape)
-    return normalise_percentile(image, 1.0, 99.8) - background
+    return normalise_percentile(image, 1.0, 99.8) - background_at(work, geom, image.shape)
