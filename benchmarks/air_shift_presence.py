@@ -37,7 +37,7 @@ from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # n
 from napari_cellist.images import prepare_grey  # noqa: E402
 from napari_cellist.metrics import exclude_border_objects  # noqa: E402
 from napari_cellist.models.air import AirModel  # noqa: E402
-from napari_cellist.models.air.inference import label_map  # noqa: E402
+from napari_cellist.models.air.inference import label_map, object_shapes  # noqa: E402
 
 HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
 
@@ -46,7 +46,9 @@ def runs_one_by_one(
     model: AirModel, image: np.ndarray, floor: float
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(label map, scores of labels 1..n) of each test-time grid position on its own, mirrored
-    and shifted as ``AirModel.predict`` does (``AirModel.grid_runs``), outlines not redrawn."""
+    and shifted as ``AirModel.predict`` does (``AirModel.grid_runs``), outlines not redrawn.
+    Masks are drawn as the fusion draws them, relative to each object's peak alpha (session 6
+    drew absolute alphas, which hid faint objects the encoder had found)."""
     params = model.params
     grey = prepare_grey(image)
     diameter = model.object_diameter(grey, params)
@@ -55,7 +57,8 @@ def runs_one_by_one(
     runs, _ = model.grid_runs(mirrored, diameter, params, floor)
     out = []
     for found in runs:
-        labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
+        shaped = replace(found, alphas=object_shapes(found.alphas))
+        labels, scores = label_map(mirrored.shape, shaped, params.alpha_threshold, params.min_keep)
         labels, old_ids = crop_labels(labels, margin)
         out.append((labels, scores[old_ids - 1]))
     return out

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, half_cell_shifts
-from napari_cellist.models.air.inference import Objects, fuse_runs, shift_objects
+from napari_cellist.models.air.inference import (
+    ALPHA_PEAK_FLOOR,
+    Objects,
+    fuse_runs,
+    label_map,
+    object_shapes,
+    shift_objects,
+)
 from napari_cellist.progress import drain
 from napari_cellist.types import Sample
 
@@ -98,3 +105,17 @@ def test_grid_runs_find_the_same_nuclei_in_the_image_coordinates(trained_dsb_air
         assert abs(len(run.scores) - len(reference)) <= max(3, 0.3 * len(reference))
         # the centres were moved back: left in the padded image's frame they would lie further off
         assert median_gap(run.boxes[:, :2]) < median_gap(run.boxes[:, :2] + np.asarray(shift))
+
+
+def test_a_faint_object_keeps_its_shape_and_its_mask():
+    """A nucleus dimmer than the minimum contrast is decoded with a low alpha; its mask is the
+    alpha relative to its own peak, so it is kept with the shape of a bright one."""
+    faint = 0.4 * _disc()  # peaks at 0.4: below the 0.5 alpha threshold everywhere
+    shapes = object_shapes(np.stack([_disc(), faint, 0.1 * _disc()]))
+    np.testing.assert_allclose(shapes[0], _disc())
+    np.testing.assert_allclose(shapes[1], _disc())  # same shape as the bright one
+    assert shapes[2].max() == pytest.approx(0.1 / ALPHA_PEAK_FLOOR)  # too faint: stays faint
+    assert object_shapes(np.zeros((0, G, G), np.float32)).shape == (0, G, G)
+    bright, _ = label_map((64, 64), _objects([(30, 30)], [0.9]))
+    faint_labels, _ = label_map((64, 64), replace(_objects([(30, 30)], [0.9]), alphas=shapes[1:2]))
+    assert np.count_nonzero(faint_labels) == np.count_nonzero(bright) > 0

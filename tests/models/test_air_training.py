@@ -9,6 +9,7 @@ import pyro  # noqa: F401
 import pytest
 import tifffile
 import torch as torch
+from skimage.measure import regionprops  # noqa: E402
 
 from conftest import DATA
 from napari_cellist.metrics import score_image  # noqa: E402
@@ -178,3 +179,30 @@ def test_a_stopped_training_counts_as_trained_and_is_fine_tuned_later():
     next(gen)
     assert all(torch.equal(weights[k], v) for k, v in model.net.state_dict().items())  # not reset
     gen.close()
+
+
+
+def test_clicked_nuclei_are_learnt_by_a_model_trained_without_labels():
+    """The correction loop with points: a model trained on an image alone, fine-tuned (resumed,
+    not reset) with clicks on the nuclei it missed, then finds most of them."""
+    image, labels = _read_dsb_crop()
+    model = AirModel(AirParams(reconstruction=False))
+    params = AirTrainParams(steps=60, batch_size=4, crop_size=64, seed=0)
+    drain(model.fit_iter([Sample(image, None, name="open")], params))
+    before = model.predict(image).labels
+    missed = [o for o in regionprops(labels) if not _found(labels, o.label, before)]
+    assert len(missed) >= 5  # enough to learn from
+    clicks = np.array([o.centroid for o in missed])
+    drain(model.fit_iter([Sample(image, None, clicks, name="clicked")], params))
+    after = model.predict(image).labels
+    assert model.info["steps"] == 120  # resumed: the first steps are kept
+    found = sum(_found(labels, o.label, after) for o in missed)
+    assert found >= 0.5 * len(missed), (found, len(missed))
+
+
+def _found(truth: np.ndarray, label: int, pred: np.ndarray) -> bool:
+    """Does an object of ``pred`` match object ``label`` of ``truth`` with IoU >= 0.5?"""
+    inside = pred[truth == label]
+    ids, overlap = np.unique(inside[inside > 0], return_counts=True)
+    areas = np.array([np.count_nonzero(pred == i) for i in ids])
+    return bool(len(ids)) and bool((overlap / (inside.size + areas - overlap)).max() >= 0.5)

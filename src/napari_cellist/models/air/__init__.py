@@ -141,6 +141,8 @@ class AirModel(TrainableSegmenter):
         geom = self.net.geom
         floor = params.min_score if params.test_time_shifts == 1 else 0.5 * params.min_score
         runs, works = self.grid_runs(mirrored, diameter, params, floor)
+        # One run has no vote across grid positions: its absolute alpha threshold drops the
+        # decoder's faint guesses. Fused runs outline each object relative to its peak alpha.
         found = runs[0] if len(runs) == 1 else fuse_runs(
             runs, mirrored.shape, params.min_score, params.alpha_threshold,
             match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale

@@ -26,6 +26,9 @@ from .modules import (
 )
 from .supervision import WorkingImage, expand_intensity, resize
 
+# Decoded alphas are divided by their peak, but by no less than this (see object_shapes).
+ALPHA_PEAK_FLOOR = 0.2
+
 
 @dataclass(frozen=True)
 class Objects:
@@ -84,11 +87,15 @@ def fuse_runs(
     Objects of different runs whose masks overlap with IoU >= ``match_iou`` are one object. Its
     score is the mean presence over the runs (0 where a run did not find it) and it keeps the
     box and mask of its most confident member; objects scoring below ``min_score`` are dropped.
+    Masks are the alphas relative to their peak (:func:`object_shapes`), so faint objects that the
+    runs agree on keep their outline. (A single run has no such vote: there an alpha too faint to
+    reach ``alpha_threshold`` is what drops the decoder's guesses, see ``AirModel.predict_iter``.)
     ``shape`` is the ``(Y, X)`` image the boxes refer to; masks are compared after shrinking
     by ``match_scale`` (e.g. to the working scale: the same IoU, much less drawing). The
     result's slot fields (``index``, ``rel_boxes``) mix runs: draw reconstructions from one run.
     """
     pooled = _concat(runs)
+    pooled = replace(pooled, alphas=object_shapes(pooled.alphas))
     run_of = np.repeat(np.arange(len(runs)), [len(r.scores) for r in runs])
     boxes = pooled.boxes * np.array([match_scale] * 4 + [1.0], np.float32)
     small = (max(1, int(np.ceil(shape[0] * match_scale))), max(1, int(np.ceil(shape[1] * match_scale))))
@@ -247,6 +254,23 @@ def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 
         alphas=torch.sigmoid(alpha_logit).numpy(), index=index,
         rel_boxes=rel.reshape(-1, WHERE_DIM)[index], z_what=z_what, n_slots=prob.numel(),
     )
+
+
+def object_shapes(alphas: np.ndarray, peak_floor: float = ALPHA_PEAK_FLOOR) -> np.ndarray:
+    """Decoded alphas ``(K, G, G)`` scaled so that each object's peak is 1: its shape.
+
+    In the model an object adds ``alpha * contrast`` onto the background, with a contrast of at
+    least ``min_contrast``. An object dimmer than that is drawn with a lower alpha instead (a faint
+    nucleus of half the minimum contrast peaks near alpha 0.5), so the alpha's height mixes
+    coverage with brightness and a fixed alpha threshold loses faint objects that the encoder
+    found. Relative to its own peak, the alpha is the object's shape whatever its brightness.
+    Peaks below ``peak_floor`` are divided by ``peak_floor`` only (they stay faint: nothing there
+    to outline).
+    """
+    if alphas.size == 0:
+        return alphas
+    peaks = alphas.reshape(len(alphas), -1).max(axis=1)
+    return (alphas / np.maximum(peaks, peak_floor)[:, None, None]).astype(np.float32)
 
 
 def _present(prob: torch.Tensor, min_score: float) -> torch.Tensor:
