@@ -39,8 +39,8 @@ from skimage.measure import regionprops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_air import score, split  # noqa: E402
-from missed_objects import best_match  # noqa: E402
 
+from napari_cellist.metrics import best_iou_per_object  # noqa: E402
 from napari_cellist.models.air import AirModel, AirTrainParams  # noqa: E402
 from napari_cellist.progress import drain  # noqa: E402
 from napari_cellist.types import Sample  # noqa: E402
@@ -52,7 +52,8 @@ KEYS = ("ap50", "mean_ap", "precision", "recall", "count_error")
 
 def missed_objects(truth: np.ndarray, pred: np.ndarray) -> list[int]:
     """Labels of the objects of ``truth`` that no object of ``pred`` matches with IoU >= 0.5."""
-    return [o.label for o in regionprops(truth) if best_match(truth, o.label, pred)[1] < 0.5]
+    ids, best = best_iou_per_object(truth, pred)
+    return [int(i) for i in ids[best < 0.5]]
 
 
 def centres(truth: np.ndarray, labels: list[int]) -> np.ndarray:
@@ -121,13 +122,14 @@ def run_arm(
     if arm == "points" and corrected:
         names = sorted(corrected)
         after = dict(zip(names, predict_all(model, [by_name[n] for n in names]), strict=True))
-        found = sum(best_match(by_name[n].labels, lab, after[n])[1] >= 0.5
-                    for n in names for lab in corrected[n])
+        found = sum(len(set(corrected[n]) - set(missed_objects(by_name[n].labels, after[n])))
+                    for n in names)
         row["clicked_found_after"] = int(found)
     if arm == "masks" and corrected:
         names = sorted(corrected)
         images = [by_name[n] for n in names]
-        before = [base_train_preds[[s.name for s in train].index(n)] for n in names]
+        base_by_name = {s.name: p for s, p in zip(train, base_train_preds, strict=True)}
+        before = [base_by_name[n] for n in names]
         row["corrected_images_ap50"] = {
             "before": round(score(images, before)["ap50"], 3),
             "after": round(score(images, predict_all(model, images))["ap50"], 3),

@@ -46,6 +46,21 @@ def iou_matrix(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndar
     return iou, true_ids, pred_ids
 
 
+def best_iou_per_object(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each object of ``truth`` and its best IoU with any object of ``pred``.
+
+    Returns
+    -------
+    true_ids : np.ndarray
+        The ids of ``truth``'s objects, ascending.
+    best_iou : np.ndarray
+        float ``(n_true,)``; 0 where no predicted object overlaps. An object is *missed* at IoU
+        0.5 where this is below 0.5.
+    """
+    iou, true_ids, _ = iou_matrix(truth, pred)
+    return true_ids, iou.max(axis=1) if iou.shape[1] else np.zeros(len(true_ids))
+
+
 def matched_pairs(iou: np.ndarray, threshold: float) -> int:
     """Number of one-to-one matches with IoU >= ``threshold`` (maximum matching)."""
     if iou.size == 0:

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from napari_cellist.metrics import exclude_border_objects, score_image, score_images
+from napari_cellist.metrics import (
+    best_iou_per_object,
+    exclude_border_objects,
+    score_image,
+    score_images,
+)
 
 
 def test_perfect_prediction_scores_one(dsb):
@@ -47,3 +52,18 @@ def test_pooled_and_border_margin():
     assert score_images([truth, truth], [truth, pred]).n_true == 4
     with pytest.raises(ValueError, match="shape"):
         score_image(truth, pred[:10])
+
+
+def test_best_iou_per_object_finds_the_missed_ones():
+    truth = np.zeros((20, 20), np.int32)
+    truth[0:4, 0:4] = 3  # matched exactly
+    truth[10:14, 10:14] = 7  # half covered: IoU 8 / 16
+    truth[16:18, 0:2] = 9  # not covered at all
+    pred = np.zeros_like(truth)
+    pred[0:4, 0:4] = 1
+    pred[10:12, 10:14] = 2
+    ids, best = best_iou_per_object(truth, pred)
+    assert ids.tolist() == [3, 7, 9]
+    np.testing.assert_allclose(best, [1.0, 0.5, 0.0])
+    ids, best = best_iou_per_object(truth, np.zeros_like(truth))
+    assert ids.tolist() == [3, 7, 9] and not best.any()
