@@ -119,3 +119,19 @@ def test_a_faint_object_keeps_its_shape_and_its_mask():
     bright, _ = label_map((64, 64), _objects([(30, 30)], [0.9]))
     faint_labels, _ = label_map((64, 64), replace(_objects([(30, 30)], [0.9]), alphas=shapes[1:2]))
     assert np.count_nonzero(faint_labels) == np.count_nonzero(bright) > 0
+
+
+def test_mirror_images_of_objects_are_dropped_and_cut_objects_kept():
+    """On an image mirrored outwards by 20 px, an object found in the margin as the mirror image of
+    one inside is dropped (the one inside gets its pixels back); a nucleus cut by the border,
+    centred on it and half inside, is kept."""
+    inside, copy, cut = (30, 26), (30, 14), (60, 20)  # the copy: `inside` reflected about x = 20
+    objects = _objects([inside, copy, cut], [0.8, 0.95, 0.7])
+    unfiltered, _ = label_map((100, 100), objects)
+    assert len(np.unique(unfiltered)) == 4  # without the margin: three objects
+    labels, scores = label_map((100, 100), objects, margin=20)
+    assert len(np.unique(labels)) == 3
+    np.testing.assert_allclose(scores, [0.8, 0.7])
+    alone, _ = label_map((100, 100), _objects([inside], [0.8]))
+    np.testing.assert_array_equal(labels == 1, alone == 1)  # the copy took none of its pixels
+    assert np.count_nonzero(labels[:, :20] == 2) == pytest.approx(np.count_nonzero(labels[:, 20:] == 2), abs=20)

@@ -11,9 +11,13 @@ from napari_cellist.models.air import AirModel, NetConfig
 from napari_cellist.models.air.inference import find_objects, reconstruction, select_objects
 from napari_cellist.models.air.modules import Geometry
 from napari_cellist.models.air.supervision import (
+    BACKGROUND_BLOCK,
+    BACKGROUND_PERCENTILE,
     compress_intensity,
+    estimate_background,
     expand_intensity,
     labels_to_working,
+    resize,
     to_working,
 )
 
@@ -90,3 +94,19 @@ def test_reconstruction_is_in_normalised_linear_units(dsb_crop):
     sqrt_model, linear_model = backgrounds
     assert sqrt_model.shape == image.shape
     np.testing.assert_allclose(sqrt_model, linear_model, atol=0.02)
+
+
+def test_background_blocks_of_unequal_size_match_a_per_block_percentile():
+    """The background is a low percentile per block (np.array_split's blocks, the first ones one
+    pixel longer), computed a group of equal blocks at a time: same as block by block."""
+    geom = Geometry()
+    rng = np.random.default_rng(3)
+    for shape in [(8, 8), (49, 100), (97, 131), (1, 5)]:
+        image = rng.random(shape).astype(np.float32)
+        block = max(2, int(round(BACKGROUND_BLOCK * geom.diameter)))
+        rows = np.array_split(np.arange(shape[0]), max(1, round(shape[0] / block)))
+        cols = np.array_split(np.arange(shape[1]), max(1, round(shape[1] / block)))
+        coarse = np.array([[np.percentile(image[r[0]: r[-1] + 1, c[0]: c[-1] + 1], BACKGROUND_PERCENTILE)
+                            for c in cols] for r in rows], np.float32)
+        expected = resize(coarse, shape) if coarse.size > 1 else np.full(shape, coarse.item(), np.float32)
+        np.testing.assert_array_equal(estimate_background(image, geom), expected)

@@ -147,7 +147,9 @@ class AirModel(TrainableSegmenter):
             runs, mirrored.shape, params.min_score, params.alpha_threshold,
             match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
         )
-        labels, scores = label_map(mirrored.shape, found, params.alpha_threshold, params.min_keep)
+        labels, scores = label_map(
+            mirrored.shape, found, params.alpha_threshold, params.min_keep, margin
+        )
         if params.refine_masks:
             labels = snap_to_image(labels, foreground_signal(mirrored, works[0], geom), diameter)
         labels, old_ids = crop_labels(labels, margin)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import sparse
 
+from ...borders import crop_border
 from ...images import normalise_percentile
 from .model import AirNet, CellCodes
 from .modules import (
@@ -28,6 +30,8 @@ from .supervision import WorkingImage, expand_intensity, resize
 
 # Decoded alphas are divided by their peak, but by no less than this (see object_shapes).
 ALPHA_PEAK_FLOOR = 0.2
+# Objects with less of their mask inside a mirrored image are mirror images (see label_map).
+MIN_INSIDE_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -99,32 +103,31 @@ def fuse_runs(
     run_of = np.repeat(np.arange(len(runs)), [len(r.scores) for r in runs])
     boxes = pooled.boxes * np.array([match_scale] * 4 + [1.0], np.float32)
     small = (max(1, int(np.ceil(shape[0] * match_scale))), max(1, int(np.ceil(shape[1] * match_scale))))
-    extents = np.zeros((0, 4), np.int64)  # (r0, r1, c0, c1) of each kept representative
-    masks: list[np.ndarray] = []
+    drawn = draw_masks(boxes, pooled.alphas, small, alpha_threshold)
+    overlaps, areas = _mask_overlaps(drawn, small)
+    representative = np.full(len(drawn), -1)  # which fused object each representative object is
     members: list[set[int]] = []
     keep: list[int] = []
     totals: list[float] = []
-    drawn = draw_masks(boxes, pooled.alphas, small, alpha_threshold)
     for k in np.argsort(-pooled.scores, kind="stable"):
-        (r0, c0), mask = drawn[k]
-        if not mask.any():
+        if not areas[k]:
             continue
-        r1, c1 = r0 + mask.shape[0], c0 + mask.shape[1]
-        touching = np.nonzero((extents[:, 0] < r1) & (extents[:, 1] > r0)
-                              & (extents[:, 2] < c1) & (extents[:, 3] > c0))[0]
+        row = slice(overlaps.indptr[k], overlaps.indptr[k + 1])
+        neighbours, shared = overlaps.indices[row], overlaps.data[row]
+        fused_ids = representative[neighbours]
         best, best_iou = -1, match_iou
-        for j in touching:
-            if run_of[k] in members[j]:
+        for order in np.argsort(fused_ids, kind="stable"):  # fused objects in order of creation
+            j = fused_ids[order]
+            if j < 0 or run_of[k] in members[j]:
                 continue
-            iou = _mask_iou(mask, (r0, c0), masks[j], tuple(extents[j, [0, 2]]))
+            iou = shared[order] / (areas[k] + areas[neighbours[order]] - shared[order])
             if iou >= best_iou:
                 best, best_iou = j, iou
         if best >= 0:
             members[best].add(int(run_of[k]))
             totals[best] += float(pooled.scores[k])
             continue
-        extents = np.vstack([extents, [r0, r1, c0, c1]])
-        masks.append(mask)
+        representative[k] = len(keep)
         members.append({int(run_of[k])})
         keep.append(int(k))
         totals.append(float(pooled.scores[k]))
@@ -183,18 +186,24 @@ def draw_alphas(
     return out
 
 
-def _mask_iou(a: np.ndarray, a_origin: tuple[int, int], b: np.ndarray, b_origin: tuple[int, int]) -> float:
-    """IoU of two boolean masks placed at (row, col) origins of the same image."""
-    r0, c0 = max(a_origin[0], b_origin[0]), max(a_origin[1], b_origin[1])
-    r1 = min(a_origin[0] + a.shape[0], b_origin[0] + b.shape[0])
-    c1 = min(a_origin[1] + a.shape[1], b_origin[1] + b.shape[1])
-    if r1 <= r0 or c1 <= c0:
-        return 0.0
-    inter = np.count_nonzero(
-        a[r0 - a_origin[0]: r1 - a_origin[0], c0 - a_origin[1]: c1 - a_origin[1]]
-        & b[r0 - b_origin[0]: r1 - b_origin[0], c0 - b_origin[1]: c1 - b_origin[1]]
+def _mask_overlaps(
+    drawn: list[tuple[tuple[int, int], np.ndarray]], shape: tuple[int, int]
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Pixels shared by every pair of masks drawn in ``shape`` ``(Y, X)`` (:func:`draw_masks`):
+    a sparse ``(K, K)`` int matrix (overlapping pairs only, the diagonal holding each mask's area)
+    and the ``(K,)`` areas. One sparse product instead of a comparison per pair."""
+    owners, pixels = [], []
+    for k, ((r0, c0), mask) in enumerate(drawn):
+        rows, cols = np.nonzero(mask)
+        owners.append(np.full(len(rows), k))
+        pixels.append((rows + r0) * shape[1] + cols + c0)
+    owner, pixel = np.concatenate([[], *owners]).astype(np.int64), np.concatenate([[], *pixels]).astype(np.int64)
+    membership = sparse.csr_matrix(
+        (np.ones(len(owner), np.int32), (owner, pixel)), shape=(len(drawn), shape[0] * shape[1])
     )
-    return inter / (np.count_nonzero(a) + np.count_nonzero(b) - inter)
+    overlaps = (membership @ membership.T).tocsr()
+    overlaps.sort_indices()
+    return overlaps, np.asarray(overlaps.diagonal(), np.int64)
 
 
 def _tiles(n: int, tile: int, halo: int, cell: int) -> list[tuple[int, int, int, int]]:
@@ -310,17 +319,42 @@ def _chunks_by_extent(ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: 
 
 def label_map(
     shape: tuple[int, int], objects: Objects, alpha_threshold: float = 0.5,
-    min_keep: float = 0.5,
+    min_keep: float = 0.5, margin: int = 0, min_inside: float = MIN_INSIDE_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """int32 label map ``shape`` and the scores ``(n,)`` of labels ``1..n``.
 
     Objects keeping less than ``min_keep`` of their own mask after overlap resolution are dropped.
+    ``margin`` > 0: ``shape`` is an image mirrored outwards by that many pixels (see
+    :func:`~napari_cellist.borders.mirror_border`), and objects with less than ``min_inside`` of
+    their pixels inside the original image are dropped, the others drawn again without them. Such
+    an object is the mirror image of one inside (whose part in the image is a spurious sliver),
+    while a nucleus cut by the border, made whole by the mirror, has about half of its pixels
+    inside.
     """
+    drawn = draw_alphas(objects.boxes, objects.alphas, shape)
+    scores = objects.scores
+    labels, kept = _paint_labels(shape, drawn, scores, alpha_threshold, min_keep)
+    if margin:
+        inside = np.bincount(crop_border(labels, margin).ravel(), minlength=len(kept) + 1)[1:]
+        total = np.bincount(labels.ravel(), minlength=len(kept) + 1)[1:]
+        copies = kept[inside < min_inside * total]
+        if len(copies):
+            rest = np.setdiff1d(np.arange(len(scores)), copies)
+            drawn, scores = [drawn[k] for k in rest], scores[rest]
+            labels, kept = _paint_labels(shape, drawn, scores, alpha_threshold, min_keep)
+    return labels, scores[kept]
+
+
+def _paint_labels(
+    shape: tuple[int, int], drawn: list[tuple[tuple[int, int], np.ndarray]], scores: np.ndarray,
+    alpha_threshold: float, min_keep: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`label_map` of objects already drawn (:func:`draw_alphas`), without the mirrored
+    margin: the label map and ``(n,)`` the index of the object drawn as each label ``1..n``."""
     best = np.zeros(shape, np.float32)
     owner = np.zeros(shape, np.int32)
-    own_area = np.zeros(len(objects.scores) + 1)
-    drawn = draw_alphas(objects.boxes, objects.alphas, shape)
-    for k, (((r0, c0), box_alpha), score) in enumerate(zip(drawn, objects.scores, strict=True), start=1):
+    own_area = np.zeros(len(scores) + 1)
+    for k, (((r0, c0), box_alpha), score) in enumerate(zip(drawn, scores, strict=True), start=1):
         if box_alpha.size == 0:
             continue
         rows, cols = slice(r0, r0 + box_alpha.shape[0]), slice(c0, c0 + box_alpha.shape[1])
@@ -336,8 +370,7 @@ def label_map(
     keep[0] = False
     new_ids = np.zeros(len(own_area), np.int32)
     new_ids[keep] = np.arange(1, keep.sum() + 1)
-    scores = np.concatenate([[0.0], objects.scores])[keep]
-    return new_ids[owner], scores
+    return new_ids[owner], np.flatnonzero(keep) - 1
 
 
 @torch.no_grad()

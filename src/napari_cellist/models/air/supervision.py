@@ -134,14 +134,23 @@ def estimate_background(image: np.ndarray, geom: Geometry) -> np.ndarray:
     block = max(2, int(round(BACKGROUND_BLOCK * geom.diameter)))
     h, w = image.shape
     nby, nbx = max(1, round(h / block)), max(1, round(w / block))
-    rows = np.array_split(np.arange(h), nby)
-    cols = np.array_split(np.arange(w), nbx)
-    coarse = np.array(
-        [[np.percentile(image[r[0]: r[-1] + 1, c[0]: c[-1] + 1], BACKGROUND_PERCENTILE) for c in cols]
-         for r in rows],
-        np.float32,
-    )
+    coarse = np.zeros((nby, nbx), np.float32)
+    # np.array_split's blocks: the first (n % k) are one pixel longer. Blocks of equal shape are
+    # reshaped side by side, so each group of them takes a single percentile call.
+    for rows, (y0, y1), bh in _split_groups(h, nby):
+        for cols, (x0, x1), bw in _split_groups(w, nbx):
+            blocks = image[y0:y1, x0:x1].reshape(rows.stop - rows.start, bh, cols.stop - cols.start, bw)
+            coarse[rows, cols] = np.percentile(blocks, BACKGROUND_PERCENTILE, axis=(1, 3))
     return resize(coarse, (h, w)) if coarse.size > 1 else np.full((h, w), coarse.item(), np.float32)
+
+
+def _split_groups(n: int, k: int) -> list[tuple[slice, tuple[int, int], int]]:
+    """``np.array_split(range(n), k)`` as groups of equal blocks: (block indices, pixel range,
+    block length) for the ``n % k`` longer blocks, then for the others (empty groups left out)."""
+    size, longer = divmod(n, k)
+    groups = [(slice(0, longer), (0, longer * (size + 1)), size + 1),
+              (slice(longer, k), (longer * (size + 1), n), size)]
+    return [g for g in groups if g[0].stop > g[0].start and g[2] > 0]
 
 
 def labels_to_working(labels: np.ndarray, work: WorkingImage) -> np.ndarray:
