@@ -9,6 +9,7 @@ segmentation (training can mirror its annotations the same way, so both see the 
 from __future__ import annotations
 
 import numpy as np
+from skimage.measure import label as connected_components
 from skimage.segmentation import relabel_sequential
 
 
@@ -29,6 +30,32 @@ def mirror_border(array: np.ndarray, width: int, yx_axes: tuple[int, int] = (-2,
     for axis in yx_axes:
         pad[axis] = (width, width)
     return np.pad(array, pad, mode="reflect")
+
+
+def mirror_labels(labels: np.ndarray, width: int) -> np.ndarray:
+    """A 2D ``(Y, X)`` label map mirrored like its image (:func:`mirror_border`), where the mirror
+    image of an object is an object of its own (a new id) unless it touches the object.
+
+    An object cut by the border joins its mirror image into one whole object, as the model sees it
+    in the mirrored image. An object near the border but not cut by it has its mirror image in the
+    margin, a separate object in the mirrored image: with the same id the two would be one
+    annotation centred in the gap between them.
+    """
+    mirrored = mirror_border(np.asarray(labels), width)
+    if width <= 0 or not mirrored.any():
+        return mirrored
+    parts = connected_components(mirrored, background=0, connectivity=1)  # per id, connected
+    inside = np.unique(crop_border(parts, width))
+    copies = np.setdiff1d(np.unique(parts), inside)
+    copies = copies[copies > 0]
+    if not len(copies):
+        return mirrored
+    new_ids = np.zeros(int(parts.max()) + 1, np.int64)
+    new_ids[copies] = int(mirrored.max()) + np.arange(1, len(copies) + 1)
+    out = mirrored.astype(np.int64 if new_ids.max() > np.iinfo(np.int32).max else np.int32)
+    is_copy = new_ids[parts] > 0
+    out[is_copy] = new_ids[parts][is_copy]
+    return out
 
 
 def crop_border(array: np.ndarray, width: int, yx_axes: tuple[int, int] = (-2, -1)) -> np.ndarray:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cellist.borders import crop_border, crop_labels, mirror_border, mirror_width
+from napari_cellist.borders import (
+    crop_border,
+    crop_labels,
+    mirror_border,
+    mirror_labels,
+    mirror_width,
+)
 
 
 def test_mirror_width_is_a_fraction_of_the_diameter_within_the_image():
@@ -34,3 +40,22 @@ def test_a_half_object_at_the_border_becomes_whole_and_crops_back_to_its_visible
     assert old_ids.tolist() == [7]
     assert out.dtype == np.int32 and out.shape == labels.shape
     assert out.max() == 1 and np.array_equal(out > 0, labels > 0)
+
+
+def test_mirrored_annotations_give_mirror_images_their_own_ids():
+    """A cut object joins its mirror image into one; the mirror image of an object near the border
+    but not cut by it is a separate object (same pixels as mirror_border, a new id)."""
+    labels = np.zeros((20, 20), np.int32)
+    labels[0:3, 8:12] = 1  # cut by the top border
+    labels[2:5, 14:17] = 2  # near the top border, not touching it
+    labels[10:14, 8:12] = 3  # inside, further than the margin
+    mirrored = mirror_labels(labels, 5)
+    same_pixels = mirror_border(labels, 5)
+    np.testing.assert_array_equal(mirrored > 0, same_pixels > 0)
+    np.testing.assert_array_equal(crop_border(mirrored, 5), labels)  # the image's own ids stay
+    assert np.all(mirrored[1:4, 19:22] == 4)  # object 2's copy above the border: a new id
+    assert np.count_nonzero(mirrored == 1) == np.count_nonzero(same_pixels == 1)  # whole again
+    assert np.count_nonzero(mirrored == 2) == np.count_nonzero(labels == 2)
+    assert np.count_nonzero(mirrored == 3) == np.count_nonzero(labels == 3)
+    assert len(np.unique(mirrored)) == 7  # 0, 3 objects, object 2's copies (top, right, corner)
+    np.testing.assert_array_equal(mirror_labels(labels, 0), labels)

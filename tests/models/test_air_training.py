@@ -101,6 +101,25 @@ def test_border_mirror_trains_on_cut_objects_made_whole():
     assert with_points.targets.pres_target.sum() == 1  # the point moved with the mirrored image
 
 
+def test_border_mirror_keeps_a_nucleus_near_the_border_an_object_of_its_own():
+    """A nucleus 2 px from the border is not cut: its mirror image in the margin is a second object,
+    not one annotation spanning both and centred in the gap between them."""
+    labels = np.zeros((96, 96), np.int32)
+    labels[2:14, 40:52] = 1
+    image = (labels > 0).astype(np.float32)
+    tp = AirTrainParams(border_mirror=0.5, diameter=12.0, scale_jitter=0.0)
+    plain, mirrored = (
+        AirModel()._training_items([Sample(image, labels)], replace(tp, border_mirror=b))[0].targets
+        for b in (0.0, 0.5)
+    )
+    assert plain.pres_target.sum() == 1 and mirrored.pres_target.sum() == 2
+    boxes = mirrored.where_target[mirrored.pres_target > 0]
+    nucleus = boxes[np.argmax(boxes[:, 2])]  # (size, aspect) in tanh units, as z_where
+    plain_box = plain.where_target[plain.pres_target > 0][0]
+    assert nucleus[2] == pytest.approx(plain_box[2], abs=0.1)  # its own size (pixel rounding)
+    assert abs(nucleus[3]) < 0.15  # and round: not stretched over the gap to its mirror image
+
+
 def test_scale_jitter_trains_on_smaller_and_larger_copies_of_each_image():
     image, labels = _read_dsb_crop()
     plain = AirModel()._training_items(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...borders import crop_border, crop_labels, mirror_border, mirror_width
+from ...borders import crop_border, crop_labels, mirror_border, mirror_labels, mirror_width
 from ...geometry import bounding_boxes
 from ...images import is_constant, prepare_grey
 from ...metrics import score_images
@@ -208,7 +208,7 @@ class AirModel(TrainableSegmenter):
                 weight = tp.pseudo_label_weight * weight
             margin = mirror_width(diameter, tp.border_mirror, grey.shape)
             mirrored = mirror_border(grey, margin)
-            labels = None if labels is None else mirror_border(np.asarray(labels), margin)
+            labels = None if labels is None else mirror_labels(labels, margin)
             points = None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
             annotated = labels is not None or points is not None
             scales = (1.0,) if tp.scale_jitter <= 0 else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
