@@ -88,8 +88,8 @@ def fuse_runs(
 ) -> Objects:
     """One set of objects from several predictions of the same image (test-time augmentation).
 
-    Objects of different runs whose masks overlap with IoU >= ``match_iou`` are one object. Its
-    score is the mean presence over the runs (0 where a run did not find it) and it keeps the
+    Objects of different runs whose masks overlap with IoU >= ``match_iou`` (> 0) are one object,
+    matched greedily from the most confident object down. Its score is the mean presence over the runs (0 where a run did not find it) and it keeps the
     box and mask of its most confident member; objects scoring below ``min_score`` are dropped.
     Masks are the alphas relative to their peak (:func:`object_shapes`), so faint objects that the
     runs agree on keep their outline. (A single run has no such vote: there an alpha too faint to
@@ -98,6 +98,8 @@ def fuse_runs(
     by ``match_scale`` (e.g. to the working scale: the same IoU, much less drawing). The
     result's slot fields (``index``, ``rel_boxes``) mix runs: draw reconstructions from one run.
     """
+    if not match_iou > 0:
+        raise ValueError(f"match_iou must be > 0 (objects must overlap to match), got {match_iou}.")
     pooled = _concat(runs)
     pooled = replace(pooled, alphas=object_shapes(pooled.alphas))
     run_of = np.repeat(np.arange(len(runs)), [len(r.scores) for r in runs])
