@@ -89,8 +89,9 @@ def fuse_runs(
     """One set of objects from several predictions of the same image (test-time augmentation).
 
     Objects of different runs whose masks overlap with IoU >= ``match_iou`` (> 0) are one object,
-    matched greedily from the most confident object down. Its score is the mean presence over the runs (0 where a run did not find it) and it keeps the
-    box and mask of its most confident member; objects scoring below ``min_score`` are dropped.
+    matched greedily from the most confident object down. Its score is the mean presence over
+    the runs (0 where a run did not find it) and it keeps the box and mask of its most confident
+    member; objects scoring below ``min_score`` are dropped.
     Masks are the alphas relative to their peak (:func:`object_shapes`), so faint objects that the
     runs agree on keep their outline. (A single run has no such vote: there an alpha too faint to
     reach ``alpha_threshold`` is what drops the decoder's guesses, see ``AirModel.predict_iter``.)
