@@ -31,15 +31,21 @@ from skimage.measure import regionprops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_air import split  # noqa: E402
-from missed_objects import best_match  # noqa: E402
 
 from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # noqa: E402
 from napari_cellist.images import prepare_grey  # noqa: E402
-from napari_cellist.metrics import exclude_border_objects  # noqa: E402
+from napari_cellist.metrics import best_matches, exclude_border_objects  # noqa: E402
 from napari_cellist.models.air import AirModel  # noqa: E402
-from napari_cellist.models.air.inference import label_map, object_shapes  # noqa: E402
+from napari_cellist.models.air.fusion import object_shapes  # noqa: E402
+from napari_cellist.models.air.inference import label_map  # noqa: E402
 
 HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
+
+
+def matches_by_label(truth: np.ndarray, pred: np.ndarray) -> dict[int, tuple[int, float]]:
+    """Per object of ``truth``: (id, IoU) of the object of ``pred`` overlapping it best."""
+    ids, pred_ids, ious = best_matches(truth, pred)
+    return {int(i): (int(p), float(v)) for i, p, v in zip(ids, pred_ids, ious, strict=True)}
 
 
 def runs_one_by_one(
@@ -86,13 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         if sample.name.startswith("hela"):  # scored without its (unannotated) border objects
             truth, _ = exclude_border_objects(truth, truth, HELA_MARGIN)
         h, w = truth.shape
+        default_matches = matches_by_label(truth, default)
+        run_matches = [(matches_by_label(truth, labels), scores) for labels, scores in runs]
         for obj in regionprops(truth):
-            if best_match(truth, obj.label, default)[1] >= 0.5:
+            if default_matches[obj.label][1] >= 0.5:
                 continue
             r0, c0, r1, c1 = obj.bbox
             per_run = []
-            for labels, scores in runs:
-                pid, iou = best_match(truth, obj.label, labels)
+            for matches, scores in run_matches:
+                pid, iou = matches[obj.label]
                 per_run.append({"presence": round(float(scores[pid - 1]), 3) if pid else 0.0,
                                 "iou": round(iou, 3)})
             rows.append({

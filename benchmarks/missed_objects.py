@@ -28,19 +28,6 @@ from napari_cellist.metrics import best_iou_per_object  # noqa: E402
 from napari_cellist.models import get_model_class  # noqa: E402
 
 
-def best_match(truth: np.ndarray, label: int, pred: np.ndarray) -> tuple[int, float]:
-    """(id, IoU) of the object of ``pred`` overlapping object ``label`` of ``truth`` best
-    (``(0, 0.0)`` when none overlaps it)."""
-    inside = pred[truth == label]
-    area = inside.size
-    best_id, best_iou = 0, 0.0
-    for pid, overlap in zip(*np.unique(inside[inside > 0], return_counts=True), strict=True):
-        iou = overlap / (area + np.count_nonzero(pred == pid) - overlap)
-        if iou > best_iou:
-            best_id, best_iou = int(pid), float(iou)
-    return best_id, best_iou
-
-
 def missed(truth: np.ndarray, pred: np.ndarray) -> list[tuple[int, bool, float]]:
     """(area, touches the border, best IoU) of every object of ``truth`` matched below IoU 0.5."""
     out = []

@@ -46,19 +46,32 @@ def iou_matrix(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndar
     return iou, true_ids, pred_ids
 
 
-def best_iou_per_object(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each object of ``truth`` and its best IoU with any object of ``pred``.
+def best_matches(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each object of ``truth``, the object of ``pred`` overlapping it best, and their IoU.
 
     Returns
     -------
     true_ids : np.ndarray
         The ids of ``truth``'s objects, ascending.
+    pred_ids : np.ndarray
+        ``(n_true,)`` id of the best-overlapping object of ``pred`` (the lowest id on a tie), 0
+        where none overlaps.
     best_iou : np.ndarray
-        float ``(n_true,)``; 0 where no predicted object overlaps. An object is *missed* at IoU
-        0.5 where this is below 0.5.
+        float ``(n_true,)``; 0 where no predicted object overlaps.
     """
-    iou, true_ids, _ = iou_matrix(truth, pred)
-    return true_ids, iou.max(axis=1) if iou.shape[1] else np.zeros(len(true_ids))
+    iou, true_ids, pred_ids = iou_matrix(truth, pred)
+    if not iou.shape[1]:
+        return true_ids, np.zeros(len(true_ids), np.int64), np.zeros(len(true_ids))
+    best = iou.argmax(axis=1)
+    best_iou = iou[np.arange(len(true_ids)), best]
+    return true_ids, np.where(best_iou > 0, pred_ids[best], 0), best_iou
+
+
+def best_iou_per_object(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each object of ``truth`` and its best IoU with any object of ``pred`` (see
+    :func:`best_matches`). An object is *missed* at IoU 0.5 where this is below 0.5."""
+    true_ids, _, best_iou = best_matches(truth, pred)
+    return true_ids, best_iou
 
 
 def matched_pairs(iou: np.ndarray, threshold: float) -> int:

@@ -3,6 +3,7 @@ import pytest
 
 from napari_cellist.metrics import (
     best_iou_per_object,
+    best_matches,
     exclude_border_objects,
     score_image,
     score_images,
@@ -67,3 +68,7 @@ def test_best_iou_per_object_finds_the_missed_ones():
     np.testing.assert_allclose(best, [1.0, 0.5, 0.0])
     ids, best = best_iou_per_object(truth, np.zeros_like(truth))
     assert ids.tolist() == [3, 7, 9] and not best.any()
+    pred[12:14, 10:14] = 5  # the other half of object 7: a tie, the lower id wins
+    ids, pred_ids, best = best_matches(truth, pred)
+    assert ids.tolist() == [3, 7, 9] and pred_ids.tolist() == [1, 2, 0]
+    np.testing.assert_allclose(best, [1.0, 0.5, 0.0])

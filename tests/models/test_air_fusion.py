@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, half_cell_shifts
-from napari_cellist.models.air.inference import (
+from napari_cellist.models.air.fusion import (
     ALPHA_PEAK_FLOOR,
-    Objects,
     fuse_runs,
-    label_map,
     object_shapes,
     shift_objects,
 )
+from napari_cellist.models.air.inference import Objects, label_map
 from napari_cellist.progress import drain
 from napari_cellist.types import Sample
 

@@ -3,7 +3,8 @@
 It explains an image as background plus objects (presence, box, appearance and alpha mask per
 slot of a grid of cells), learns without labels from the user's images and becomes
 semi-supervised where masks or points are committed. See :mod:`.model` for the generative
-story, :mod:`.training` for SVI and :mod:`.inference` for prediction.
+story, :mod:`.training` for SVI, :mod:`.inference` for prediction and :mod:`.fusion` for its
+test-time grid shifts.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from ...metrics import score_images
 from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
+from .fusion import fuse_runs, shift_objects
 from .inference import (
     Objects,
     find_objects,
     foreground_signal,
-    fuse_runs,
     label_map,
     reconstruction,
     select_objects,
-    shift_objects,
 )
 from .params import AirParams, AirTrainParams
 from .refine import snap_to_image
