@@ -1,4 +1,6 @@
-"""Benchmark AIR on /work/shared/data (or CELLIST_DATA): train on some images, score the others.
+"""Benchmark AIR on the annotated data sets: train on some images, score the others.
+
+Data: ``CELLIST_DATA`` (default ``../shared/data``, see ``benchmarks/_data.py``).
 
 Splits (fixed, by file name order):
 * coelho2009_u2os / coelho2009_nih3t3: train images 0-3, test images 4-5;
@@ -12,8 +14,8 @@ images. AIR is also scored with one grid position (``air_one_grid``) and with it
 instead of the masks snapped to the image (``air_decoded_masks``). Prints a Markdown table and
 writes JSON to benchmarks/results/.
 
-    python benchmarks/bench_air.py --data coelho2009_u2os --mode supervised --steps 1500
-    python benchmarks/bench_air.py --timing --checkpoint air.pt   # 1024 x 1024 prediction times
+    python -m benchmarks.bench_air --data coelho2009_u2os --mode supervised --steps 1500
+    python -m benchmarks.bench_air --timing --checkpoint air.pt   # 1024 x 1024 prediction times
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._data import data_folder, result_path
 from napari_cellist.io.readers import read_annotated_folder
 from napari_cellist.metrics import exclude_border_objects, score_images
 from napari_cellist.models.air import AirModel, AirTrainParams
@@ -37,13 +40,12 @@ from napari_cellist.models.threshold import ThresholdModel
 from napari_cellist.progress import drain
 from napari_cellist.types import Sample
 
-DATA = Path(os.environ.get("CELLIST_DATA", "/work/shared/data"))
 CTC_TRAIN = {"gowt1_t01", "gowt1_t21", "gowt1_t31", "hela_t13", "hela_t52"}
 
 
 def split(name: str) -> tuple[list[Sample], list[Sample]]:
     """(train, test) samples of a data folder; see the module docstring."""
-    pairs = read_annotated_folder(DATA / name)
+    pairs = read_annotated_folder(data_folder(name))
     samples = [Sample(np.asarray(p.image.data), p.mask, None, p.image.name) for p in pairs]
     if name.startswith("dsb2018"):
         s = samples[0]
@@ -132,9 +134,9 @@ def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
     torch.set_num_threads(2)
     model = AirModel.load(checkpoint) if checkpoint else AirModel()
     images = {
-        "gowt1_t01 (1024x1024, ~60 px nuclei)": tifffile.imread(DATA / "ctc_gowt1_hela/images/gowt1_t01.tif"),
+        "gowt1_t01 (1024x1024, ~60 px nuclei)": tifffile.imread(data_folder("ctc_gowt1_hela") / "images/gowt1_t01.tif"),
         "dsb2018 mirrored to 1024x1024 (~24 px nuclei)": _as_1024(
-            tifffile.imread(DATA / "dsb2018_stardist/images/dsb2018_img2d.tif")),
+            tifffile.imread(data_folder("dsb2018_stardist") / "images/dsb2018_img2d.tif")),
     }
     rows = []
     for label, image in images.items():
@@ -179,7 +181,7 @@ def main() -> None:
             print(f"| {r['image']} | {r['diameter']} | {r['reconstruction']} | "
                   f"{r['test_time_shifts']} | {r['refine_masks']} | {r['median_s']:.2f} | "
                   f"{r['objects']} | {r['load_avg_1min']:.1f} |")
-        out = Path(args.out or Path(__file__).parent / "results" / "air_timing.json")
+        out = Path(args.out or result_path("air_timing.json"))
         out.write_text(json.dumps(rows, indent=1))
         return
     rows = [run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed, args.save_dir)
@@ -193,7 +195,7 @@ def main() -> None:
               f"{dec['ap50']:.3f} / {dec['mean_ap']:.3f} | {t['ap50']:.3f} | {t['count_error']:.3f} | {r['train_s']:.0f} | "
               f"{r['steps_done']} | {r['predict_s_mean']:.2f} | {r['predict_1024_s_median']:.2f} | "
               f"{r['n_params']} | {r['checkpoint_bytes'] / 1024:.0f} |")
-    out = Path(args.out or Path(__file__).parent / "results" / f"air_{args.mode}.json")
+    out = Path(args.out or result_path(f"air_{args.mode}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(out.read_text()) if out.is_file() else []
     key = {(r["data"], r["mode"]) for r in rows}

@@ -18,8 +18,8 @@
 
 Splits are ``bench_air.py``'s. Prints a Markdown table and writes JSON::
 
-    python benchmarks/bench_air_corrections.py --data ctc_gowt1_hela --seed 0
-    python benchmarks/bench_air_corrections.py --checkpoint CKPTS/air_ctc_gowt1_hela_unsupervised_seed0.pt
+    python -m benchmarks.bench_air_corrections --data ctc_gowt1_hela --seed 0
+    python -m benchmarks.bench_air_corrections --checkpoint CKPTS/air_ctc_gowt1_hela_unsupervised_seed0.pt
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -37,13 +36,12 @@ import numpy as np
 import torch
 from skimage.measure import regionprops
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_air import score, split  # noqa: E402
-
-from napari_cellist.metrics import best_iou_per_object  # noqa: E402
-from napari_cellist.models.air import AirModel, AirTrainParams  # noqa: E402
-from napari_cellist.progress import drain  # noqa: E402
-from napari_cellist.types import Sample  # noqa: E402
+from benchmarks._data import result_path
+from benchmarks.bench_air import score, split
+from napari_cellist.metrics import best_iou_per_object
+from napari_cellist.models.air import AirModel, AirTrainParams
+from napari_cellist.progress import drain
+from napari_cellist.types import Sample
 
 logger = logging.getLogger("bench_air_corrections")
 ARMS = ("none", "points", "masks")
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="Fine-tuning steps per arm.")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="JSON (default results/air_corrections_<data>_seed<N>.json)")
+    parser.add_argument("--out", default=None, help="JSON (default benchmarks/results/air_corrections_<data>_seed<N>.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     train, test = split(args.data)
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| base (no labels) | - | {cells(result['base'])} | - |")
     for row in result["arms"]:
         print(f"| + {row['arm']} | {row['corrections']} | {cells(row['test'])} | {row['fit_s']:.0f} |")
-    out = Path(args.out or Path(__file__).parent / "results" / f"air_corrections_{args.data}_seed{args.seed}.json")
+    out = Path(args.out or result_path(f"air_corrections_{args.data}_seed{args.seed}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")

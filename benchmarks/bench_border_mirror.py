@@ -4,7 +4,7 @@ The same trained network predicts the held-out images of ``bench_cellpose.py``'s
 with the border mirrored by half an object diameter (the default) and without (0 = plain
 Cellpose / AIR). Nothing is retrained, so the difference is the border handling alone::
 
-    python benchmarks/bench_border_mirror.py --model cellpose --checkpoint CKPT \
+    python -m benchmarks.bench_border_mirror --model cellpose --checkpoint CKPT \
         --folders coelho2009_u2os coelho2009_nih3t3 --out benchmarks/results/border_mirror_cellpose.json
 """
 
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cellpose import FOLDERS, load_split  # noqa: E402
-
-from napari_cellist.metrics import score_images  # noqa: E402
-from napari_cellist.models import get_model_class  # noqa: E402
+from benchmarks._data import result_path
+from benchmarks.bench_cellpose import FOLDERS, load_split
+from napari_cellist.metrics import score_images
+from napari_cellist.models import get_model_class
 
 KEYS = ("ap50", "mean_ap", "precision", "recall", "count_error", "n_true", "n_pred")
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/border_mirror.json")
+    parser.add_argument("--out", default=str(result_path("border_mirror.json")))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = get_model_class(args.model).load(args.checkpoint)

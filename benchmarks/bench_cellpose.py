@@ -1,10 +1,12 @@
-"""Cellpose benchmark: train from scratch on part of /work/shared/data, score the rest, time predictions.
+"""Cellpose benchmark: train from scratch on part of the annotated data, score the rest, time predictions.
+
+Data: ``CELLIST_DATA`` (default ``../shared/data``, see ``benchmarks/_data.py``).
 
 No pretrained Cellpose weights can be downloaded here, so the network is trained from scratch on
 the training split (time-capped), then scored on held-out images of every folder, next to the
 threshold model on the same images. Run (2 threads)::
 
-    python benchmarks/bench_cellpose.py --minutes 15 --threads 2   # writes benchmarks/results/cellpose.json
+    python -m benchmarks.bench_cellpose --minutes 15 --threads 2   # writes benchmarks/results/cellpose.json
 
 ``--folders coelho2009_u2os coelho2009_nih3t3`` trains a specialist on those folders only.
 Split (fixed): test = u2os_dna-4/5, nih3t3_dna-4/5, gowt1_t52/t72, hela_t75/t79 and the right half
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._data import data_folder, result_path
 from napari_cellist.io.readers import read_annotated_folder
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model
@@ -36,7 +39,6 @@ from napari_cellist.models.cellpose_adapter import (
 from napari_cellist.models.cellpose_adapter.weights import build_network
 from napari_cellist.types import Sample
 
-DATA = Path("/work/shared/data")
 TEST = {
     "u2os_dna-4",
     "u2os_dna-5",
@@ -64,7 +66,7 @@ def load_split(
     train: list[Sample] = []
     test: dict[str, list[Sample]] = {}
     for folder in folders:
-        for pair in read_annotated_folder(DATA / folder):
+        for pair in read_annotated_folder(data_folder(folder)):
             image, mask, name = (
                 np.asarray(pair.image.data, np.float32),
                 np.asarray(pair.mask),
@@ -144,10 +146,10 @@ def evaluate(
 def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
     """Seconds of one 2D 1024x1024 prediction and of a small 3D stack (do_3D and stitching)."""
     gowt1 = [
-        p for p in read_annotated_folder(DATA / "ctc_gowt1_hela") if p.image.name == "gowt1_t52"
+        p for p in read_annotated_folder(data_folder("ctc_gowt1_hela")) if p.image.name == "gowt1_t52"
     ][0]
     image = np.asarray(gowt1.image.data, np.float32)
-    dsb = read_annotated_folder(DATA / "dsb2018_stardist")[0]
+    dsb = read_annotated_folder(data_folder("dsb2018_stardist"))[0]
     crop = np.asarray(dsb.image.data, np.float32)[:128, :128]
     stack = np.stack([np.roll(crop, (z, z), axis=(0, 1)) for z in range(16)])  # (16, 128, 128)
     cases = {
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", default=None, help="also write the trained model here")
-    parser.add_argument("--out", default="benchmarks/results/cellpose.json")
+    parser.add_argument("--out", default=str(result_path("cellpose.json")))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     train_samples, test = load_split(tuple(args.folders))

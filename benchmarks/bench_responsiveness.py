@@ -6,7 +6,7 @@ creates the three layers, a re-run that updates them in place, and a synchronous
 GUI thread (CELLIST_SYNC=1) for comparison. What remains of the stall in worker mode is napari
 building / updating the layers on the GUI thread, which napari requires. Run under a display or Xvfb:
 
-    xvfb-run -a python benchmarks/bench_responsiveness.py
+    xvfb-run -a python -m benchmarks.bench_responsiveness
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import tifffile
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from benchmarks._data import data_root, result_path
 
 
 def measure(viewer, widget, sync: bool) -> dict:
@@ -50,7 +49,7 @@ def main() -> None:
 
     from napari_cellist._widgets import BaseModelWidget
 
-    path = max(DATA.glob("*/images/*.tif"), key=lambda p: tifffile.imread(p).size)
+    path = max(data_root().glob("*/images/*.tif"), key=lambda p: tifffile.imread(p).size)
     viewer = napari.Viewer(show=True)
     viewer.add_image(tifffile.imread(path), name="image")
     widget = BaseModelWidget(viewer)
@@ -65,7 +64,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['mode']} | {r['prediction_s']:.2f} | {r['max_stall_ms']:.0f} | {r['p95_gap_ms']:.0f} |")
-    out = Path(__file__).parent / "results" / "responsiveness.json"
+    out = result_path("responsiveness.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"image": path.name, "rows": rows}, indent=2))
     viewer.close()

@@ -4,7 +4,7 @@ No SAM weights can be downloaded here, so the models carry random weights: timin
 the real architectures (vit_b: 1024 px input, 12 blocks, 768 channels) but the masks are
 meaningless, so no accuracy is reported. Run::
 
-    python benchmarks/bench_sam.py            # vit_b-size + tiny, writes benchmarks/results/sam.json
+    python -m benchmarks.bench_sam            # vit_b-size + tiny, writes benchmarks/results/sam.json
 
 Prompts are the centres (points) and boxes of the ground-truth nuclei of the DSB2018 image.
 """
@@ -26,6 +26,7 @@ import numpy as np
 import tifffile
 import torch
 
+from benchmarks._data import data_folder, result_path
 from napari_cellist.geometry import bounding_boxes, centres
 from napari_cellist.models.sam.architecture import TINY_CONFIG, SamConfig, write_random_checkpoint
 from napari_cellist.models.sam.embeddings import EmbeddingCache
@@ -39,7 +40,6 @@ from napari_cellist.models.sam.torchvision_compat import (
 )
 from napari_cellist.models.sam.weights import load_sam
 
-DATA = Path("/work/shared/data")
 VIT_B = SamConfig(
     encoder_embed_dim=768,
     encoder_depth=12,
@@ -147,14 +147,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="passes over the prompts")
-    parser.add_argument("--out", default="benchmarks/results/sam.json")
+    parser.add_argument("--out", default=str(result_path("sam.json")))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_segment_anything()
-    name = sorted((DATA / "dsb2018_stardist/images").glob("*.tif"))[0].name
-    image = tifffile.imread(DATA / "dsb2018_stardist/images" / name)
-    truth = tifffile.imread(DATA / "dsb2018_stardist/masks" / name)
-    big = tifffile.imread(sorted((DATA / "coelho2009_u2os/images").glob("*.tif"))[0])
+    name = sorted((data_folder("dsb2018_stardist") / "images").glob("*.tif"))[0].name
+    image = tifffile.imread(data_folder("dsb2018_stardist") / "images" / name)
+    truth = tifffile.imread(data_folder("dsb2018_stardist") / "masks" / name)
+    big = tifffile.imread(sorted((data_folder("coelho2009_u2os") / "images").glob("*.tif"))[0])
     ids, points = centres(truth)
     boxes = bounding_boxes(truth)
     prompts = [("point", tuple(p)) for p in points[:20]] + [

@@ -5,7 +5,7 @@ widget; a 10 ms QTimer records when the event loop gets to run while the widget 
 vit_b-size checkpoint (random weights) and embeds the image in its worker. The longest gap between
 ticks is the longest stall a user would feel. Run::
 
-    xvfb-run -a python benchmarks/bench_sam_viewer.py   # writes benchmarks/results/sam_viewer.json
+    xvfb-run -a python -m benchmarks.bench_sam_viewer   # writes benchmarks/results/sam_viewer.json
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-DATA = Path("/work/shared/data/dsb2018_stardist")
+from benchmarks._data import data_folder, result_path
 
 
 class TickRecorder:
@@ -127,7 +127,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", choices=("vit_b", "tiny"), default="vit_b")
     parser.add_argument("--runs", type=int, default=3, help="cold runs, each with a new viewer")
-    parser.add_argument("--out", default="benchmarks/results/sam_viewer.json")
+    parser.add_argument("--out", default=str(result_path("sam_viewer.json")))
     args = parser.parse_args()
     import torch
 
@@ -139,7 +139,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     vit_b = SamConfig(768, 12, 12, (2, 5, 8, 11))
-    image = tifffile.imread(sorted((DATA / "images").glob("*.tif"))[0])
+    image = tifffile.imread(sorted((data_folder("dsb2018_stardist") / "images").glob("*.tif"))[0])
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         config = vit_b if args.model == "vit_b" else TINY_CONFIG

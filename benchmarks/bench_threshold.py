@@ -1,4 +1,6 @@
-"""Accuracy and speed of the threshold model on ../shared/data.
+"""Accuracy and speed of the threshold model on the annotated data sets.
+
+Data: ``CELLIST_DATA`` (default ``../shared/data``, see ``benchmarks/_data.py``).
 
 For every folder: the default model (diameter estimated per image) on all images, and a
 train/test split (images at even positions of the sorted list fit the parameters, the others
@@ -6,7 +8,7 @@ measure; the single DSB2018 image is split into its left and right halves) compa
 default and the fitted model on the held-out images. HeLa images are scored ignoring objects
 within 20 px of the border (not annotated there). Also times one prediction of the largest image.
 
-Usage: python benchmarks/bench_threshold.py [--candidates 24] [--out benchmarks/results/threshold.json]
+Usage: python -m benchmarks.bench_threshold [--candidates 24] [--out benchmarks/results/threshold.json]
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from benchmarks._data import data_root, result_path
 from napari_cellist.images import prepare_grey
 from napari_cellist.metrics import exclude_border_objects, score_images
 from napari_cellist.models.threshold import ThresholdFitParams, ThresholdModel
 from napari_cellist.progress import drain
 from napari_cellist.types import Sample
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def load(folder: Path) -> list[Sample]:
@@ -56,7 +57,7 @@ def score(model: ThresholdModel, samples: list[Sample]) -> dict:
 
 
 def time_largest(repeats: int = 3) -> dict:
-    paths = sorted(DATA.glob("*/images/*.tif"), key=lambda p: tifffile.imread(p).size)
+    paths = sorted(data_root().glob("*/images/*.tif"), key=lambda p: tifffile.imread(p).size)
     image = prepare_grey(tifffile.imread(paths[-1]))
     model = ThresholdModel()
     model.predict(image)  # warm-up
@@ -71,10 +72,10 @@ def time_largest(repeats: int = 3) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidates", type=int, default=24)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "threshold.json"))
+    parser.add_argument("--out", default=str(result_path("threshold.json")))
     args = parser.parse_args()
     rows = []
-    for folder in sorted(p for p in DATA.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in data_root().iterdir() if p.is_dir()):
         samples = load(folder)
         train, test = samples[0::2], samples[1::2]
         default_all = score(ThresholdModel(), samples)

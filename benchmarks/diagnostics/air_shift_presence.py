@@ -10,8 +10,8 @@ grid position and missed in the others averages below ``min_score``. HeLa images
 within 20 px of the border, as ``bench_air.score`` does. The table's mean presence
 counts, like the fusion, only the runs whose object matches the missed one (IoU >= 0.5).
 
-    python benchmarks/bench_air.py --data coelho2009_u2os --mode supervised --save-dir CKPTS
-    python benchmarks/air_shift_presence.py --checkpoint CKPTS/air_coelho2009_u2os_supervised_seed0.pt \
+    python -m benchmarks.bench_air --data coelho2009_u2os --mode supervised --save-dir CKPTS
+    python -m benchmarks.diagnostics.air_shift_presence --checkpoint CKPTS/air_coelho2009_u2os_supervised_seed0.pt \
         --data coelho2009_u2os
 
 Prints a Markdown table and writes JSON (``--out``).
@@ -29,15 +29,13 @@ import numpy as np
 import torch
 from skimage.measure import regionprops
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_air import split  # noqa: E402
-
-from napari_cellist.borders import crop_labels, mirror_border, mirror_width  # noqa: E402
-from napari_cellist.images import prepare_grey  # noqa: E402
-from napari_cellist.metrics import best_matches, exclude_border_objects  # noqa: E402
-from napari_cellist.models.air import AirModel  # noqa: E402
-from napari_cellist.models.air.fusion import object_shapes  # noqa: E402
-from napari_cellist.models.air.inference import label_map  # noqa: E402
+from benchmarks.bench_air import split
+from napari_cellist.borders import crop_labels, mirror_border, mirror_width
+from napari_cellist.images import prepare_grey
+from napari_cellist.metrics import best_matches, exclude_border_objects
+from napari_cellist.models.air import AirModel
+from napari_cellist.models.air.fusion import object_shapes
+from napari_cellist.models.air.inference import label_map
 
 HELA_MARGIN = 20  # px: HeLa's border nuclei are not annotated (as bench_air.score)
 
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         "without masks, whose training never saw the annotations)")
     parser.add_argument("--floor", type=float, default=0.01, help="smallest presence kept per run")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/...)")
+    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/diagnostics/results/...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = AirModel.load(args.checkpoint)

@@ -5,9 +5,9 @@ A ground-truth object is missed when no predicted object overlaps it with IoU >=
 line per missed object (area in pixels, touches the border or not, best IoU) and a summary; the
 test split is ``bench_cellpose.py``'s (``bench_air.py`` uses the same Coelho test images)::
 
-    python benchmarks/missed_objects.py --model cellpose --checkpoint CKPT --folders coelho2009_u2os
-    python benchmarks/missed_objects.py --model air --checkpoint CKPT --folders coelho2009_u2os
-    python benchmarks/missed_objects.py --model cellpose --checkpoint CKPT --border-mirror 0
+    python -m benchmarks.diagnostics.missed_objects --model cellpose --checkpoint CKPT --folders coelho2009_u2os
+    python -m benchmarks.diagnostics.missed_objects --model air --checkpoint CKPT --folders coelho2009_u2os
+    python -m benchmarks.diagnostics.missed_objects --model cellpose --checkpoint CKPT --border-mirror 0
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.measure import regionprops
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cellpose import FOLDERS, load_split  # noqa: E402
-
-from napari_cellist.metrics import best_iou_per_object  # noqa: E402
-from napari_cellist.models import get_model_class  # noqa: E402
+from benchmarks.bench_cellpose import FOLDERS, load_split
+from napari_cellist.metrics import best_iou_per_object
+from napari_cellist.models import get_model_class
 
 
 def missed(truth: np.ndarray, pred: np.ndarray) -> list[tuple[int, bool, float]]:

@@ -13,7 +13,7 @@ grid cells touch a nucleus), a trained checkpoint is asked:
    summarised over the cells (mean, median, fraction positive). Positive = training pushes
    presence down.
 
-    python benchmarks/air_presence_diagnosis.py --checkpoint CKPT --data dsb2018_stardist
+    python -m benchmarks.diagnostics.air_presence_diagnosis --checkpoint CKPT --data dsb2018_stardist
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_air import split  # noqa: E402
-
-from napari_cellist.models.air import AirModel  # noqa: E402
-from napari_cellist.models.air.model import Anneal, Batch  # noqa: E402
-from napari_cellist.models.air.supervision import labels_to_working, to_working  # noqa: E402
+from benchmarks.bench_air import split
+from napari_cellist.models.air import AirModel
+from napari_cellist.models.air.model import Anneal, Batch
+from napari_cellist.models.air.supervision import labels_to_working, to_working
 
 
 def _nucleus_cells(labels: np.ndarray, cell: int) -> torch.Tensor:
