@@ -14,12 +14,6 @@ from napari_cellist.types import DEFAULT_CLASS, ObjectMeta
 DSB = DATA / "dsb2018_stardist"
 
 
-@pytest.fixture
-def store(tmp_path):
-    with ProjectStore(tmp_path) as opened:
-        yield opened
-
-
 def blobs(shape=(40, 50)) -> np.ndarray:
     labels = np.zeros(shape, np.int32)
     labels[2:10, 3:12] = 1

@@ -12,12 +12,6 @@ from napari_cellist.store import ImageRecord, ProjectStore, StoreError, pixels
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ProjectStore(tmp_path / "store") as opened:
-        yield opened
-
-
-@pytest.fixture
 def image():
     return np.random.default_rng(0).integers(0, 4000, (24, 32), dtype=np.uint16)
 

@@ -11,12 +11,6 @@ from test_store_migrations import _columns, _dump, _labels, _version, build_stor
 from napari_cellist.store import SCHEMA_VERSION, ProjectStore, StoreError, migrations
 
 
-@pytest.fixture
-def store(tmp_path):
-    with ProjectStore(tmp_path) as opened:
-        yield opened
-
-
 def blobs(shape=(40, 50)) -> np.ndarray:
     labels = np.zeros(shape, np.int32)
     labels[..., 2:10, 3:12] = 1

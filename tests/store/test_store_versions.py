@@ -11,12 +11,6 @@ import pytest
 from napari_cellist.store import ModelVersionRecord, ProjectStore, StoreError
 
 
-@pytest.fixture
-def store(tmp_path):
-    with ProjectStore(tmp_path) as opened:
-        yield opened
-
-
 def test_versions_lineage_and_latest(store, tmp_path):
     checkpoint = tmp_path / "air-1.pt"
     checkpoint.write_bytes(b"\x00weights")
