@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .io.readers import (
-    IMAGE_EXTENSIONS,
     AnnotatedPair,
     ImageData,
+    ImageReadError,
+    check_annotated_folder,
     is_annotated_folder,
     list_images,
     read_annotated_folder,
@@ -33,7 +34,10 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
     """Return :func:`read_layers` when every path is something Cellist reads, else None.
 
     Supported: TIFF / OME-TIFF / PNG / JPEG files and folders holding such images (an
-    ``images/`` + ``masks/`` folder included). Never raises.
+    ``images/`` + ``masks/`` folder included). Every file is checked cheaply first (its header:
+    the format its extension names, not truncated, small enough to decode; a folder's masks
+    too), so that napari offers the file to another plugin rather than to a reader that would
+    fail. Never raises.
     """
     try:
         paths = [path] if isinstance(path, str | os.PathLike) else list(path)
@@ -52,6 +56,8 @@ def read_layers(path: PathOrPaths) -> list[LayerData]:
     list of (data, kwargs, layer_type)
         One ``"image"`` layer per image; for an annotated folder also a ``"labels"`` layer
         ``"<stem> masks"`` per mask and a ``"points"`` layer ``"<stem> points"`` per points file.
+        Only the first image (and its masks / points) is visible, so that a folder does not
+        open as a pile of stacked layers; grey images get percentile contrast limits.
 
     Raises
     ------
@@ -63,37 +69,68 @@ def read_layers(path: PathOrPaths) -> list[LayerData]:
     for item in map(Path, paths):
         if item.is_dir() and is_annotated_folder(item):
             for pair in read_annotated_folder(item):
-                layers.extend(_pair_layers(pair))
+                layers.extend(_pair_layers(pair, visible=not layers))
         else:
-            layers.extend(_image_layer(read_image(p)) for p in list_images([item]))
+            for p in list_images([item]):
+                layers.append(_image_layer(read_image(p), visible=not layers))
     return layers
 
 
 def _supported(path: Path) -> bool:
-    if path.is_dir():
-        return bool(list_images([path]))
-    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    """Cheap checks (headers only) that :func:`read_layers` can read ``path``."""
+    from .io.probe import check_decodable, probe_image
+
+    try:
+        if path.is_dir() and is_annotated_folder(path):
+            check_annotated_folder(path)
+            return True
+        images = list_images([path])
+        for image_path in images:
+            check_decodable(probe_image(image_path))
+    except (ImageReadError, OSError) as err:
+        logger.debug("Cellist declines %s: %s", path, err)
+        return False
+    return bool(images)
 
 
-def _image_layer(image: ImageData) -> LayerData:
+def _image_layer(image: ImageData, visible: bool = True) -> LayerData:
     kwargs = {
         "name": image.name,
         "scale": image.layer_scale(),
         "rgb": image.rgb,
         "channel_axis": image.channel_axis,
+        "visible": visible,
         "metadata": {"cellist_path": str(image.path), "axes": image.axes, "unit": image.unit},
     }
+    limits = _contrast_limits(image)
+    if limits is not None:
+        kwargs["contrast_limits"] = limits
     return image.data, kwargs, "image"
 
 
-def _pair_layers(pair: AnnotatedPair) -> list[LayerData]:
+def _contrast_limits(image: ImageData) -> Any:
+    """Percentile limits per grey image or per channel; None for RGB (napari's own)."""
+    import numpy as np
+
+    from .images import display_range
+
+    if image.rgb or image.data.dtype.kind not in "biuf":
+        return None
+    if image.channel_axis is None:
+        return display_range(image.data)
+    channels = np.moveaxis(image.data, image.channel_axis, 0)
+    return [display_range(channel) for channel in channels]
+
+
+def _pair_layers(pair: AnnotatedPair, visible: bool = True) -> list[LayerData]:
     image = pair.image
-    layers = [_image_layer(image)]
+    layers = [_image_layer(image, visible)]
     spatial_scale = image.scale
     if pair.mask is not None:
         kwargs = {
             "name": f"{image.name} masks",
             "scale": spatial_scale,
+            "visible": visible,
             "metadata": {"cellist_path": str(pair.mask_path), "cellist_image": str(image.path)},
         }
         layers.append((pair.mask, kwargs, "labels"))
@@ -102,6 +139,7 @@ def _pair_layers(pair: AnnotatedPair) -> list[LayerData]:
             "name": f"{image.name} points",
             "scale": spatial_scale,
             "size": 5,
+            "visible": visible,
             "metadata": {"cellist_image": str(image.path)},
         }
         layers.append((pair.points, kwargs, "points"))

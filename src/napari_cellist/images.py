@@ -118,3 +118,41 @@ def normalise_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
 def is_constant(image: np.ndarray) -> bool:
     """True when every pixel has the same value."""
     return bool(image.size == 0 or np.ptp(image) == 0)
+
+
+def display_range(
+    image: np.ndarray, low: float = 1.0, high: float = 99.8, max_samples: int = 2**20
+) -> tuple[float, float]:
+    """Contrast limits ``(lo, hi)`` from the ``low``/``high`` percentiles of ``image``.
+
+    A uint16 image whose objects use a few hundred of its 65,536 grey levels shows near black
+    with min/max (or dtype) limits; percentiles show its content. Large images (memory-mapped
+    ones included) are sampled on a regular grid of at most ``max_samples`` pixels, so this
+    reads a few MB whatever the image size.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Grey image of any shape and real dtype; NaN / inf are ignored.
+    low, high : float
+        Percentiles (0-100).
+    max_samples : int
+        Most pixels read.
+
+    Returns
+    -------
+    tuple of float
+        ``lo < hi`` (``(v, v + 1)`` for a constant image, ``(0, 1)`` without finite values).
+    """
+    array = np.asarray(image) if not hasattr(image, "shape") else image
+    if array.size == 0:
+        return 0.0, 1.0
+    step = max(1, int(np.ceil((array.size / max_samples) ** (1 / max(array.ndim, 1)))))
+    sample = np.asarray(array[(slice(None, None, step),) * array.ndim], dtype=np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)

@@ -4,6 +4,7 @@ PNG / JPEG, points CSV, axis normalisation, and the file-naming rules of image f
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 from pathlib import Path
 
@@ -72,11 +73,27 @@ def _coordinate_columns(header: list[str]) -> list[int] | None:
 
 def check_file(path: Path) -> None:
     """Raise ImageReadError unless ``path`` is a non-empty file with a supported extension."""
+    check_exists(path)
+    if path.is_dir():
+        raise ImageReadError(f"'{path}' is a folder, not an image file.")
     check_extension(path)
     if not path.is_file():
-        raise ImageReadError(f"'{path}' does not exist or is not a file.")
+        raise ImageReadError(f"'{path}' is not a regular file.")
     if path.stat().st_size == 0:
         raise ImageReadError(f"'{path}' is empty (0 bytes).")
+
+
+def check_exists(path: Path) -> None:
+    """Raise ImageReadError when ``path`` is missing, a symbolic-link loop or inaccessible."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        kind = "broken symbolic link" if path.is_symlink() else "file or folder"
+        raise ImageReadError(f"'{path}' does not exist (no such {kind}).") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ImageReadError(f"'{path}' is a symbolic link that loops back on itself.") from None
+        raise ImageReadError(f"Cannot access '{path}': {err.strerror}.") from None
 
 
 def check_extension(path: Path) -> None:
@@ -123,7 +140,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
         if not tif.series:
             raise ImageReadError(f"'{path}' is a damaged TIFF: it holds no readable image.")
         series = tif.series[0]
-        _check_not_truncated(path, series)
+        check_not_truncated(path, series)
         axes = series.axes
         sizes, unit = pixel_sizes(tif)
         big = series.nbytes > MEMMAP_BYTES and series.dataoffset is not None
@@ -133,7 +150,8 @@ def read_tiff(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
     return data.reshape(series.shape), axes, sizes, unit
 
 
-def _check_not_truncated(path: Path, series) -> None:
+def check_not_truncated(path: Path, series) -> None:
+    """Raise ImageReadError when the pixel data of ``series`` run past the end of the file."""
     size = path.stat().st_size
     for page in series.pages:
         if page is None:
@@ -164,7 +182,9 @@ def read_plain(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
 
 def read_pixels(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
     """``(data, axes, {axis: pixel size}, unit)`` of an image file; ImageReadError otherwise."""
-    check_file(path)
+    from .probe import check_decodable, first_line, probe_image
+
+    check_decodable(probe_image(path))  # header only: refuses what cannot be decoded in memory
     try:
         if path.suffix.lower() in TIFF_EXTENSIONS:
             return read_tiff(path)
@@ -174,7 +194,7 @@ def read_pixels(path: Path) -> tuple[np.ndarray, str, dict[str, float], str]:
     except Exception as err:  # tifffile / imageio / codecs raise many types
         raise ImageReadError(
             f"Cannot read '{path}': the file is corrupt, truncated or not a "
-            f"{_FORMAT_NAMES[path.suffix.lower()]} image ({type(err).__name__}: {err})."
+            f"{_FORMAT_NAMES[path.suffix.lower()]} image ({type(err).__name__}: {first_line(err)})."
         ) from err
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from ._formats import (
     IMAGE_EXTENSIONS,
     SPATIAL_AXES,
     ImageReadError,
+    check_exists,
     check_extension,
     find_mask,
     is_image_file,
@@ -39,8 +41,10 @@ __all__ = [
     "ImageData",
     "ImageReadError",
     "as_label_map",
+    "check_annotated_folder",
     "is_annotated_folder",
     "list_images",
+    "unmatched_masks",
     "read_annotated_folder",
     "read_image",
     "read_mask",
@@ -175,19 +179,22 @@ def list_images(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     Raises
     ------
     ImageReadError
-        A path that does not exist or a file with an unsupported extension.
+        A path that does not exist, a symbolic-link loop, an unreadable folder, or a file with
+        an unsupported extension.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     found: list[Path] = []
     for item in map(Path, paths):
+        check_exists(item)
         if item.is_dir():
             folder = item / "images" if is_annotated_folder(item) else item
-            found.extend(sorted(p for p in folder.iterdir() if is_image_file(p)))
+            try:
+                found.extend(sorted(p for p in folder.iterdir() if is_image_file(p)))
+            except OSError as err:
+                raise ImageReadError(f"Cannot list the folder '{folder}': {err.strerror}.") from err
         else:
             check_extension(item)
-            if not item.exists():
-                raise ImageReadError(f"'{item}' does not exist.")
             found.append(item)
     return list(dict.fromkeys(found))
 
@@ -213,8 +220,10 @@ def read_annotated_folder(folder: str | os.PathLike) -> list[AnnotatedPair]:
         No ``images/`` folder, an unreadable file, or a mask whose shape differs from its image.
     """
     folder = Path(folder)
+    check_exists(folder)
     if not is_annotated_folder(folder):
         raise ImageReadError(f"'{folder}' has no 'images/' sub-folder with image files in it.")
+    _warn_unmatched_masks(folder)
     pairs = []
     for image_path in list_images([folder]):
         image = read_image(image_path)
@@ -230,6 +239,72 @@ def read_annotated_folder(folder: str | os.PathLike) -> list[AnnotatedPair]:
         folder,
     )
     return pairs
+
+
+def unmatched_masks(folder: str | os.PathLike) -> list[Path]:
+    """Files of ``folder/masks`` whose name matches no image of ``folder/images`` (sorted).
+
+    A mask belongs to the image with the same file name, or the same stem with another image
+    extension (``masks/a.png`` for ``images/a.tif``); anything else is never read.
+    """
+    folder = Path(folder)
+    masks = folder / "masks"
+    if not masks.is_dir():
+        return []
+    images = {stem(p) for p in list_images([folder / "images"])}
+    return sorted(p for p in masks.iterdir() if is_image_file(p) and stem(p) not in images)
+
+
+def _warn_unmatched_masks(folder: Path) -> None:
+    unmatched = unmatched_masks(folder)
+    if unmatched:
+        names = ", ".join(p.name for p in unmatched[:10]) + (", ..." if len(unmatched) > 10 else "")
+        warnings.warn(
+            f"{len(unmatched)} mask file(s) in '{folder / 'masks'}' match no image in images/ and "
+            f"are ignored: {names} (a mask needs its image's file name).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def check_annotated_folder(folder: str | os.PathLike) -> None:
+    """Check cheaply (file headers only) that :func:`read_annotated_folder` can read ``folder``.
+
+    Every image and mask must be a readable file of its declared format, not truncated, small
+    enough to decode, and each mask's shape must be its image's (a channel or colour axis
+    aside).
+
+    Raises
+    ------
+    ImageReadError
+        Naming the first file that cannot be read.
+    """
+    from .probe import check_decodable, probe_image
+
+    folder = Path(folder)
+    if not is_annotated_folder(folder):
+        raise ImageReadError(f"'{folder}' has no 'images/' sub-folder with image files in it.")
+    for image_path in list_images([folder]):
+        image = probe_image(image_path)
+        check_decodable(image)
+        mask_path = find_mask(folder / "masks", image_path)
+        if mask_path is None:
+            continue
+        mask = probe_image(mask_path)
+        check_decodable(mask)
+        if np.dtype(mask.dtype).kind not in "biuf":
+            raise ImageReadError(f"The mask '{mask_path}' holds {mask.dtype} values, not label ids.")
+        if not _same_spatial_shape(mask.shape, image.shape):
+            raise ImageReadError(
+                f"The mask '{mask_path}' has shape {mask.shape} but its image has {image.shape}."
+            )
+
+
+def _same_spatial_shape(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> bool:
+    """The mask's shape is the image's, up to singleton axes and one channel / colour axis."""
+    mask = tuple(n for n in mask_shape if n > 1)
+    image = tuple(n for n in image_shape if n > 1)
+    return mask == image or any(mask == image[:i] + image[i + 1 :] for i in range(len(image)))
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
