@@ -1,5 +1,5 @@
 """Which annotated objects does AIR miss on the test images, and what presence did each of the
-test-time grid positions give them? (The check behind session 6's reading of the U2OS misses.)
+test-time grid positions give them? (The check behind the reading of the U2OS misses in docs/decisions.md.)
 
 For every ground-truth object that the default prediction misses (no predicted object with
 IoU >= 0.5), each of the ``test_time_shifts`` runs is repeated on its own (``AirModel.grid_runs``, the
