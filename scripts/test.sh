@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m ruff check src tests
+.venv/bin/python -m ruff check src tests benchmarks examples
 exec .venv/bin/python -m pytest "$@"
