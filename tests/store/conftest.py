@@ -64,8 +64,10 @@ def postgres_admin():
 
 def schema_url(url: str, schema: str) -> str:
     """``url`` with every connection's ``search_path`` set to ``schema``."""
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
+    return (
+        make_url(url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
     )
 
 

@@ -8,7 +8,7 @@ import tifffile
 
 from conftest import DATA
 from napari_cellist.labels import diff_label_maps, merge_labels, remove_labels
-from napari_cellist.store import CommitResult, ProjectStore, StoreError, encoding
+from napari_cellist.store import CommitResult, StoreError, encoding
 from napari_cellist.types import DEFAULT_CLASS, ObjectMeta
 
 DSB = DATA / "dsb2018_stardist"

@@ -102,6 +102,7 @@ def test_missing_path_at_add_time_stores_pixels(store, image, tmp_path):
 
 def test_real_reader_round_trip(store, image, tmp_path):
     from napari_cellist import io
+
     path = tmp_path / "cells.tif"
     tifffile.imwrite(path, image)
     record = store.add_image(io.read_image(path).data, path=path)

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from napari_cellist.store import ModelVersionRecord, ProjectStore, StoreError
+from napari_cellist.store import ModelVersionRecord, StoreError
 
 
 def test_versions_lineage_and_latest(store, tmp_path):

@@ -6,8 +6,14 @@ SQLite (one file, no configuration) by default; PostgreSQL or MySQL by URL for t
 
 from __future__ import annotations
 
-from .errors import SchemaVersionError, StoreError
-from .project import ProjectStore
+from .errors import (
+    SchemaVersionError,
+    StaleCommitError,
+    StaleCommitWarning,
+    StoreError,
+    StoreNotFoundError,
+)
+from .project import UNCHECKED, ProjectStore
 from .records import (
     CommitRecord,
     CommitResult,
@@ -25,6 +31,10 @@ __all__ = [
     "ImageRecord",
     "ModelVersionRecord",
     "ProjectStore",
+    "UNCHECKED",
     "SchemaVersionError",
+    "StaleCommitError",
+    "StaleCommitWarning",
     "StoreError",
+    "StoreNotFoundError",
 ]

@@ -5,7 +5,8 @@ suffix that does not exist yet, holds ``cellist.sqlite``; anything else is the d
 string containing ``://`` is a SQLAlchemy URL (``postgresql://user@host/db``, ``mysql://...``,
 ``sqlite:///file.sqlite``). SQLite connections get ``foreign_keys=ON``, a busy timeout and real
 ``BEGIN`` statements (so that schema changes are transactional too); write transactions use
-``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way.
+``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way. A store opened
+read-only is an SQLite URI (``mode=ro``, or ``immutable=1`` when it is not writable here).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .errors import StoreError, translate_errors
+from .errors import StoreError, StoreNotFoundError, translate_errors
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,12 @@ def check_sqlite_file(path: Path) -> None:
             "be created or updated there (SQLite also writes '-wal' and '-shm' files beside it). "
             "Choose a writable folder or fix its permissions."
         )
-    if not path.exists():
-        return
+    if path.exists():
+        _check_header(path)
+
+
+def _check_header(path: Path) -> None:
+    """StoreError unless ``path`` is a readable file that is empty or an SQLite database."""
     if not path.is_file():
         raise StoreError(f"{path} exists but is not a file; choose a .sqlite file or a folder.")
     try:
@@ -88,6 +94,37 @@ def check_sqlite_file(path: Path) -> None:
             f"{path} is not a napari-cellist project store (it is not an SQLite database). "
             "Choose another file name or a folder; the file was left untouched."
         )
+
+
+def read_only_sqlite_url(path: Path) -> URL:
+    """URL that opens the existing SQLite store ``path`` read-only, never creating anything.
+
+    ``mode=ro`` when the file and its folder are writable by this process (others may write
+    meanwhile; SQLite's locks still apply), else ``immutable=1``: a file nobody here may write is
+    read without locks or ``-wal`` / ``-shm`` files, which could not be created beside it.
+
+    Raises
+    ------
+    StoreNotFoundError
+        There is no file at ``path`` (nothing is created, not even its folder).
+    StoreError
+        ``path`` is not a file, cannot be read, or is not an SQLite database.
+    """
+    if not path.exists():
+        where, detail = path, ""
+        if path.name == DEFAULT_FILENAME:
+            where = path.parent
+            detail = f" (no {DEFAULT_FILENAME} in that folder)" if where.is_dir() else ""
+        raise StoreNotFoundError(
+            f"There is no napari-cellist project store at {where}{detail}; nothing was created. "
+            "Check the path, or commit annotations there first."
+        )
+    _check_header(path)
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    mode = {"mode": "ro"} if writable else {"immutable": "1"}
+    if not writable:
+        logger.info("store %s is not writable here: reading it as immutable", path)
+    return URL.create("sqlite", database="file:" + quote(str(path)), query={**mode, "uri": "true"})
 
 
 def make_engine(url: URL, busy_timeout_s: float = 10.0) -> Engine:

@@ -25,6 +25,59 @@ class SchemaVersionError(StoreError):
     """The store was written by a newer napari-cellist than this one (it is left untouched)."""
 
 
+class StoreNotFoundError(StoreError):
+    """A store opened for reading (``read_only=True``) does not exist; nothing was created."""
+
+
+class StaleCommitError(StoreError):
+    """A commit was refused because the image was committed again since its ``based_on``."""
+
+
+class StaleCommitWarning(UserWarning):
+    """A commit replaced a commit its writer had not seen (made meanwhile by someone else).
+
+    Attributes
+    ----------
+    image_id : int
+        The image committed.
+    based_on : int or None
+        The commit the writer started from (None: it started from no commit).
+    current : int or None
+        The image's latest commit when this one was written (the one it replaced).
+    commit_id : int or None
+        The new commit (None when it was refused).
+    """
+
+    def __init__(
+        self, image_id: int, based_on: int | None, current: int | None, commit_id: int | None
+    ) -> None:
+        self.image_id = image_id
+        self.based_on = based_on
+        self.current = current
+        self.commit_id = commit_id
+        super().__init__(stale_message(image_id, based_on, current, commit_id))
+
+
+def stale_message(
+    image_id: int, based_on: int | None, current: int | None, commit_id: int | None
+) -> str:
+    """What happened to a commit made on top of ``based_on`` while ``current`` was the latest."""
+    base = "no commit" if based_on is None else f"commit {based_on}"
+    now = "no commit" if current is None else f"commit {current}"
+    if commit_id is None:
+        return (
+            f"Image {image_id} was committed again since you loaded it: your annotations are "
+            f"based on {base}, the latest is {now} (another window or person). Nothing was "
+            "written; load the image again to see the latest annotations and redo your edits, "
+            "or commit with on_stale='warn' to replace them."
+        )
+    return (
+        f"Commit {commit_id} of image {image_id} is based on {base}, but {now} had been made "
+        f"meanwhile (another window or person); your commit replaced it. Both stay in the "
+        f"history: compare them with store.commits({image_id})."
+    )
+
+
 # (substrings of the driver's message, what to tell the user); first match wins
 _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (

@@ -25,6 +25,20 @@ class CommitHistoryStore(ImageStore):
                 CommitRecord.from_row(row) for row in session.scalars(query.order_by(Commit.id))
             ]
 
+    def current_commit(self, image_id: int) -> CommitRecord | None:
+        """The image's latest commit (the one its annotations come from), or None.
+
+        Its ``id`` is what :meth:`~.project.ProjectStore.commit_annotations` takes as
+        ``based_on``: read it *before* loading the annotations to edit, so that a commit made
+        in between is reported as stale rather than missed.
+        """
+        with self._read() as session:
+            self._image_row(session, image_id)
+            commit_id = self._last_commit_id(session, int(image_id))
+            return (
+                None if commit_id is None else CommitRecord.from_row(session.get(Commit, commit_id))
+            )
+
     def corrections(self, image_id: int | None = None) -> list[CorrectionRecord]:
         """The corrections log of the project (of one image if given), oldest first."""
         query = (

@@ -164,8 +164,17 @@ class ImageStore(ModelVersionStore):
         row, has = session.execute(self._image_query().where(Image.id == image_id)).one()
         return ImageRecord.from_row(row, has)
 
-    def _image_row(self, session: Session, image_id: int) -> Image:
-        row = session.get(Image, int(image_id))
+    def _image_row(self, session: Session, image_id: int, lock: bool = False) -> Image:
+        """The image's row; ``lock`` holds a row lock on it until the transaction ends.
+
+        The lock (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL, ``FOR UPDATE`` on MySQL)
+        makes concurrent commits to one image take turns on servers, whose default READ
+        COMMITTED isolation would otherwise let two commits each supersede only the rows they
+        saw. SQLite write transactions take turns anyway (``BEGIN IMMEDIATE``).
+        """
+        row = session.get(
+            Image, int(image_id), with_for_update={"key_share": True} if lock else None
+        )
         if row is None or row.project_id != self._project_id:
             raise StoreError(
                 f"There is no image {image_id} in project {self._project_name!r} of "

@@ -15,33 +15,45 @@ History of the schema (``meta.schema_version``):
    queries single points, and a :class:`~napari_cellist.types.Sample` carries them without a
    class; adding a nullable column is also the cheapest, lossless migration on every database.
    Per-point classes would need a ``points`` table in a later version.
+4. ``model_versions.project_id`` (nullable, references ``projects``): model versions belong to a
+   project, as images do, so that teams sharing one database see only their own. The migration
+   gives every version to the store's only project; in a store of several projects, a version
+   whose annotations all lie in one project goes to that project, and the others stay NULL:
+   shared, seen by every project as before (nothing disappears from a project).
 
 Rules: a store written by a *newer* napari-cellist is refused and never modified
 (:class:`~.errors.SchemaVersionError`). Before migrating an SQLite store its file is copied to
-``<name>.v<old>.bak`` (with SQLite's online backup, consistent even in WAL mode); then all steps
-run in one transaction, so a failure leaves the store at its old version. PostgreSQL has
-transactional DDL as well; MySQL commits each ``ALTER TABLE`` by itself, so back up a MySQL
-store before upgrading napari-cellist.
+``<name>.v<old>.bak`` (with SQLite's online backup, consistent even in WAL mode), one file per
+old version: a later attempt replaces it with a newer copy only when that copy passes SQLite's
+``quick_check``; then all steps run in one transaction, so a failure leaves the store at its old
+version. PostgreSQL has transactional DDL as well (creation and migration also take an advisory
+lock there, so that two programs opening a new server store do not collide); MySQL commits each
+``ALTER TABLE`` by itself, so back up a MySQL store before upgrading napari-cellist. A store
+opened read-only (:func:`check_schema`) is never created nor migrated.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, select, text, update
 
 from .connection import BEGIN_OPTION
-from .errors import SchemaVersionError, StoreError, translate_errors
+from .errors import SchemaVersionError, StoreError, StoreNotFoundError, translate_errors
 from .pixels import file_sha256
-from .schema import SCHEMA_VERSION, Base, Commit, Meta, ModelVersion
+from .schema import SCHEMA_VERSION, Annotation, Base, Commit, Image, Meta, ModelVersion, Project
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "schema_version"
+#: PostgreSQL advisory lock taken while creating or migrating a store (any constant would do).
+SCHEMA_LOCK_KEY = 0x63656C6C  # "cell"
 
 
 def migrate_1_to_2(connection: Connection) -> None:
@@ -71,8 +83,52 @@ def migrate_2_to_3(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE commits ADD COLUMN points {column_type}"))
 
 
+def migrate_3_to_4(connection: Connection) -> None:
+    """Add ``model_versions.project_id`` and give each version the project it was used in."""
+    table = ModelVersion.__table__
+    column_type = table.c.project_id.type.compile(connection.dialect)
+    connection.execute(
+        text(
+            f"ALTER TABLE model_versions ADD COLUMN project_id {column_type} "
+            "REFERENCES projects (id) ON DELETE CASCADE"
+        )
+    )
+    next(i for i in table.indexes if i.name == "ix_model_versions_project_id").create(connection)
+    projects = connection.execute(select(Project.id)).scalars().all()
+    if len(projects) == 1:
+        connection.execute(update(ModelVersion).values(project_id=projects[0]))
+        return
+    owners: dict[int, set[int]] = defaultdict(set)
+    used = (
+        select(Annotation.model_version_id, Image.project_id)
+        .join(Image, Annotation.image_id == Image.id)
+        .where(Annotation.model_version_id.is_not(None))
+        .distinct()
+    )
+    for version_id, project_id in connection.execute(used):
+        owners[version_id].add(project_id)
+    for version_id, found in owners.items():
+        if len(found) == 1:
+            connection.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == version_id)
+                .values(project_id=found.pop())
+            )
+    shared = (
+        connection.execute(select(ModelVersion.id).where(ModelVersion.project_id.is_(None)))
+        .scalars()
+        .all()
+    )
+    if shared:
+        logger.info("model versions %s stay shared by every project", shared)
+
+
 #: ``MIGRATIONS[v]`` turns a version ``v`` store into a version ``v + 1`` store.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: migrate_1_to_2, 2: migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: migrate_1_to_2,
+    2: migrate_2_to_3,
+    3: migrate_3_to_4,
+}
 
 
 def prepare_schema(engine: Engine, where: str, sqlite_path: Path | None) -> int:
@@ -99,17 +155,11 @@ def prepare_schema(engine: Engine, where: str, sqlite_path: Path | None) -> int:
     StoreError
         The database holds other tables than a napari-cellist store, or cannot be used.
     """
-    with translate_errors(where), engine.connect() as connection:
-        tables = set(inspect(connection).get_table_names())
-        found = _read_version(connection) if "meta" in tables else None
+    tables, found = _inspect(engine, where)
     if not tables:
         _create(engine, where)
         return 0
-    if found is None:
-        raise StoreError(
-            f"{where} is a database but not a napari-cellist project store (it holds the tables "
-            f"{', '.join(sorted(tables))}). Choose another file, folder or database."
-        )
+    _check_is_store(tables, found, where)
     _check_not_newer(found, where)
     if found < SCHEMA_VERSION:
         if sqlite_path is not None:
@@ -120,21 +170,61 @@ def prepare_schema(engine: Engine, where: str, sqlite_path: Path | None) -> int:
     return found
 
 
+def check_schema(engine: Engine, where: str) -> int:
+    """The schema version of an existing, current store; for stores opened read-only.
+
+    Never creates, migrates or otherwise writes anything.
+
+    Raises
+    ------
+    StoreNotFoundError
+        The database is empty (no store there).
+    SchemaVersionError
+        The store is newer than this napari-cellist.
+    StoreError
+        Not a napari-cellist store, or one of an older schema (it must be upgraded by opening
+        it for writing once).
+    """
+    tables, found = _inspect(engine, where)
+    if not tables:
+        raise StoreNotFoundError(
+            f"There is no napari-cellist project store at {where} (the database is empty); "
+            "nothing was created. Check the location, or commit annotations there first."
+        )
+    _check_is_store(tables, found, where)
+    _check_not_newer(found, where)
+    if found < SCHEMA_VERSION:
+        raise StoreError(
+            f"The project store {where} has schema version {found}, older than this "
+            f"napari-cellist's {SCHEMA_VERSION}, and was opened read-only, so it cannot be "
+            "upgraded. Open it once for writing (e.g. in napari, or with `cellist` commands "
+            "that add to it) to upgrade it; an SQLite store is backed up first."
+        )
+    return found
+
+
 def backup_sqlite(path: Path, version: int) -> Path:
-    """Copy the SQLite store ``path`` to ``<name>.v<version>.bak`` (never over an older copy)."""
+    """Copy the SQLite store ``path`` to ``<name>.v<version>.bak``: one backup per version.
+
+    A backup of that version already there is replaced (atomically) by the new copy only when
+    the new copy passes ``PRAGMA quick_check``, so that repeated attempts leave one file and a
+    damaged store never replaces a good backup.
+    """
     target = path.with_name(f"{path.name}.v{version}.bak")
-    if target.exists():
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        target = path.with_name(f"{path.name}.v{version}.{stamp}.bak")
+    partial = path.with_name(f"{target.name}.partial")
     try:
-        source = sqlite3.connect(path)
-        destination = sqlite3.connect(target)
-        try:
-            source.backup(destination)
-        finally:
-            destination.close()
-            source.close()
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(partial)) as copy:
+            source.backup(copy)
+            healthy = copy.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        if target.exists() and not healthy:
+            partial.unlink()
+            logger.warning(
+                "%s fails SQLite's quick_check; kept the earlier backup %s", path, target
+            )
+            return target
+        os.replace(partial, target)
     except (sqlite3.Error, OSError) as error:
+        partial.unlink(missing_ok=True)
         raise StoreError(
             f"Could not back up {path} to {target} before upgrading it ({error}); the store "
             "was not changed. Free disk space or make the folder writable and open it again."
@@ -143,9 +233,32 @@ def backup_sqlite(path: Path, version: int) -> Path:
     return target
 
 
+def _inspect(engine: Engine, where: str) -> tuple[set[str], int | None]:
+    """The tables of the database and the store's schema version (None without one)."""
+    with translate_errors(where), engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        found = _read_version(connection) if "meta" in tables else None
+    return tables, found
+
+
+def _check_is_store(tables: set[str], found: int | None, where: str) -> None:
+    if found is None:
+        raise StoreError(
+            f"{where} is a database but not a napari-cellist project store (it holds the tables "
+            f"{', '.join(sorted(tables))}). Choose another file, folder or database."
+        )
+
+
+def _lock_schema(connection: Connection) -> None:
+    """On PostgreSQL, wait for any other program creating or migrating a store there."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 def _create(engine: Engine, where: str) -> None:
     immediate = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
     with translate_errors(where), immediate.begin() as connection:
+        _lock_schema(connection)
         Base.metadata.create_all(connection)
         if _read_version(connection) is None:  # another process may have created it meanwhile
             connection.execute(
@@ -157,6 +270,7 @@ def _create(engine: Engine, where: str) -> None:
 def _migrate(engine: Engine, where: str) -> None:
     immediate = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
     with translate_errors(where), immediate.begin() as connection:
+        _lock_schema(connection)
         # take the write lock before re-reading: another process may have migrated meanwhile
         connection.execute(update(Meta).where(Meta.key == VERSION_KEY).values(value=Meta.value))
         version = start = _read_version(connection) or 0

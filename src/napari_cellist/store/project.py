@@ -4,7 +4,9 @@ Example
 -------
 >>> with ProjectStore("my_project") as store:          # folder -> my_project/cellist.sqlite
 ...     record = store.add_image(image, path="cells.tif")
-...     store.commit_annotations(record.id, labels, previous=prediction.labels, points=points)
+...     seen = store.current_commit(record.id)           # what the edits start from
+...     store.commit_annotations(record.id, labels, previous=prediction.labels, points=points,
+...                              based_on=None if seen is None else seen.id)
 ...     labels, objects = store.load_annotations(record.id)
 ...     points = store.load_points(record.id)
 
@@ -13,9 +15,11 @@ Each public method runs in its own transaction; records returned are frozen data
 
 from __future__ import annotations
 
+import enum
 import logging
+import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import insert, select, update
@@ -24,13 +28,23 @@ from sqlalchemy.orm import Session
 from ..labels import Corrections
 from ..types import ObjectMeta, Sample
 from . import encoding as ann
-from .errors import StoreError
+from .errors import StaleCommitError, StaleCommitWarning, StoreError, stale_message
 from .history import CommitHistoryStore
 from .points import check_points, points_to_json
 from .records import CommitResult
 from .schema import ACCEPTED, SUPERSEDED, Annotation, Commit, Correction, ModelVersion, utcnow
 
 logger = logging.getLogger(__name__)
+
+
+class _Unchecked(enum.Enum):
+    UNCHECKED = "unchecked"
+
+
+#: Default ``based_on`` of :meth:`ProjectStore.commit_annotations`: the caller did not say what
+#: its annotations started from, so a commit made meanwhile cannot be noticed.
+UNCHECKED = _Unchecked.UNCHECKED
+ON_STALE = ("warn", "refuse")
 
 
 class ProjectStore(CommitHistoryStore):
@@ -69,8 +83,14 @@ class ProjectStore(CommitHistoryStore):
         previous: np.ndarray | None = None,
         polygons: Mapping[int, np.ndarray] | None = None,
         points: np.ndarray | None = None,
+        *,
+        based_on: int | None | _Unchecked = UNCHECKED,
+        on_stale: Literal["warn", "refuse"] = "warn",
     ) -> CommitResult:
         """Replace the image's committed annotations by the objects of ``labels``.
+
+        Commits to one image take turns, also on a database server: each replaces the one
+        before it, and only the latest commit's annotations are ``accepted``.
 
         Parameters
         ----------
@@ -93,19 +113,41 @@ class ProjectStore(CommitHistoryStore):
             Point annotations (napari Points layer data): ``(N, labels.ndim)`` (row, col) /
             (plane, row, col) pixels, finite and inside the image (-0.5..size-0.5 per axis).
             Stored with this commit (an empty array as "no objects marked"); None stores none.
+        based_on : int or None, optional
+            The commit the edited annotations started from: ``current_commit(image_id).id``
+            read before loading them, None when the image had no commit then. When the image's
+            latest commit is another one by the time this commit is written (someone committed
+            meanwhile), the commit is *stale*: see ``on_stale``. Not given: not checked.
+        on_stale : {"warn", "refuse"}
+            ``"warn"``: store the commit anyway, issue a :class:`~.errors.StaleCommitWarning`
+            and flag the result (``stale``); ``"refuse"``: raise
+            :class:`~.errors.StaleCommitError` and store nothing.
 
         Returns
         -------
         CommitResult
-            Commit id, number of objects stored, and the corrections logged.
+            Commit id, number of objects stored, the corrections logged, and the commit it
+            replaced (``replaced``), ``based_on`` and ``stale``.
 
         Raises
         ------
         ValueError
-            The label map, ``previous`` or ``points`` does not fit the image.
+            The label map, ``previous`` or ``points`` does not fit the image, or ``on_stale``
+            is unknown.
+        StaleCommitError
+            ``on_stale="refuse"`` and the commit is stale. Nothing is changed.
         StoreError
             Unknown image or model version, or the store cannot be written. Nothing is changed.
+
+        Warns
+        -----
+        StaleCommitWarning
+            The commit is stale and was stored (``on_stale="warn"``).
         """
+        if on_stale not in ON_STALE:
+            raise ValueError(f"on_stale must be one of {', '.join(ON_STALE)}, not {on_stale!r}.")
+        checked = based_on is not UNCHECKED
+        base = None if based_on is UNCHECKED or based_on is None else int(based_on)
         record = self.image(image_id)
         labels = ann.check_labels(labels, record.shape)
         if previous is not None:
@@ -114,7 +156,11 @@ class ProjectStore(CommitHistoryStore):
         rows = ann.object_rows(labels, objects, polygons)  # outlines and RLE outside the lock
         corrections = None if previous is None else ann.diff(previous, labels)
         with self._write() as session:
-            self._image_row(session, image_id)
+            self._image_row(session, image_id, lock=True)  # commits to this image take turns
+            replaced = self._last_commit_id(session, record.id)
+            stale = checked and base != replaced
+            if stale and on_stale == "refuse":
+                raise StaleCommitError(stale_message(record.id, base, replaced, None))
             self._check_model_versions(session, rows)
             if corrections is None:
                 before = self._committed(session, record.id, labels.shape)
@@ -131,7 +177,11 @@ class ProjectStore(CommitHistoryStore):
             "no" if stored_points is None else len(stored_points),
             corrections.summary(),
         )
-        return CommitResult(commit_id, len(rows), corrections)
+        if stale:
+            warning = StaleCommitWarning(record.id, base, replaced, commit_id)
+            logger.warning("%s", warning)
+            warnings.warn(warning, stacklevel=2)
+        return CommitResult(commit_id, len(rows), corrections, base, replaced, stale)
 
     def load_annotations(self, image_id: int) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
         """The last committed annotations of an image.
@@ -223,11 +273,15 @@ class ProjectStore(CommitHistoryStore):
         wanted = {r["model_version_id"] for r in rows} - {None}
         if not wanted:
             return
-        known = set(session.scalars(select(ModelVersion.id).where(ModelVersion.id.in_(wanted))))
+        known = set(
+            session.scalars(
+                select(ModelVersion.id).where(ModelVersion.id.in_(wanted), self._in_project())
+            )
+        )
         if wanted - known:
             raise StoreError(
                 f"The objects refer to model versions {sorted(wanted - known)} that are not in "
-                f"{self._where}; record them with store.add_model_version() first, or set "
+                f"project {self._project_name!r} of {self._where}; record them with store.add_model_version() first, or set "
                 "ObjectMeta.model_version to None."
             )
 

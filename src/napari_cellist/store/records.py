@@ -68,6 +68,8 @@ class ModelVersionRecord:
     """A model version: what it is, where it came from, what it was trained on and how it scored.
 
     ``params``, ``metrics`` and ``data_used`` are copies of the stored JSON values.
+    ``project_id`` is the project it belongs to; None for a version recorded before schema
+    version 4 that could not be traced to one project (shared by every project of the store).
     """
 
     id: int
@@ -79,6 +81,7 @@ class ModelVersionRecord:
     checkpoint_path: str | None
     checkpoint_sha256: str | None
     created_at: datetime
+    project_id: int | None = None
 
     @classmethod
     def from_row(cls, row: ModelVersion) -> ModelVersionRecord:
@@ -93,6 +96,7 @@ class ModelVersionRecord:
             row.checkpoint_path,
             row.checkpoint_sha256,
             as_utc(row.created_at),
+            row.project_id,
         )
 
 
@@ -126,8 +130,30 @@ class CorrectionRecord:
 
 @dataclass(frozen=True)
 class CommitResult:
-    """What :meth:`ProjectStore.commit_annotations` returns."""
+    """What :meth:`ProjectStore.commit_annotations` returns.
+
+    Parameters
+    ----------
+    commit_id : int
+        The new commit.
+    n_objects : int
+        Objects stored.
+    corrections : Corrections
+        The edits logged.
+    based_on : int or None
+        The commit the caller said its annotations started from (None: from no commit, or not
+        said).
+    replaced : int or None
+        The image's latest commit when this one was written (None: this is its first).
+    stale : bool
+        True when ``based_on`` was given and is not ``replaced``: someone committed this image
+        meanwhile and this commit replaced work its writer had not seen (a
+        :class:`~.errors.StaleCommitWarning` was issued too).
+    """
 
     commit_id: int
     n_objects: int
     corrections: Corrections
+    based_on: int | None = None
+    replaced: int | None = None
+    stale: bool = False

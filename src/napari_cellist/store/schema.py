@@ -26,7 +26,7 @@ from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Version of the tables below; stored as ``meta.schema_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CORRECTION_KINDS = ("added", "deleted", "modified", "merged", "split")
 ACCEPTED = "accepted"
@@ -103,6 +103,11 @@ class ModelVersion(Base):
 
     __tablename__ = "model_versions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # added in schema version 4, see migrations.migrate_3_to_4: the project the version belongs
+    # to; NULL for an older version that could not be traced to one project (seen by all)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     name: Mapped[str] = mapped_column(String(255), index=True)
     params: Mapped[dict] = mapped_column(JSON)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), nullable=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from .base import StoreBase
@@ -85,12 +85,13 @@ class ModelVersionStore(StoreBase):
         Raises
         ------
         StoreError
-            ``parent_id`` is not a model version of this store.
+            ``parent_id`` is not a model version of this project.
         ValueError
             A value is not JSON-serialisable.
         """
         path = None if checkpoint_path is None else str(Path(checkpoint_path).absolute())
         row = ModelVersion(
+            project_id=self._project_id,
             name=str(name),
             params=to_json(dict(params), "params"),
             parent_id=parent_id,
@@ -111,8 +112,12 @@ class ModelVersionStore(StoreBase):
         return record
 
     def model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
-        """All model versions (of model ``name`` if given), oldest first, newest last."""
-        query = select(ModelVersion).order_by(ModelVersion.id)
+        """The project's model versions (of model ``name`` if given), oldest first.
+
+        Other projects' versions are not listed; versions shared by all projects (recorded
+        before schema version 4, see :mod:`.migrations`) are.
+        """
+        query = select(ModelVersion).where(self._in_project()).order_by(ModelVersion.id)
         if name is not None:
             query = query.where(ModelVersion.name == name)
         with self._read() as session:
@@ -127,7 +132,7 @@ class ModelVersionStore(StoreBase):
         """The newest version of model ``name``, or None if it has none."""
         query = (
             select(ModelVersion)
-            .where(ModelVersion.name == name)
+            .where(ModelVersion.name == name, self._in_project())
             .order_by(ModelVersion.id.desc())
             .limit(1)
         )
@@ -147,11 +152,15 @@ class ModelVersionStore(StoreBase):
                 current = chain[-1].parent_id
         return chain[::-1]
 
+    def _in_project(self) -> ColumnElement[bool]:
+        """Model versions this project sees: its own and the shared ones (``project_id`` NULL)."""
+        return or_(ModelVersion.project_id == self._project_id, ModelVersion.project_id.is_(None))
+
     def _version_row(self, session: Session, version_id: int) -> ModelVersion:
         row = session.get(ModelVersion, int(version_id))
-        if row is None:
+        if row is None or row.project_id not in (None, self._project_id):
             raise StoreError(
-                f"There is no model version {version_id} in {self._where}; list them with "
-                "store.model_versions()."
+                f"There is no model version {version_id} in project {self._project_name!r} of "
+                f"{self._where}; list them with store.model_versions()."
             )
         return row
