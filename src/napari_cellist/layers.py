@@ -18,6 +18,8 @@ from .types import DEFAULT_CLASS, ObjectMeta, Prediction
 LayerTuple = tuple[Any, dict[str, Any], str]
 ROLES = ("labels", "polygons", "centres")
 ELLIPSE_VERTICES = 48
+#: edge colours of the polygons, one per class in order of appearance (the default class first)
+CLASS_COLOURS = ("yellow", "cyan", "magenta", "lime", "orange", "deepskyblue", "red", "white")
 
 
 def layer_name(image_name: str, role: str) -> str:
@@ -98,7 +100,8 @@ def labels_to_layer_tuples(
                         "score": 1.0,
                         "source": "manual",
                     },
-                    "edge_color": "yellow",
+                    "edge_color": "class",
+                    "edge_color_cycle": list(CLASS_COLOURS),
                     "face_color": "transparent",
                     "edge_width": 1.5,
                     "opacity": 0.9,
@@ -228,24 +231,37 @@ def _feature_column(layer: Any, name: str, n: int, default: Any) -> list:
 
 
 def set_layers(viewer: Any, tuples: Sequence[LayerTuple]) -> list[Any]:
-    """Add each layer, or update the layer of the same name in place (data and features).
+    """Add each layer, or update the layer of the same name and type in place.
+
+    An updated layer is the same layer object: the user's settings (opacity, brush size,
+    colours, visibility) stay, and a Labels layer takes the change as one step of napari's undo
+    history (Ctrl+Z brings the previous labels back). Works with the viewer napari hands plugin
+    widgets (a proxy) as with the viewer itself.
 
     Returns the layers, in the order of ``tuples``.
     """
     layers = []
     for data, kwargs, layer_type in tuples:
         name = kwargs["name"]
-        if name in viewer.layers and type(viewer.layers[name]).__name__.lower() == layer_type:
-            layer = viewer.layers[name]
-            _update_layer(layer, data, kwargs, layer_type)
+        existing = viewer.layers[name] if name in viewer.layers else None
+        if existing is not None and isinstance(existing, _layer_class(layer_type)):
+            _update_layer(existing, data, kwargs, layer_type)
+            layer = existing
         else:
-            if name in viewer.layers:
+            if existing is not None:
                 viewer.layers.remove(name)
             layer = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
             if layer_type in ("shapes", "points"):
                 keep_new_ids_zero(layer)
         layers.append(layer)
     return layers
+
+
+def _layer_class(layer_type: str) -> type:
+    """napari's layer class of a layer type name ("labels", "shapes", "points", "image")."""
+    import napari.layers
+
+    return getattr(napari.layers, layer_type.capitalize())
 
 
 def keep_new_ids_zero(layer: Any) -> None:
@@ -270,11 +286,36 @@ def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: 
         if len(data):
             layer.add(data, shape_type="polygon")
         layer.features = kwargs.get("features", {})
+        if "edge_color" in kwargs:
+            layer.edge_color = kwargs["edge_color"]
+        layer.refresh_colors()
     elif layer_type == "points":
         layer.data = data
         layer.features = kwargs.get("features", {})
+    elif layer_type == "labels":
+        paint_labels(layer, data)
     else:
         layer.data = data
-    if "scale" in kwargs:
+    if "scale" in kwargs and tuple(layer.scale) != tuple(kwargs["scale"]):
         layer.scale = kwargs["scale"]
     layer.metadata.update(kwargs.get("metadata", {}))
+
+
+def paint_labels(layer: Any, labels: np.ndarray) -> int:
+    """Write ``labels`` into a Labels layer as one undoable edit; returns the pixels changed.
+
+    Only the pixels that differ are written (napari's ``data_setitem`` within one
+    ``block_history``), so Ctrl+Z in the viewer restores the previous labels. A label map of
+    another shape replaces the layer's data (napari then starts a new undo history).
+    """
+    labels = np.asarray(labels)
+    current = layer.data
+    if not isinstance(current, np.ndarray) or current.shape != labels.shape:
+        layer.data = labels
+        return int(labels.size)
+    changed = current != labels
+    n = int(changed.sum())
+    if n:
+        with layer.block_history():
+            layer.data_setitem(np.nonzero(changed), labels[changed].astype(current.dtype))
+    return n

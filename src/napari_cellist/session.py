@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .labels import remove_labels
-from .sync import apply_polygon_edits
+from .sync import apply_polygon_edits, polygon_edits
 from .types import ObjectMeta, Prediction, Sample
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class ImageState:
     synced_centres: frozenset[int] = frozenset()  # object ids that had a centre point
     image_id: int | None = None
     model_version: int | None = None
+    committed: bool = False  # the layers show annotations that are in the project store
 
 
 class LabellingSession:
@@ -99,6 +100,40 @@ class LabellingSession:
         state = self.state(image_name)
         state.prediction = np.asarray(prediction.labels, np.int32).copy()
         state.model_version = prediction.model_version
+        state.committed = False
+
+    def mark_committed(self, image_name: str) -> None:
+        """The layers of an image show annotations stored in the project (committed/restored)."""
+        self.state(image_name).committed = True
+
+    def unsaved_work(
+        self,
+        image_name: str,
+        labels: np.ndarray | None,
+        polygons: Sequence[tuple[int, np.ndarray]] = (),
+    ) -> str | None:
+        """What a new prediction would replace, in words; None when nothing would be lost.
+
+        Parameters
+        ----------
+        labels : np.ndarray or None
+            The image's current int label map ``(Y, X)`` / ``(Z, Y, X)`` (None: no labels).
+        polygons : sequence of (id, (N, 2) vertices)
+            The polygons shown now, to notice edits not yet applied to the labels.
+        """
+        if labels is None:
+            return None
+        state = self.state(image_name)
+        if state.committed:
+            return "the committed annotations"
+        labels = np.asarray(labels)
+        if state.prediction is None:
+            return "annotations that no model predicted" if labels.any() else None
+        if state.prediction.shape != labels.shape or not np.array_equal(state.prediction, labels):
+            return "your edits to the labels"
+        if polygon_edits(polygons, state.synced_polygons, set(state.synced_polygons)).any:
+            return "your edits to the polygons"
+        return None
 
     def mark_synced(
         self, image_name: str, polygons: Mapping[int, np.ndarray], centre_ids: Iterable[int]
@@ -158,7 +193,13 @@ class LabellingSession:
             polygons=polygons,
             points=points,
         )
-        logger.info("Committed %d objects of %s: %s", result.n_objects, image_name, result.corrections.summary())
+        state.committed = True
+        logger.info(
+            "Committed %d objects of %s: %s",
+            result.n_objects,
+            image_name,
+            result.corrections.summary(),
+        )
         return result
 
     def _same_file(self, image: np.ndarray, path: str | Path | None) -> str | Path | None:
@@ -191,7 +232,9 @@ class LabellingSession:
             return None
         return (*annotations, self.store.load_points(found.id))
 
-    def add_model_version(self, name: str, result: Any, checkpoint: Path, parent_id: int | None) -> Any:
+    def add_model_version(
+        self, name: str, result: Any, checkpoint: Path, parent_id: int | None
+    ) -> Any:
         """Record a fitted model in the store and tell the listeners (e.g. the Base model widget)."""
         record = self.store.add_model_version(
             name,

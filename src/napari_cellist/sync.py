@@ -54,7 +54,9 @@ def polygon_edits(
             continue
         seen.add(label_id)
         before = synced.get(label_id)
-        if before is not None and (before.shape != vertices.shape or not np.allclose(before, vertices, atol=1e-6)):
+        if before is not None and (
+            before.shape != vertices.shape or not np.allclose(before, vertices, atol=1e-6)
+        ):
             modified.append(label_id)
     deleted = tuple(sorted(set(synced) - seen))
     return PolygonEdits(deleted, tuple(sorted(modified)), added)

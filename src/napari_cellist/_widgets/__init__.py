@@ -8,4 +8,10 @@ from .finetune import FineTuneWidget
 from .sam_widget import SamWidget
 from .target_model import TargetModelWidget
 
-__all__ = ["AnnotationsWidget", "BaseModelWidget", "FineTuneWidget", "SamWidget", "TargetModelWidget"]
+__all__ = [
+    "AnnotationsWidget",
+    "BaseModelWidget",
+    "FineTuneWidget",
+    "SamWidget",
+    "TargetModelWidget",
+]

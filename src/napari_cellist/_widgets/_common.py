@@ -1,15 +1,114 @@
-"""Helpers shared by the dock widgets: image layer choices, image data, project folders."""
+"""Helpers shared by the dock widgets: the dock widget base, image and labels layer choices,
+image data, project folders, restoring committed annotations."""
 
 from __future__ import annotations
 
+import logging
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox
+from magicgui.widgets import ComboBox, Container
 
 from ..images import prepare_grey
-from ..layers import layer_name, points_from_layer, polygons_by_id
+from ..layers import (
+    labels_to_layer_tuples,
+    layer_name,
+    points_from_layer,
+    polygons_by_id,
+    set_layers,
+)
+from ._layout import fit_labels
+from ._session import plain_viewer, session_for
+
+logger = logging.getLogger(__name__)
+COLOUR_NAMES = ("red", "green", "blue", "alpha")
+MEAN_OF_COLOURS = "mean of the colours"
+
+
+class Connections:
+    """The callbacks a widget connected to the viewer (or session), to disconnect on close."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], Any]] = []
+
+    def connect(self, emitter: Any, callback: Callable[..., Any]) -> None:
+        """``emitter.connect(callback)``, remembered."""
+        emitter.connect(callback)
+        self._undo.append(lambda: emitter.disconnect(callback))
+
+    def append(self, listeners: list[Any], callback: Callable[..., Any]) -> None:
+        """``listeners.append(callback)`` (a plain list of listeners), remembered."""
+        listeners.append(callback)
+        self._undo.append(lambda: listeners.remove(callback))
+
+    def __len__(self) -> int:
+        return len(self._undo)
+
+    def disconnect_all(self) -> None:
+        """Disconnect every remembered callback."""
+        for undo in self._undo:
+            try:
+                undo()
+            except (TypeError, ValueError, RuntimeError) as err:  # already gone with its emitter
+                logger.debug("Could not disconnect a listener: %s", err)
+        self._undo.clear()
+
+
+class DockWidget(Container):
+    """Base of the Cellist dock widgets: the viewer and its session, a scrolling dock, readable
+    labels, and listeners that are disconnected when the widget is closed (or undocked).
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari hands plugin widgets a proxy of it; see :func:`plain_viewer`).
+    scrollable : bool
+        Wrap the widget in a scroll area (top-level dock widgets); parts of a widget pass False.
+    """
+
+    def __init__(self, napari_viewer: Any, scrollable: bool = True, **kwargs: Any) -> None:
+        super().__init__(scrollable=scrollable, **kwargs)
+        self.viewer = plain_viewer(napari_viewer)
+        self.session = session_for(self.viewer)
+        self.connections = Connections()
+        self._docked = False
+        install_restore_hook(self.viewer)
+        self.native_parent_changed.connect(self._on_parent_changed)
+
+    def listen(self, emitter: Any, callback: Callable[..., Any]) -> None:
+        """Connect ``callback`` to an event of the viewer; disconnected on :meth:`close`."""
+        self.connections.connect(emitter, callback)
+
+    def listen_versions(self, callback: Callable[[str, int], None]) -> None:
+        """Be told of new model versions (see ``LabellingSession.version_listeners``)."""
+        self.connections.append(self.session.version_listeners, callback)
+
+    def fit_labels(self) -> None:
+        """Keep every label of the widget readable (call after building controls)."""
+        fit_labels(self.native)
+
+    def _on_parent_changed(self, parent: Any) -> None:
+        if parent is not None:
+            self._docked = True
+        elif self._docked:  # napari's remove_dock_widget un-parents the widget
+            self.disconnect_listeners()
+
+    def disconnect_listeners(self) -> None:
+        """Stop following the viewer (and any child widget that listens too)."""
+        self.connections.disconnect_all()
+        for child in self._children():
+            child.disconnect_listeners()
+
+    def _children(self) -> list[Any]:
+        return [w for w in self if isinstance(w, (DockWidget, ImageLayerChoice, LabelsLayerChoice))]
+
+    def close(self) -> None:
+        """Disconnect the listeners, then close the widget."""
+        self.disconnect_listeners()
+        super().close()
 
 
 def image_layer_names(viewer: Any) -> list[str]:
@@ -23,37 +122,112 @@ def image_layer_names(viewer: Any) -> list[str]:
     ]
 
 
-class ImageLayerChoice(ComboBox):
-    """A combo box of the viewer's image layers that follows layers being added and removed."""
+class _LayerChoice(ComboBox):
+    """A combo box of some of the viewer's layers that follows layers being added and removed."""
 
-    def __init__(self, viewer: Any, label: str = "image") -> None:
-        super().__init__(label=label, choices=self._choices, tooltip="The image to work on.")
+    hint = "Open an image first (drag a file into napari or use File > Open Sample > Cellist)."
+
+    def __init__(self, viewer: Any, label: str, tooltip: str, nullable: bool = False) -> None:
+        super().__init__(label=label, choices=self._choices, tooltip=tooltip, nullable=nullable)
         self._viewer = viewer
-        viewer.layers.events.inserted.connect(self._refresh)
-        viewer.layers.events.removed.connect(self._refresh)
-        viewer.layers.events.reordered.connect(self._refresh)
+        self.connections = Connections()
+        for event in ("inserted", "removed", "reordered"):
+            self.connections.connect(getattr(viewer.layers.events, event), self._refresh)
         self._refresh()
 
+    def names(self) -> list[str]:
+        """The names offered."""
+        raise NotImplementedError
+
     def _choices(self, _widget: Any = None) -> list[str]:
-        viewer = getattr(self, "_viewer", None)
-        return image_layer_names(viewer) if viewer is not None else []
+        return self.names() if getattr(self, "_viewer", None) is not None else []
 
     def _refresh(self, _event: Any = None) -> None:
         self.reset_choices()
         if self.value is None and self.choices:
             self.value = self.choices[-1]
 
+    def disconnect_listeners(self) -> None:
+        """Stop following the layer list."""
+        self.connections.disconnect_all()
+
     def layer(self) -> Any:
-        """The chosen image layer.
+        """The chosen layer.
 
         Raises
         ------
         ValueError
-            When there is no image layer.
+            When there is none.
         """
         if not self.value or self.value not in self._viewer.layers:
-            raise ValueError("Open an image first (drag a file into napari or use File > Open Sample > Cellist).")
+            raise ValueError(self.hint)
         return self._viewer.layers[self.value]
+
+
+class ImageLayerChoice(_LayerChoice):
+    """The image to work on."""
+
+    def __init__(self, viewer: Any, label: str = "image") -> None:
+        super().__init__(viewer, label, "The image to work on.")
+
+    def names(self) -> list[str]:
+        """Image layers that are not the plugin's own outputs."""
+        return image_layer_names(self._viewer)
+
+
+class LabelsLayerChoice(_LayerChoice):
+    """Which Labels layer holds an image's annotations: any Labels layer of the image's shape
+    (the image's own ``<image> labels``, a ground truth, a layer painted by hand)."""
+
+    hint = "The image has no labels yet: run a model, or choose a Labels layer."
+
+    def __init__(self, viewer: Any, image: ImageLayerChoice, label: str = "labels") -> None:
+        self._image = image
+        super().__init__(viewer, label, "The Labels layer holding the annotations of the image.", nullable=True)
+        image.changed.connect(self.follow)
+        self.follow(image.value)
+
+    def names(self) -> list[str]:
+        """Labels layers of the chosen image's spatial shape (not the SAM previews)."""
+        from napari.layers import Labels
+
+        try:
+            shape = layer_pixels(self._image.layer()).shape[: self._image.layer().ndim]
+        except ValueError:
+            return []
+        return [
+            layer.name
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and not layer.name.endswith(" sam preview")
+            and tuple(layer.data.shape) == tuple(shape)
+        ]
+
+    def _refresh(self, _event: Any = None) -> None:
+        self.reset_choices()
+        if self.value is None:
+            self.follow(self._image.value)
+
+    def follow(self, image_name: str | None) -> None:
+        """Choose the image's own ``<image> labels`` layer when it has one (else none)."""
+        self.reset_choices()
+        own = layer_name(image_name, "labels") if image_name else None
+        self.value = own if own in self.choices else None
+
+
+def channel_names(layer: Any) -> list[str]:
+    """Channel choices of an image layer: the colours of an RGB(A) image, else ``["grey"]``."""
+    if layer is None or not getattr(layer, "rgb", False):
+        return ["grey"]
+    n = int(np.shape(layer_pixels(layer))[-1])
+    return [MEAN_OF_COLOURS, *(f"{COLOUR_NAMES[i]} ({i})" for i in range(n))]
+
+
+def channel_index(choice: str | None) -> int | None:
+    """The channel number of a :func:`channel_names` choice (None: grey or the mean)."""
+    if not choice or "(" not in choice:
+        return None
+    return int(choice.rsplit("(", 1)[1].rstrip(")"))
 
 
 def layer_pixels(layer: Any) -> np.ndarray:
@@ -69,7 +243,9 @@ def grey_pixels(layer: Any, channel: int | None = None) -> np.ndarray:
 
 def layer_path(layer: Any) -> str | None:
     """File the image layer was read from, if known."""
-    path = layer.metadata.get("cellist_path") or getattr(getattr(layer, "source", None), "path", None)
+    path = layer.metadata.get("cellist_path") or getattr(
+        getattr(layer, "source", None), "path", None
+    )
     return str(path) if path else None
 
 
@@ -106,3 +282,66 @@ def extra_points(viewer: Any, image_name: str) -> np.ndarray | None:
         return None
     ids, coordinates = points_from_layer(points)
     return coordinates[ids <= 0]
+
+
+def show_annotations(
+    viewer: Any, session: Any, image_name: str, labels: np.ndarray, objects: Any, points: Any
+) -> None:
+    """Write labels (+ polygons, centres) of an image into its layers, in place where they exist."""
+    scale = tuple(viewer.layers[image_name].scale)[-labels.ndim :]
+    tuples = labels_to_layer_tuples(
+        labels, objects, image_name, scale=scale, tolerance=session.tolerance, extra_points=points
+    )
+    set_layers(viewer, tuples)
+    snapshot(viewer, session, image_name)
+
+
+def restore_annotations(viewer: Any, session: Any, image_name: str) -> int | None:
+    """Show the committed annotations of an image layer; the number of objects, None if none.
+
+    Raises
+    ------
+    StoreError, ValueError, OSError
+        When the project store cannot be read.
+    """
+    found = session.restore(layer_pixels(viewer.layers[image_name]))
+    if found is None:
+        return None
+    labels, objects, points = found
+    show_annotations(viewer, session, image_name, labels, objects, points)
+    session.mark_committed(image_name)
+    return len(objects)
+
+
+_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def install_restore_hook(viewer: Any) -> None:
+    """Once per viewer: an image opened later gets its committed annotations back (whichever
+    Cellist widget is docked)."""
+    if viewer in _HOOKED:
+        return
+    viewer_ref = weakref.ref(viewer)
+
+    def on_inserted(event: Any) -> None:
+        viewer = viewer_ref()
+        if viewer is None:
+            return
+        session = session_for(viewer)
+        name = event.value.name
+        if name not in image_layer_names(viewer) or role_layer(viewer, name, "labels") is not None:
+            return
+        if not session.project_exists():
+            return
+        try:
+            n = restore_annotations(viewer, session, name)
+        except Exception as err:  # noqa: BLE001 - a broken store must not break opening images
+            logger.warning("Committed annotations of %s not restored: %s", name, err)
+            return
+        if n is not None:
+            from ._runner import notify_info
+
+            notify_info(f"Loaded the committed annotations of {name} ({n} objects).")
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    _HOOKED.add(viewer)

@@ -1,19 +1,35 @@
 """magicgui controls built from a params dataclass (field names, defaults, ``metadata``).
 
-``metadata`` keys: ``help`` (tooltip), ``advanced`` (folded under "Advanced"), ``choices``,
-``min``/``max``. ``X | None`` numbers are text boxes where empty means "automatic".
+``metadata`` keys: ``help`` (tooltip), ``advanced`` (folded under "Advanced"), ``choices``
+(a dropdown; for a tuple field a multi-selection list), ``suggestions`` (a dropdown of the usual
+values), ``min``/``max``. ``X | None`` numbers are text boxes where empty means "automatic".
+
+Every number a form shows is the number the model gets: small rates (learning rates, weight
+decays) are text boxes in scientific notation (``1e-05``), other floats spin boxes with enough
+decimals for their default and for values a user types.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    Select,
+    SpinBox,
+)
 
 AUTO = ""
+#: decimals of every float spin box: 0.0001 steps, enough for thresholds and fractions
+SPIN_DECIMALS = 4
 
 
 def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
@@ -32,48 +48,116 @@ def _default(field_: Any) -> Any:
     return None
 
 
+def _tuple_item(base: Any) -> Any | None:
+    """The item type of a ``tuple[X, ...]`` hint (None when ``base`` is not a tuple)."""
+    if typing.get_origin(base) is not tuple and base is not tuple:
+        return None
+    args = [a for a in typing.get_args(base) if a is not Ellipsis]
+    return args[0] if args else float
+
+
+def format_number(value: Any) -> str:
+    """Text of a number that reads back as the same number (``0.002``, ``1e-05``, ``30.0``)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return AUTO
+    if isinstance(value, tuple):
+        return ",".join(format_number(v) for v in value)
+    return format_number(value)
+
+
+def is_small_rate(name: str, value: Any) -> bool:
+    """Floats shown as text in scientific notation: rates and decays, or defaults below 0.01."""
+    small = isinstance(value, float) and value != 0 and abs(value) < 0.01
+    return small or name.endswith(("learning_rate", "weight_decay"))
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
 def _control(field_: Any, hint: Any) -> Any:
     meta = dict(field_.metadata)
     base, optional = _unwrap_optional(hint)
     value = _default(field_)
-    common = {"name": field_.name, "label": field_.name.replace("_", " "), "tooltip": meta.get("help", "")}
-    if "choices" in meta:
-        return ComboBox(choices=list(meta["choices"]), value=value, **common)
+    common = {"name": field_.name, "label": _label(field_.name), "tooltip": meta.get("help", "")}
+    item = _tuple_item(base)
+    if item is not None and (item is bool or "choices" in meta):
+        options = list(meta.get("choices", (False, True)))
+        return Select(choices=options, value=list(value or ()), **common)
+    if "choices" in meta or "suggestions" in meta:
+        options = list(meta.get("choices", meta.get("suggestions", ())))
+        if value is not None and value not in options:
+            options.append(value)
+        return ComboBox(choices=options, value=value, **common)
     if base is bool:
         return CheckBox(value=bool(value), **common)
-    if optional or base not in (int, float):
-        text = AUTO if value is None else (",".join(map(str, value)) if isinstance(value, tuple) else str(value))
-        return LineEdit(value=text, **common)
-    spin = SpinBox if base is int else FloatSpinBox
-    limits = {"min": meta.get("min", -1e9 if base is float else -(10**9)), "max": meta.get("max", 1e9 if base is float else 10**9)}
-    if base is float:
-        limits["step"] = meta.get("step", 0.05 if abs(value or 0) < 5 else 1.0)
-    return spin(value=value, **common, **limits)
+    if (
+        optional
+        or base not in (int, float)
+        or (base is float and is_small_rate(field_.name, value))
+    ):
+        return LineEdit(value=_as_text(value), **common)
+    limits = {
+        "min": meta.get("min", -1e9 if base is float else -(10**9)),
+        "max": meta.get("max", 1e9 if base is float else 10**9),
+    }
+    if base is int:
+        return SpinBox(value=value, **common, **limits)
+    step = meta.get("step", 0.05 if abs(value or 0) < 5 else 1.0)
+    return FloatSpinBox(value=value, step=step, **common, **limits)
+
+
+def _spin_decimals(control: Any) -> None:
+    if isinstance(control, FloatSpinBox):
+        control.native.setDecimals(SPIN_DECIMALS)
 
 
 class ParamsForm(Container):
-    """Controls for one params dataclass, with the advanced ones in a second, foldable group."""
+    """Controls for one params dataclass, with the advanced ones in a second, foldable group.
 
-    def __init__(self, params_type: type) -> None:
+    Parameters
+    ----------
+    params_type : type
+        A (frozen) params dataclass.
+    hidden : tuple of str
+        Fields the surrounding widget sets itself (e.g. a checkpoint chosen with a file
+        control): no control; :meth:`value` takes them from the last :meth:`set_value` (else
+        their defaults).
+    """
+
+    def __init__(self, params_type: type, hidden: tuple[str, ...] = ()) -> None:
         super().__init__(labels=True)
         self.params_type = params_type
         self._hints = typing.get_type_hints(params_type)
-        self._fields = list(fields(params_type))
+        self._hidden = {f.name: _default(f) for f in fields(params_type) if f.name in hidden}
+        self._fields = [f for f in fields(params_type) if f.name not in hidden]
         basic = [f for f in self._fields if not f.metadata.get("advanced")]
         advanced = [f for f in self._fields if f.metadata.get("advanced")]
-        self.controls = {}
+        self.controls: dict[str, Any] = {}
         for field_ in basic:
-            self.controls[field_.name] = _control(field_, self._hints[field_.name])
-            self.append(self.controls[field_.name])
-        self.show_advanced = CheckBox(value=False, label="advanced", tooltip="Show the advanced parameters.")
+            self.append(self._make(field_))
+        self.show_advanced = CheckBox(
+            value=False, label="advanced", tooltip="Show the advanced parameters."
+        )
         self.advanced = Container(labels=True, visible=False)
         for field_ in advanced:
-            self.controls[field_.name] = _control(field_, self._hints[field_.name])
-            self.advanced.append(self.controls[field_.name])
+            self.advanced.append(self._make(field_))
         if advanced:
             self.append(self.show_advanced)
             self.append(self.advanced)
             self.show_advanced.changed.connect(self._toggle_advanced)
+
+    def _make(self, field_: Any) -> Any:
+        control = _control(field_, self._hints[field_.name])
+        _spin_decimals(control)
+        if isinstance(control, FloatSpinBox):
+            control.value = _default(field_)  # again, now that the box keeps enough decimals
+        self.controls[field_.name] = control
+        return control
 
     def _toggle_advanced(self, visible: bool) -> None:
         self.advanced.visible = visible
@@ -86,7 +170,7 @@ class ParamsForm(Container):
         ValueError
             If a text box holds something that is not a number where one is needed.
         """
-        kwargs = {}
+        kwargs = dict(self._hidden)
         for field_ in self._fields:
             control = self.controls[field_.name]
             kwargs[field_.name] = self._convert(field_, control.value)
@@ -94,29 +178,43 @@ class ParamsForm(Container):
 
     def _convert(self, field_: Any, raw: Any) -> Any:
         base, optional = _unwrap_optional(self._hints[field_.name])
+        item = _tuple_item(base)
+        if isinstance(raw, (list, tuple)) and item is not None:
+            options = list(self.controls[field_.name].choices)
+            return tuple(sorted(raw, key=options.index))  # in the order of the list
         if not isinstance(raw, str) or base is str:
             return raw
         text = raw.strip()
         if text == AUTO and optional:
             return None
         try:
-            if typing.get_origin(base) is tuple or base is tuple:
-                inner = (typing.get_args(base) or (float,))[0]
-                inner = float if inner is Ellipsis else inner
-                return tuple(_parse_scalar(inner, v.strip()) for v in text.split(",") if v.strip())
-            return base(text)
+            if item is not None:
+                return tuple(_parse_scalar(item, v.strip()) for v in text.split(",") if v.strip())
+            return _parse_scalar(base, text)
         except (TypeError, ValueError):
-            raise ValueError(f"'{field_.name.replace('_', ' ')}' must be a {getattr(base, '__name__', base)}, got {text!r}.") from None
+            kind = getattr(base, "__name__", str(base))
+            raise ValueError(f"'{_label(field_.name)}' must be a {kind}, got {text!r}.") from None
 
     def set_value(self, params: Any) -> None:
-        """Show the values of a params dataclass."""
+        """Show the values of a params dataclass (e.g. those a model version was fitted with)."""
+        for name in self._hidden:
+            self._hidden[name] = getattr(params, name)
         for field_ in self._fields:
             control = self.controls[field_.name]
             value = getattr(params, field_.name)
             if isinstance(control, LineEdit):
-                control.value = AUTO if value is None else (",".join(map(str, value)) if isinstance(value, tuple) else str(value))
+                control.value = _as_text(value)
+            elif isinstance(control, Select):
+                control.value = list(value or ())
+            elif isinstance(control, ComboBox) and value not in control.choices:
+                control.choices = [*control.choices, value]
+                control.value = value
             else:
                 control.value = value
+
+    def with_values(self, **values: Any) -> Any:
+        """:meth:`value` with some fields replaced (values the widget sets itself)."""
+        return replace(self.value(), **values)
 
 
 def _parse_scalar(kind: type, text: str) -> Any:

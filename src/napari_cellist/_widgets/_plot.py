@@ -20,10 +20,16 @@ class LivePlot(Container):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(150)
         self.native.layout().addWidget(self.canvas)
+        self.xlabel = "step"
         self.ylabel = ylabel
         self.steps: list[int] = []
         self.values: list[float] = []
         self.clear()
+
+    def set_labels(self, xlabel: str, ylabel: str) -> None:
+        """Name the axes (what the model reports as ``loss`` per step)."""
+        self.xlabel, self.ylabel = xlabel, ylabel
+        self._draw()
 
     def clear(self) -> None:
         """Forget all points."""
@@ -40,7 +46,7 @@ class LivePlot(Container):
 
     def _draw(self) -> None:
         self.axes.clear()
-        self.axes.set_xlabel("step")
+        self.axes.set_xlabel(self.xlabel)
         self.axes.set_ylabel(self.ylabel)
         if self.steps:
             self.axes.plot(self.steps, self.values, "-", color="tab:orange")

@@ -48,7 +48,8 @@ def run_base_model(widgets: dict[str, Any]) -> Any:
     """Press Run in the Base model widget and wait for the prediction."""
     base = widgets["Base model"]
     base.image.value = "nuclei"
-    base._on_run()
+    base.confirm = lambda _question: True  # the loop replaces its own committed labels
+    base.run()
     base.runner.wait()
     return base.last_prediction
 
@@ -78,7 +79,7 @@ def main(out: Path, headless: bool) -> dict[str, Any]:
     summary["commit"] = {"objects": commit.n_objects, "corrections": commit.corrections.summary()}
     finetune = widgets["Fine-tune"]
     finetune.params_form.controls["max_candidates"].value = 16
-    finetune._on_train()
+    finetune.train()
     finetune.runner.wait(600_000)
     second = run_base_model(widgets)
     summary["fitted_prediction"] = _scores(truth, second.labels)
@@ -92,7 +93,11 @@ def main(out: Path, headless: bool) -> dict[str, Any]:
 
 def _scores(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     scores = score_image(truth, labels)
-    return {"objects": scores.n_pred, "ap50": round(scores.ap50, 3), "mean_ap": round(scores.mean_ap, 3)}
+    return {
+        "objects": scores.n_pred,
+        "ap50": round(scores.ap50, 3),
+        "mean_ap": round(scores.mean_ap, 3),
+    }
 
 
 def _write_outputs(out: Path, image: np.ndarray, prediction: Any) -> None:

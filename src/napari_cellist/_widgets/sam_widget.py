@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import ComboBox, FileEdit, PushButton
 
 from ..layers import (
     prediction_to_layer_tuples,
@@ -24,10 +24,10 @@ from ..layers import (
 from ..models import get_model_class
 from ..models.base import WeightsNotFoundError
 from ..types import Prediction
-from ._common import ImageLayerChoice, layer_pixels, role_layer, snapshot
-from ._runner import JobRunner, notify_error, notify_info
+from ._common import DockWidget, ImageLayerChoice, layer_pixels, role_layer, snapshot
+from ._runner import JobRunner, StatusLine, notify_error, notify_info
 from ._sam_layers import COLOURS, add_object, ensure_prompt_layers, prompt_layer_names, read_prompts
-from ._session import session_for
+from .base_model import ask_file
 
 logger = logging.getLogger(__name__)
 POLARITY = ("object (o)", "background (b)")
@@ -44,15 +44,17 @@ TOOLTIPS = {
 }
 
 
-class SamWidget(Container):
-    """Interactive Segment Anything on the chosen image layer."""
+class SamWidget(DockWidget):
+    """Interactive Segment Anything on the chosen image layer.
+
+    Public actions: :meth:`accept`, :meth:`reject`, :meth:`segment_everything`,
+    :meth:`refine_boxes`, :meth:`choose_weights`, :meth:`request_embedding`.
+    """
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.session = session_for(napari_viewer)
+        super().__init__(napari_viewer, labels=True)
         self.model = get_model_class("sam")()
-        self.image = ImageLayerChoice(napari_viewer)
+        self.image = ImageLayerChoice(self.viewer)
         self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip=TOOLTIPS["weights"])
         self.polarity = ComboBox(
             label="clicks add",
@@ -63,26 +65,56 @@ class SamWidget(Container):
         self.accept_button, self.reject_button, self.everything_button, self.refine_button = (
             PushButton(text=text, tooltip=TOOLTIPS[text]) for text in BUTTONS
         )
-        self.status = Label(value="")
-        self.runner = JobRunner()
-        self.extend(
-            [self.image, self.checkpoint, self.polarity, self.accept_button, self.reject_button]
+        self.choose_weights_button = PushButton(
+            text="Choose weights file...", tooltip="Pick a SAM checkpoint (.pth)."
         )
-        self.extend([self.everything_button, self.refine_button, self.status, self.runner])
+        self.status = StatusLine()
+        self.runner = JobRunner()
+        self.extend([self.image, self.checkpoint, self.choose_weights_button, self.polarity])
+        self.extend([self.accept_button, self.reject_button, self.everything_button])
+        self.extend([self.refine_button, self.status, self.runner])
         self.image.changed.connect(self._on_image_changed)
         self.checkpoint.changed.connect(self._on_image_changed)
         self.polarity.changed.connect(self._on_polarity)
         self.accept_button.changed.connect(self.accept)
         self.reject_button.changed.connect(self.reject)
-        self.everything_button.changed.connect(lambda: self._run_whole_image(refine=False))
-        self.refine_button.changed.connect(lambda: self._run_whole_image(refine=True))
-        napari_viewer.dims.events.current_step.connect(self._on_plane_changed)
+        self.everything_button.changed.connect(self.segment_everything)
+        self.refine_button.changed.connect(self.refine_boxes)
+        self.choose_weights_button.changed.connect(lambda: self.choose_weights())
+        self.listen(self.viewer.dims.events.current_step, self._on_plane_changed)
         self._embedded_for: tuple[str, int] | None = None  # image and plane of the embedding
         self._requested: tuple[str, int] | None = None
         self.segmenter: Any = None  # PromptableSegmenter holding the current embedding
         self._pending = False
         self._n_points = 0
         self.last_result: Any = None
+        self.fit_labels()
+        self.explain_needs()
+
+    def explain_needs(self) -> str | None:
+        """Say in the widget what SAM still needs (weights, an image); None when it has both."""
+        from ..models.sam.weights import resolve_checkpoint
+
+        need = None
+        try:
+            resolve_checkpoint(self._params().checkpoint or None)
+        except (WeightsNotFoundError, ValueError) as err:
+            need = f"SAM needs its weights: press 'Choose weights file...' or set 'weights'. {err}"
+        if need is None and not self.image.value:
+            need = "SAM needs an image: open one (File > Open, or File > Open Sample > Cellist)."
+        self.choose_weights_button.visible = need is not None and need.startswith(
+            "SAM needs its weights"
+        )
+        if need is not None:
+            self.status.say(need)
+        return need
+
+    def choose_weights(self, path: str | None = None) -> str:
+        """Use a SAM checkpoint (asked for in a dialog when ``path`` is None); returns the path."""
+        path = path if path is not None else ask_file(self.native, "SAM checkpoint (.pth)")
+        if path:
+            self.checkpoint.value = path  # embeds the chosen image
+        return path
 
     # -- model and embedding -------------------------------------------------------------------
     def _params(self) -> Any:
@@ -108,7 +140,8 @@ class SamWidget(Container):
     def _on_image_changed(self, _value: Any = None) -> None:
         self._embedded_for = None
         self._requested = None
-        self.request_embedding()
+        if self.explain_needs() is None:
+            self.request_embedding()
 
     def _on_plane_changed(self, _event: Any = None) -> None:
         if self._requested is None:  # nothing asked for yet (e.g. no weights chosen)
@@ -128,7 +161,7 @@ class SamWidget(Container):
         try:
             plane, rgb, z = self._plane()
         except ValueError as err:
-            self.status.value = str(err)
+            self.status.say(str(err))
             return
         params, target = self._params(), (self.image.value, z)
         self._requested = target
@@ -139,11 +172,12 @@ class SamWidget(Container):
             segmenter = self.model.interactive_for(params)
             return (yield from segmenter.embed_iter(plane, rgb))
 
-        self.status.value = "computing the SAM embedding..."
+        self.status.say("computing the SAM embedding...")
         self.runner.run(
             job,
             on_done=lambda emb: self._on_embedded(emb, params, target),
             on_finally=self._after_job,
+            on_error=lambda _err: self.explain_needs(),
         )
 
     def _on_embedded(self, embedding: Any, params: Any, target: tuple[str, int]) -> None:
@@ -152,7 +186,7 @@ class SamWidget(Container):
         self.segmenter.set_embedding(embedding)
         self._embedded_for = target
         plane = f" (plane {target[1]})" if target[1] else ""
-        self.status.value = f"ready: click on {target[0]}{plane}"
+        self.status.say(f"ready: click on {target[0]}{plane}")
         self.last_result = None
         self._n_points = 0
 
@@ -187,6 +221,9 @@ class SamWidget(Container):
         name = self._names()["points"]
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
+            # napari recolours the selected points with the current colour: after an accept
+            # the selection may name points that no longer exist (IndexError)
+            layer.selected_data = set()
             layer.feature_defaults = {"positive": positive}
             layer.current_face_color = COLOURS[positive]
 
@@ -212,7 +249,9 @@ class SamWidget(Container):
         plane = np.zeros(preview.data.shape[-2:], np.int32)
         plane[self.last_result.mask] = 1
         self._write_plane(preview, plane)
-        self.status.value = f"SAM mask: {int(self.last_result.mask.sum())} px, predicted IoU {self.last_result.score:.2f} (y accept, n reject)"
+        self.status.say(
+            f"SAM mask: {int(self.last_result.mask.sum())} px, predicted IoU {self.last_result.score:.2f} (y accept, n reject)"
+        )
 
     def _write_plane(self, layer: Any, plane: np.ndarray) -> None:
         data = layer.data
@@ -238,7 +277,9 @@ class SamWidget(Container):
         names = self._names()
         for key in ("points", "box"):
             if names[key] in self.viewer.layers:
-                self.viewer.layers[names[key]].data = []
+                layer = self.viewer.layers[names[key]]
+                layer.selected_data = set()
+                layer.data = []
         if names["preview"] in self.viewer.layers:
             self._clear_preview(self.viewer.layers[names["preview"]])
 
@@ -263,6 +304,14 @@ class SamWidget(Container):
         return new_id
 
     # -- whole image ---------------------------------------------------------------------------
+    def segment_everything(self) -> None:
+        """SAM's automatic mask generator on the whole image (in the background)."""
+        self._run_whole_image(refine=False)
+
+    def refine_boxes(self) -> None:
+        """Replace every object of the image's labels by SAM's mask for its box."""
+        self._run_whole_image(refine=True)
+
     def _run_whole_image(self, refine: bool) -> None:
         try:
             layer = self.image.layer()

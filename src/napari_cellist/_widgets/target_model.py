@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from magicgui.widgets import Container
-
+from ._common import DockWidget
 from ._params import section
 from .base_model import ModelRunWidget
 from .finetune import FineTuneWidget
@@ -20,15 +19,26 @@ class _TargetTrain(FineTuneWidget):
     use_open_images = True
 
 
-class TargetModelWidget(Container):
+class TargetModelWidget(DockWidget):
     """Train a target model on the open images and everything committed; predict with a version.
 
     Training uses every committed image (masks and points supervise) and the open images
-    without annotations (unsupervised). Each run becomes a model version that *Predict* uses.
+    without annotations (unsupervised). Each run becomes a model version that *Predict* uses
+    (and announces). Public actions: :meth:`train`, :meth:`run`.
     """
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(labels=False)
-        self.train = _TargetTrain(napari_viewer)
-        self.predict = _TargetPredict(napari_viewer)
-        self.extend([section("Train / fine-tune"), self.train, section("Predict"), self.predict])
+        super().__init__(napari_viewer, labels=False)
+        self.trainer = _TargetTrain(self.viewer, scrollable=False)
+        self.predictor = _TargetPredict(self.viewer, scrollable=False)
+        self.extend(
+            [section("Train / fine-tune"), self.trainer, section("Predict"), self.predictor]
+        )
+
+    def train(self) -> bool:
+        """Train the chosen target model (see :meth:`FineTuneWidget.train`)."""
+        return self.trainer.train()
+
+    def run(self) -> bool:
+        """Predict with the chosen version (see :meth:`ModelRunWidget.run`)."""
+        return self.predictor.run()
