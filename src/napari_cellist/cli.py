@@ -14,7 +14,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -41,33 +40,16 @@ def _parse_assignments(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _check_keys(params_type: type, values: dict[str, Any], flag: str) -> None:
-    known = {f.name for f in fields(params_type)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise CliError(
-            f"Unknown {flag} {', '.join(unknown)}; {params_type.__name__} has: {', '.join(sorted(known))}."
-        )
-
-
 def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]):
-    from .models import get_model_class
-    from .models.base import params_from_mapping
+    """The registry's :func:`~napari_cellist.models.build_model`: the checkpoint's stored
+    parameters are the base, ``--param`` values win on top."""
+    from .models import build_model, check_keys, params_class
 
-    cls = get_model_class(name)
-    _check_keys(cls.Params, param_values, "--param")
-    if checkpoint:
-        if not Path(checkpoint).exists():
-            raise CliError(f"Checkpoint {checkpoint} does not exist.")
-        model = cls.from_checkpoint(checkpoint)
-        merged = {**_as_dict(model.params), **param_values}
-        model.params = params_from_mapping(cls.Params, merged)
-        return model
-    return cls(params_from_mapping(cls.Params, param_values))
-
-
-def _as_dict(params: Any) -> dict[str, Any]:
-    return {f.name: getattr(params, f.name) for f in fields(params)}
+    try:
+        check_keys(params_class(name), param_values, "--param")
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    return build_model(name, checkpoint, param_values)
 
 
 def _progress_bar(total: int, desc: str):
@@ -100,20 +82,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Fit / train a model on annotated folders and save a checkpoint."""
-    from .models import get_model_class
+    from .models import check_keys, get_entry, train_params_class
     from .models.base import params_from_mapping
     from .pipeline import samples_from_folders, train_model
 
-    cls = get_model_class(args.model)
-    if not cls.trainable:
+    entry = get_entry(args.model)
+    if not entry.trainable:
         raise CliError(f"Model {args.model!r} cannot be trained.")
     values = _parse_assignments(args.train_param)
     if args.steps is not None:
-        values[_steps_field(cls.TrainParams)] = args.steps
-    _check_keys(cls.TrainParams, values, "--train-param")
+        if not entry.steps_field:
+            raise CliError(f"--steps is not used by model {args.model!r}; use --train-param.")
+        values[entry.steps_field] = args.steps
+    train_type = train_params_class(args.model)
+    try:
+        check_keys(train_type, values, "--train-param")
+    except ValueError as err:
+        raise CliError(str(err)) from None
     model = _build_model(args.model, args.init, _parse_assignments(args.param))
     samples = samples_from_folders(args.data)
-    train_params = params_from_mapping(cls.TrainParams, values)
+    train_params = params_from_mapping(train_type, values)
     with _progress_bar(0, f"train {args.model}") as bar:
 
         def on_progress(progress) -> None:
@@ -125,14 +113,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"checkpoint": str(args.out), "metrics": dict(result.metrics), "data_used": list(result.data_used)}
     print(json.dumps(summary, indent=2))
     return 0
-
-
-def _steps_field(train_params: type) -> str:
-    names = [f.name for f in fields(train_params)]
-    for candidate in ("steps", "epochs", "n_epochs", "max_candidates"):
-        if candidate in names:
-            return candidate
-    raise CliError(f"--steps is not used by {train_params.__name__}; use --train-param.")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -26,7 +26,10 @@ def predict_image(
 ) -> Prediction:
     """Predict one grey image; ``prompts`` (a label map) goes to models that take prompts."""
     if prompts is not None:
-        if not hasattr(model, "refine_iter"):
+        from .models import REGISTRY
+
+        entry = REGISTRY.get(model.name)
+        if entry is None or not entry.takes_prompts:
             raise ValueError(f"Model {model.name!r} does not take prompts; drop --prompts-from.")
         return drain(model.refine_iter(image, prompts))
     return drain(model.predict_iter(image))

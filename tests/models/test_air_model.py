@@ -8,9 +8,9 @@ import pytest
 import torch as torch
 from pyro import poutine  # noqa: E402
 
-from napari_cellist.models import get_model_class  # noqa: E402
+from napari_cellist.models import get_entry, get_model_class  # noqa: E402
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, NetConfig
-from napari_cellist.models.air.model import Anneal  # noqa: E402
+from napari_cellist.models.air.generative import Anneal  # noqa: E402
 from napari_cellist.models.air.supervision import cell_targets, to_working  # noqa: E402
 from napari_cellist.models.air.training import Schedule, TrainingItem, make_batch  # noqa: E402
 from napari_cellist.progress import drain  # noqa: E402
@@ -39,7 +39,7 @@ def _batch(model: AirModel, supervised: bool):
 
 def test_registered_as_target_model():
     assert get_model_class("air") is AirModel
-    assert AirModel.kind == "target"
+    assert get_entry("air").kind == "target" and get_entry("air").trainable
 
 
 @pytest.mark.parametrize("supervised", [False, True])

@@ -48,7 +48,7 @@ def _image(shape=(32, 32)):
 
 
 def test_registry_and_lazy_import():
-    assert get_model_class("cellpose") is cpa.CellposeSegmenter
+    assert get_model_class("cellpose") is cpa.CellposeModel
     code = "import sys, napari_cellist.models as m; m.get_model_class('cellpose'); print('torch' in sys.modules, 'cellpose.models' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -74,7 +74,7 @@ def test_2d_params_reach_eval(weights_file, calls):
         tile_overlap=0.2, augment=True, resample=False, niter=123, max_size_fraction=0.3, batch_size=3,
         border_mirror=0.0,
     )  # fmt: skip
-    prediction = cpa.CellposeSegmenter(params).predict(_image())
+    prediction = cpa.CellposeModel(params).predict(_image())
     x, kwargs = calls[-1]
     assert x.shape == (32, 32, 2) and not x[..., 1].any()
     expected = {
@@ -93,7 +93,7 @@ def test_2d_params_reach_eval(weights_file, calls):
 
 
 def test_3d_params_reach_eval(weights_file, calls):
-    model = cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), diameter=9.0))
+    model = cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), diameter=9.0))
     stack = _image((5, 24, 24))
     model.predict(
         stack,
@@ -118,7 +118,7 @@ def test_3d_params_reach_eval(weights_file, calls):
 def test_border_mirror_pads_yx_and_crops_back(weights_file, calls):
     image = _image((32, 40))
     params = cpa.CellposeParams(model=str(weights_file), diameter=12.0, border_mirror=0.5)
-    prediction = cpa.CellposeSegmenter(params).predict(image)
+    prediction = cpa.CellposeModel(params).predict(image)
     x = calls[-1][0]
     assert x.shape == (44, 52, 2)  # 6 px (half a diameter) mirrored on every side
     np.testing.assert_array_equal(x[6:-6, 6:-6, 0], image)
@@ -127,12 +127,12 @@ def test_border_mirror_pads_yx_and_crops_back(weights_file, calls):
     assert prediction.labels.shape == image.shape and prediction.count == 1
     assert prediction.objects[1].box == (4, 4, 8, 8)
     assert prediction.extras["probability"].shape == image.shape
-    stack = cpa.CellposeSegmenter(params).predict(_image((3, 24, 24)), replace(params, do_3D=True))
+    stack = cpa.CellposeModel(params).predict(_image((3, 24, 24)), replace(params, do_3D=True))
     assert calls[-1][0].shape == (3, 36, 36, 2) and stack.labels.shape == (3, 24, 24)
 
 
 def test_planes_without_stitching_get_unique_ids(weights_file, calls):
-    prediction = cpa.CellposeSegmenter(
+    prediction = cpa.CellposeModel(
         cpa.CellposeParams(model=str(weights_file), diameter=9.0, border_mirror=0.0)
     ).predict(_image((3, 24, 24)))
     assert calls[-1][1]["normalize"]["norm3D"] is False
@@ -152,17 +152,17 @@ def test_channels_select_cells_and_nucleus(weights_file, calls):
     params = cpa.CellposeParams(
         model=str(weights_file), diameter=5.0, channel_axis=0, channels=(2, 3), border_mirror=0.0
     )
-    cpa.CellposeSegmenter(params).predict(image)
+    cpa.CellposeModel(params).predict(image)
     x = calls[-1][0]
     assert x.shape == (16, 16, 2) and np.all(x[..., 0] == 2.0) and np.all(x[..., 1] == 3.0)
-    cpa.CellposeSegmenter(params).predict(
+    cpa.CellposeModel(params).predict(
         image, cpa.CellposeParams(model=str(weights_file), diameter=5.0, channel_axis=0)
     )
     assert (
         np.all(calls[-1][0][..., 0] == 2.0) and not calls[-1][0][..., 1].any()
     )  # grey = channel mean
     with pytest.raises(ValueError, match="Channel 5 does not exist"):
-        cpa.CellposeSegmenter(params).predict(
+        cpa.CellposeModel(params).predict(
             image, cpa.CellposeParams(model=str(weights_file), channel_axis=0, channels=(5, 0))
         )
 
@@ -172,7 +172,7 @@ def test_automatic_diameter_is_estimated_from_the_image(weights_file, calls):
     for r, c in [(20, 20), (20, 70), (70, 20), (70, 70)]:
         yy, xx = np.ogrid[:96, :96]
         image[(yy - r) ** 2 + (xx - c) ** 2 <= 10**2] = 1.0
-    cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), diameter=0.0)).predict(image)
+    cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), diameter=0.0)).predict(image)
     assert calls[-1][1]["diameter"] == pytest.approx(estimate_diameter(image))
     assert 17 < calls[-1][1]["diameter"] < 24
 
@@ -187,6 +187,6 @@ def test_version_seam():
 
 def test_2d_mode_rejects_3d_switch_on_2d_image(weights_file, calls):
     with pytest.raises(ValueError, match="3D mode needs"):
-        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(weights_file), do_3D=True)).predict(
+        cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), do_3D=True)).predict(
             _image()
         )

@@ -33,12 +33,12 @@ def trained(crops, tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path_factory.mktemp("no_weights")))
-    model = cpa.CellposeSegmenter(PARAMS)
+    model = cpa.CellposeModel(PARAMS)
     reports: list[Progress] = []
     result = drain(model.fit_iter(crops, QUICK), on_progress=reports.append)
     val = [s for s in crops if s.name not in result.data_used][0]
     torch.manual_seed(0)
-    untrained = cpa.CellposeSegmenter(PARAMS)
+    untrained = cpa.CellposeModel(PARAMS)
     untrained._network, untrained._network_spec = (
         build_network(None, 17.0),
         "cyto3",
@@ -62,7 +62,7 @@ def test_training_improves_validation_ap(trained):
 
 def test_closing_the_generator_stops_and_writes_nothing(crops, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = cpa.CellposeSegmenter(PARAMS)
+    model = cpa.CellposeModel(PARAMS)
     small = [Sample(s.image[:96, :96], s.labels[:96, :96], name=s.name) for s in crops[:2]]
     gen = model.fit_iter(
         small,
@@ -84,7 +84,7 @@ def test_checkpoint_round_trip_is_atomic_and_cellpose_compatible(trained, tmp_pa
     model, _, _, _, val = trained
     path = model.save(tmp_path / "sub" / "cellpose.pth")
     assert sorted(p.name for p in path.parent.iterdir()) == ["cellpose.pth"]
-    loaded = cpa.CellposeSegmenter.load(path)
+    loaded = cpa.CellposeModel.load(path)
     assert loaded.params.diameter == 24.0 and loaded.params.model == str(path)
     np.testing.assert_array_equal(loaded.predict(val.image).labels, model.predict(val.image).labels)
     native = models.CellposeModel(gpu=False, pretrained_model=str(path))

@@ -47,7 +47,7 @@ def _image():
 @pytest.mark.parametrize(("name", "filename"), [("cyto3", "cyto3"), ("nuclei", "nucleitorch_0")])
 def test_missing_pretrained_weights_say_what_to_do(empty_cache, name, filename):
     with pytest.raises(WeightsNotFoundError) as info:
-        cpa.CellposeSegmenter(cpa.CellposeParams(model=name, diameter=10.0)).predict(_image())
+        cpa.CellposeModel(cpa.CellposeParams(model=name, diameter=10.0)).predict(_image())
     message = str(info.value)
     assert f"'{filename}'" in message and str(empty_cache) in message
     assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "scratch" in message
@@ -56,11 +56,11 @@ def test_missing_pretrained_weights_say_what_to_do(empty_cache, name, filename):
 
 def test_missing_file_path(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="nope.pth does not exist"):
-        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(tmp_path / "nope.pth"))).predict(
+        cpa.CellposeModel(cpa.CellposeParams(model=str(tmp_path / "nope.pth"))).predict(
             _image()
         )
     with pytest.raises(WeightsNotFoundError, match="is neither a pretrained name"):
-        cpa.CellposeSegmenter(cpa.CellposeParams(model="cyto9")).predict(_image())
+        cpa.CellposeModel(cpa.CellposeParams(model="cyto9")).predict(_image())
 
 
 def test_cache_folder_weights_are_used(empty_cache, random_state):
@@ -74,7 +74,7 @@ def test_cache_folder_weights_are_used(empty_cache, random_state):
         resolved.path == empty_cache / "cyto3"
         and resolved.size_path == empty_cache / "size_cyto3.npy"
     )
-    model = cpa.CellposeSegmenter(cpa.CellposeParams(model="cyto3", diameter=10.0))
+    model = cpa.CellposeModel(cpa.CellposeParams(model="cyto3", diameter=10.0))
     prediction = model.predict(_image())
     assert prediction.labels.shape == (40, 40) and model.network().pretrained_model == str(
         empty_cache / "cyto3"
@@ -82,11 +82,11 @@ def test_cache_folder_weights_are_used(empty_cache, random_state):
 
 
 def test_user_picked_file_and_from_checkpoint(random_state):
-    prediction = cpa.CellposeSegmenter(
+    prediction = cpa.CellposeModel(
         cpa.CellposeParams(model=str(random_state), diameter=10.0)
     ).predict(_image())
     assert prediction.labels.shape == (40, 40)
-    model = cpa.CellposeSegmenter.from_checkpoint(
+    model = cpa.CellposeModel.from_checkpoint(
         random_state, cpa.CellposeParams(diameter=12.0, min_size=3)
     )
     assert model.params.model == str(random_state) and model.params.diameter == 12.0
@@ -99,7 +99,7 @@ def test_cellpose4_file_is_refused(tmp_path):
     path = tmp_path / "cpsam"
     torch.save({"W2": torch.zeros(1), "output.2.weight": torch.zeros(3, 32, 1, 1)}, path)
     with pytest.raises(ValueError, match="not a Cellpose 3 model file"):
-        cpa.CellposeSegmenter(cpa.CellposeParams(model=str(path))).predict(_image())
+        cpa.CellposeModel(cpa.CellposeParams(model=str(path))).predict(_image())
 
 
 def test_training_start_current_without_weights_raises(empty_cache):
@@ -108,7 +108,7 @@ def test_training_start_current_without_weights_raises(empty_cache):
     samples = [Sample(_image(), labels, name="a")]
     with pytest.raises(WeightsNotFoundError, match="cyto3"):
         next(
-            cpa.CellposeSegmenter().fit_iter(samples, cpa.CellposeTrainParams(start_from="current"))
+            cpa.CellposeModel().fit_iter(samples, cpa.CellposeTrainParams(start_from="current"))
         )
 
 

@@ -3,11 +3,16 @@
 A model is a class with
 
 * ``name`` (registry key), ``Params`` (a frozen dataclass of prediction parameters, whose field
-  names and defaults the widgets and the CLI use), ``kind`` (``"base"`` or ``"target"``);
+  names and defaults the widgets and the CLI use);
 * ``predict_iter(image, params) -> Generator[Progress, None, Prediction]`` and ``predict``;
+* for models that take prompts (``takes_prompts`` on the registry entry) ``refine_iter(image,
+  prompt_labels)``;
 * for trainable models additionally ``TrainParams``, ``fit_iter(samples, train_params)`` (yields
   Progress with the loss, returns a :class:`~napari_cellist.types.FitResult` and leaves the model
   fitted), ``save(path)`` (atomic) and the class method ``load(path)``.
+
+What a model can do (kind, trainable, prompts, checkpoint suffix...) is stated once, on its
+:class:`~napari_cellist.models.ModelEntry` in the registry; callers read it there.
 
 Parameter dataclasses describe themselves for the GUI and the CLI: each field may carry
 ``metadata={"help": "...", "advanced": True, "choices": (...), "min": 0, "max": 10}``; the widgets
@@ -67,6 +72,17 @@ def _coerce_bool(field: Field, value: Any) -> Any:
     raise ValueError(f"Parameter '{field.name}' is true or false, got {value!r}.")
 
 
+def non_default_values(params: Any) -> dict[str, Any]:
+    """``{field: value}`` of the fields of a params dataclass that differ from their defaults
+    (what a user changed in a form: the overrides of :func:`~napari_cellist.models.build_model`)."""
+    defaults = type(params)()
+    return {
+        f.name: getattr(params, f.name)
+        for f in fields(params)
+        if getattr(params, f.name) != getattr(defaults, f.name)
+    }
+
+
 def params_to_dict(params: Any) -> dict[str, Any]:
     """JSON-friendly dict of a params dataclass."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(params).items()}
@@ -76,9 +92,7 @@ class Segmenter(ABC):
     """A model that turns an image into a :class:`Prediction`."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = "base"
     Params: ClassVar[type]
-    trainable: ClassVar[bool] = False
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -101,6 +115,19 @@ class Segmenter(ABC):
         """Predict synchronously (drains :meth:`predict_iter`)."""
         return drain(self.predict_iter(image, params))
 
+    def refine_iter(
+        self, image: np.ndarray, prompt_labels: np.ndarray, params: Any | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Replace every object of the int label map ``prompt_labels`` (the image's spatial
+        shape) by the model's own mask for it; only models registered with ``takes_prompts``.
+
+        Raises
+        ------
+        ValueError
+            For models that take no prompts.
+        """
+        raise ValueError(f"Model {self.name!r} does not take prompts; drop --prompts-from.")
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, params: Any | None = None) -> Segmenter:
         """Model built from a checkpoint / weights file (trainable models: :meth:`load`).
@@ -116,7 +143,6 @@ class Segmenter(ABC):
 class TrainableSegmenter(Segmenter):
     """A segmenter that can be fitted to annotated (and unannotated) samples."""
 
-    trainable: ClassVar[bool] = True
     TrainParams: ClassVar[type]
 
     @abstractmethod

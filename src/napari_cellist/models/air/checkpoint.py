@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ...io.writers import atomic_path
-from .model import AirNet
+from .generative import AirNet
 from .modules import Geometry
 
 FORMAT = "napari-cellist-air"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ...borders import crop_border
 from ...images import normalise_percentile
-from .model import AirNet, CellCodes
+from .generative import AirNet, CellCodes
 from .modules import (
     WHERE_DIM,
     Geometry,

@@ -1,261 +1,296 @@
-"""The AIR generative model and its amortised guide, as Pyro programs over a grid of cells.
-
-For every image ``b`` and every slot ``n`` of the grid (``n`` runs over cells x slots)::
-
-    z_pres[b, n]  ~ LogitRelaxedBernoulli(temperature, logit(prior_prob))   # presence, logit space
-    z_where[b, n] ~ Normal(0, I_5)        # offset in the cell, scale, aspect, angle (where_to_box)
-    z_what[b, n]  ~ Normal(0, I_D)        # appearance code
-    glimpse       = Decoder(z_what)       # appearance + alpha
-    x_hat         = background + coverage(sigmoid(z_pres) * SpatialTransformer(glimpse, z_where))
-    x[b]          ~ Normal(x_hat, obs_sigma)
-
-Presence is the Concrete relaxation of a Bernoulli sampled in logit space (Maddison et al. 2017),
-so its density and the KL to the prior stay finite in float32; the temperature and the prior
-presence probability are annealed by the training loop. Annotations are extra observations of
-the latents (``ann_pres``, ``ann_where``, ``ann_mask``), so corrections make the model
-semi-supervised without a separate loss. As in Pyro's semi-supervised VAE (Kingma et al. 2014),
-annotated presence is *observed* (it replaces the latent in the model and is not sampled from
-the guide), and presence and position annotations also observe the *encoder's* outputs (an auxiliary classifier /
-regressor term, weighted up), and masks observe the alpha rendered from the sampled latents.
-The model never calls ``pyro.param``/``pyro.module``:
-all weights live in this ``nn.Module`` and are optimised with ``Trace_ELBO.differentiable_loss``,
-so two AIR models never share parameters through Pyro's global parameter store.
-"""
+"""The registered ``air`` model: :class:`AirModel` (predict, train, save, load)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
 
-import pyro
-import pyro.distributions as dist
+import numpy as np
 import torch
-from pyro.distributions.torch_distribution import TorchDistributionMixin
-from torch import nn
-from torch.distributions.relaxed_bernoulli import (
-    LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli,
+
+from ...borders import crop_border, crop_labels, mirror_border, mirror_labels, mirror_width
+from ...geometry import bounding_boxes
+from ...images import is_constant, prepare_grey
+from ...metrics import score_images
+from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
+from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
+from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
+from .fusion import fuse_runs, shift_objects
+from .inference import (
+    Objects,
+    find_objects,
+    foreground_signal,
+    label_map,
+    reconstruction,
+    select_objects,
 )
+from .params import AirParams, AirTrainParams
+from .refine import snap_to_image
+from .supervision import WorkingImage, cell_targets, median_diameter, resize, to_working
+from .training import Schedule, TrainingItem, train_iter
 
-from .modules import (
-    WHERE_DIM,
-    Decoder,
-    Encoder,
-    Geometry,
-    GlimpseEncoder,
-    bounded_scale,
-    composite,
-    extract_glimpses,
-    place_glimpses,
-    where_to_box,
-)
-
-WHERE_OBS_SIGMA = 0.1  # how exactly annotated boxes pin z_where (in tanh units)
-# An annotated presence speaks for a whole cell, a mask pixel for one pixel: without this extra
-# weight the image likelihood (one term per pixel) drowns the presence labels.
-PRES_WEIGHT = 100.0
+logger = logging.getLogger(__name__)
 
 
-class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):
-    """Concrete / relaxed Bernoulli whose samples are logits (numerically stable log density).
+def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
+    """Typical object diameter (px) from the threshold model's estimate on a shrunken copy."""
+    from ..threshold import estimate_diameter
 
-    torch's class implements ``rsample`` but leaves ``has_rsample`` False, so Pyro would sample it
-    without a gradient path and fall back to score-function gradients with no baseline (the whole
-    image's cost for every cell). Declaring it reparameterisable gives the pathwise (Concrete)
-    gradient the relaxation is for.
+    factor = max(1.0, max(image.shape) / max_side)
+    small = image if factor == 1.0 else resize(
+        image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
+    )
+    return float(estimate_diameter(small)) * factor
+
+
+def grid_offsets(copies: int, cell_px: float, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``copies`` (row, col) crops in image pixels: (0, 0), then random shifts of less than one
+    grid cell (``cell_px`` image pixels), so objects fall at new positions within their cells."""
+    limit = max(1, int(cell_px))
+    extra = [tuple(int(v) for v in rng.integers(0, limit, 2)) for _ in range(copies - 1)]
+    return [(0, 0), *extra]
+
+
+def half_cell_shifts(count: int, half_cell: float) -> list[tuple[int, int]]:
+    """(row, col) shifts in image pixels of the ``count`` (1, 2 or 4) test-time grid positions:
+    unshifted, then by half a cell (``half_cell`` image pixels) diagonally, then along each axis.
+    A shift pads the image's top and left by reflection, so every run sees the whole image."""
+    if count not in (1, 2, 4):
+        raise ValueError(f"test_time_shifts must be 1, 2 or 4, got {count}.")
+    h = max(1, int(round(half_cell)))
+    return [(0, 0), (h, h), (h, 0), (0, h)][:count]
+
+
+class AirModel(TrainableSegmenter):
+    """Attend-Infer-Repeat on a grid, trained by SVI; predicts with one encoder pass.
+
+    Parameters
+    ----------
+    params : AirParams, optional
+        Prediction parameters.
+    config : NetConfig, optional
+        Architecture (working scale, grid, code sizes).
     """
 
-    has_rsample = True
+    name = "air"
+    Params = AirParams
+    TrainParams = AirTrainParams
 
+    def __init__(self, params: AirParams | None = None, config: NetConfig | None = None) -> None:
+        super().__init__(params)
+        self.config = config or NetConfig()
+        self.net = self.config.build().eval()
+        self.diameter: float | None = None  # annotated diameter the model was trained at
+        self.info: dict[str, Any] = {"steps": 0}
 
-@dataclass(frozen=True)
-class Batch:
-    """Tensors of one training (or prediction) batch at the working scale.
+    def _initialise(self, seed: int) -> None:
+        """Fresh weights drawn from ``seed`` (torch's global random state is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = self.config.build().eval()
 
-    ``image``/``background`` are ``(B, 1, H, W)`` with ``H, W`` multiples of the cell size. The
-    supervision tensors (None when unannotated) index slots ``N = Hc*Wc*S`` in (row, col, slot)
-    order: ``pres_*`` ``(B, N)``, ``where_*`` ``(B, N, 5)`` (tanh units), ``mask_*``
-    ``(B, N, Wn, Wn)`` / ``(B, N)``; ``weight`` ``(B,)`` scales each image's annotations.
-    """
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable weights."""
+        return sum(p.numel() for p in self.net.parameters())
 
-    image: torch.Tensor
-    background: torch.Tensor
-    pres_target: torch.Tensor | None = None
-    pres_known: torch.Tensor | None = None
-    where_target: torch.Tensor | None = None
-    where_known: torch.Tensor | None = None
-    mask_target: torch.Tensor | None = None
-    mask_known: torch.Tensor | None = None
-    weight: torch.Tensor | None = None
+    # -- prediction -------------------------------------------------------------------------
+    def object_diameter(self, image: np.ndarray, params: AirParams | None = None) -> float:
+        """Diameter (px) used for ``image``: given, else trained-at, else estimated."""
+        params = params or self.params
+        if params.diameter and params.diameter > 0:
+            return float(params.diameter)
+        if self.diameter:
+            return float(self.diameter)
+        return estimate_diameter_fast(image)
 
+    def predict_iter(
+        self, image: np.ndarray, params: AirParams | None = None
+    ) -> Generator[Progress, None, Prediction]:
+        """Predict objects of a 2D grey image ``(Y, X)``; see :class:`AirParams`."""
+        params = params or self.params
+        grey = prepare_grey(image)
+        if grey.ndim != 2:
+            raise ValueError(
+                f"AIR segments 2D images; got shape {grey.shape}. Pick one plane of the stack."
+            )
+        if is_constant(grey):
+            yield Progress(1, 1, "AIR: constant image, no objects")
+            return Prediction(np.zeros(grey.shape, np.int32), {}, source=self.name)
+        yield Progress(1, 3, "AIR: rescaling")
+        diameter = self.object_diameter(grey, params)
+        margin = mirror_width(diameter, params.border_mirror, grey.shape)
+        mirrored = mirror_border(grey, margin)
+        yield Progress(2, 3, "AIR: encoding")
+        geom = self.net.geom
+        floor = params.min_score if params.test_time_shifts == 1 else 0.5 * params.min_score
+        runs, works = self.grid_runs(mirrored, diameter, params, floor)
+        # One run has no vote across grid positions: its absolute alpha threshold drops the
+        # decoder's faint guesses. Fused runs outline each object relative to its peak alpha.
+        found = runs[0] if len(runs) == 1 else fuse_runs(
+            runs, mirrored.shape, params.min_score, params.alpha_threshold,
+            match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
+        )
+        labels, scores = label_map(
+            mirrored.shape, found, params.alpha_threshold, params.min_keep, margin
+        )
+        if params.refine_masks:
+            labels = snap_to_image(labels, foreground_signal(mirrored, works[0], geom), diameter)
+        labels, old_ids = crop_labels(labels, margin)
+        scores = scores[old_ids - 1]
+        extras = {}
+        if params.reconstruction:
+            unshifted = select_objects(runs[0], runs[0].scores >= params.min_score)
+            full = reconstruction(self.net, works[0], unshifted, mirrored.shape)
+            extras["reconstruction"] = crop_border(full, margin)
+        yield Progress(3, 3, f"AIR: {len(scores)} objects")
+        boxes = bounding_boxes(labels)
+        objects = {
+            i: ObjectMeta(i, float(scores[i - 1]), box=boxes[i], source=self.name)
+            for i in range(1, len(scores) + 1) if i in boxes
+        }
+        return Prediction(labels, objects, source=self.name, extras=extras)
 
-@dataclass(frozen=True)
-class Anneal:
-    """Annealed quantities of the current step."""
+    def grid_runs(
+        self, image: np.ndarray, diameter: float, params: AirParams, floor: float
+    ) -> tuple[list[Objects], list[WorkingImage]]:
+        """The objects found at each of the ``params.test_time_shifts`` grid positions.
 
-    temperature: float = 0.5
-    prior_prob: float = 0.05
-    annotation_scale: float = 20.0  # annotations count this many times (p(a | z) ** scale)
+        ``image`` is the grey ``(Y, X)`` image (already mirrored at its border), ``diameter`` its
+        typical object diameter (px) and ``floor`` the smallest presence kept. A shifted run pads
+        the image's top and left by reflection; its boxes are moved back, so every run's objects
+        are in ``image``'s coordinates. Also returns each run's working image.
+        """
+        geom = self.net.geom
+        half_cell = 0.5 * geom.cell * diameter / geom.diameter  # image pixels
+        runs, works = [], []
+        for dy, dx in half_cell_shifts(params.test_time_shifts, half_cell):
+            shifted = np.pad(image, ((dy, 0), (dx, 0)), mode="reflect") if dy or dx else image
+            works.append(to_working(shifted, diameter, geom))
+            found = find_objects(self.net, works[-1], floor, params.tile_size)
+            runs.append(shift_objects(found, -dy, -dx))
+        return runs, works
 
+    # -- training ---------------------------------------------------------------------------
+    def _training_items(
+        self, samples: Sequence[Sample], tp: AirTrainParams
+    ) -> list[TrainingItem]:
+        items = []
+        geom = self.net.geom
+        rng = np.random.default_rng(tp.seed)
+        for sample in samples:
+            grey = prepare_grey(sample.image)
+            # Unannotated images are seen at the scale prediction will use (given or estimated).
+            diameter = (median_diameter(sample.labels) if sample.labels is not None else None) or (
+                tp.diameter if tp.diameter > 0 else estimate_diameter_fast(grey)
+            )
+            labels, weight = sample.labels, float(sample.weight)
+            if labels is None and sample.points is None and tp.pseudo_labels:
+                from ..threshold import ThresholdModel, ThresholdParams
 
-@dataclass(frozen=True)
-class CellCodes:
-    """Deterministic encoder outputs per slot (``(B, Hc, Wc, S, ...)``)."""
+                labels = ThresholdModel().predict(grey, ThresholdParams(diameter=diameter)).labels
+                weight = tp.pseudo_label_weight * weight
+            margin = mirror_width(diameter, tp.border_mirror, grey.shape)
+            mirrored = mirror_border(grey, margin)
+            labels = None if labels is None else mirror_labels(labels, margin)
+            points = None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
+            annotated = labels is not None or points is not None
+            scales = (1.0,) if tp.scale_jitter <= 0 else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
+            for scale in scales:  # objects `scale` times their size at the working scale
+                cell_px = geom.cell * diameter / (scale * geom.diameter)  # one cell, image pixels
+                for dy, dx in grid_offsets(tp.grid_jitter, cell_px, rng):
+                    shifted = mirrored[dy:, dx:]
+                    work = to_working(shifted, diameter / scale, geom)
+                    targets = None if not annotated else cell_targets(
+                        work, geom, None if labels is None else labels[dy:, dx:],
+                        None if points is None else points - (dy, dx),
+                    )
+                    items.append(TrainingItem(work, targets, weight, sample.name))
+        # Weights are relative: the strongest annotation of the set counts fully.
+        top = max((it.weight for it in items if it.targets is not None), default=1.0) or 1.0
+        return [replace(it, weight=it.weight / top) for it in items]
 
-    pres_logit: torch.Tensor
-    where_loc: torch.Tensor
-    where_scale: torch.Tensor
-    features: torch.Tensor
+    def fit_iter(
+        self, samples: Sequence[Sample], train_params: AirTrainParams | None = None
+    ) -> Generator[Progress, None, FitResult]:
+        """Train on ``samples`` (annotated or not); yields Progress with the loss.
 
-
-class AirNet(nn.Module):
-    """Encoder, glimpse encoder and decoder, with the Pyro ``model`` and ``guide`` built on them."""
-
-    def __init__(
-        self, geom: Geometry, z_what: int = 8, width: int = 32, features: int = 32,
-        obs_sigma: float = 0.1, min_contrast: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self.geom, self.z_what_dim, self.obs_sigma = geom, z_what, obs_sigma
-        self.encoder = Encoder(geom.slots, width, features)
-        self.glimpse_encoder = GlimpseEncoder(geom.glimpse, features, z_what)
-        self.decoder = Decoder(z_what, geom.glimpse, min_contrast=min_contrast)
-
-    # -- deterministic pieces ---------------------------------------------------------------
-    def grid_shape(self, image: torch.Tensor) -> tuple[int, int]:
-        """Cells ``(Hc, Wc)`` of a ``(B, 1, H, W)`` image."""
-        return image.shape[-2] // self.geom.cell, image.shape[-1] // self.geom.cell
-
-    def encode(self, image: torch.Tensor, background: torch.Tensor) -> CellCodes:
-        """One forward pass of the convolutional encoder."""
-        out = self.encoder(torch.cat([image, background], dim=1))
-        return CellCodes(
-            pres_logit=8.0 * torch.tanh(out[..., 0] / 8.0),  # |logit| <= 8: p in [3e-4, 1-3e-4]
-            where_loc=out[..., 1: 1 + WHERE_DIM],
-            where_scale=bounded_scale(out[..., 1 + WHERE_DIM: 1 + 2 * WHERE_DIM]),
-            features=out[..., 1 + 2 * WHERE_DIM:],
+        Resuming from a trained model is fine-tuning: the weights are not reset. An untrained
+        model starts from weights drawn with ``seed``, so the same data and parameters give the
+        same model.
+        """
+        tp = train_params or self.TrainParams()
+        if tp.crop_size % self.net.geom.cell:
+            raise ValueError(f"crop_size must be a multiple of {self.net.geom.cell}.")
+        if not self.info.get("steps"):
+            self._initialise(tp.seed)
+        yield Progress(0, tp.steps, "AIR: preparing images")
+        items = self._training_items(samples, tp)
+        schedule = Schedule(
+            steps=tp.steps, batch_size=tp.batch_size, crop=tp.crop_size, lr=tp.learning_rate,
+            temperature=(1.0, tp.temperature), prior_prob=(0.5, tp.prior_prob),
+            time_limit_s=tp.time_limit_s,
+        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(tp.threads)
+        steps_before, losses = int(self.info.get("steps", 0)), None
+        try:
+            history = []
+            gen = train_iter(self.net, items, schedule, tp.seed)
+            while True:
+                try:
+                    progress = next(gen)
+                except StopIteration as stop:
+                    losses = stop.value
+                    break
+                history.append(progress)
+                yield progress
+        finally:
+            torch.set_num_threads(threads)
+            if losses is None and history:  # stopped: the weights are trained, keep them so
+                self.info = {**self.info, "steps": steps_before + history[-1].step}
+        self._record_training(samples, tp, len(losses))
+        metrics = self._training_metrics(samples)
+        return FitResult(
+            params=params_to_dict(self.params), metrics=metrics,
+            data_used=tuple(s.name for s in samples), history=tuple(history),
         )
 
-    def what_params(
-        self, image: torch.Tensor, z_where: torch.Tensor, features: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``z_what`` location and scale ``(B, N, D)`` from glimpses inside the ``z_where`` boxes."""
-        boxes = where_to_box(z_where, self.geom)
-        glimpses = extract_glimpses(image, boxes, self.geom)
-        b, n = glimpses.shape[:2]
-        out = self.glimpse_encoder(glimpses, features.reshape(b, n, -1))
-        return out[..., : self.z_what_dim], bounded_scale(out[..., self.z_what_dim :])
+    def _record_training(self, samples: Sequence[Sample], tp: AirTrainParams, steps: int) -> None:
+        annotated = [median_diameter(s.labels) for s in samples if s.labels is not None]
+        annotated = [d for d in annotated if d]
+        if annotated and len(annotated) == len(samples):
+            self.diameter = float(np.median(annotated))
+        self.info = {
+            "steps": int(self.info.get("steps", 0)) + steps,
+            "train_params": asdict(tp), "n_images": len(samples),
+        }
 
-    def render(
-        self, presence: torch.Tensor, z_where: torch.Tensor, z_what: torch.Tensor,
-        background: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruction ``(B, 1, H, W)`` and placed alpha windows ``(B, N, Wn, Wn)``.
+    def _training_metrics(self, samples: Sequence[Sample]) -> dict[str, float]:
+        annotated = [s for s in samples if s.labels is not None]
+        if not annotated:
+            return {}
+        params = replace(self.params, reconstruction=False)
+        preds = [self.predict(s.image, params).labels for s in annotated]
+        scores = score_images([s.labels for s in annotated], preds)
+        return {"ap50": scores.ap50, "mean_ap": scores.mean_ap, "count_error": scores.count_error}
 
-        ``presence`` ``(B, N)`` in [0, 1], ``z_where`` ``(B, N, 5)``, ``z_what`` ``(B, N, D)``.
-        """
-        b, n = presence.shape
-        boxes = where_to_box(z_where, self.geom).reshape(b * n, WHERE_DIM)
-        appearance, alpha_logit = self.decoder(z_what.reshape(b * n, -1))
-        glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
-        placed = place_glimpses(glimpse, boxes, self.geom)
-        wn = self.geom.window
-        app_w = placed[:, 0].view(b, n, wn, wn)
-        alpha_w = placed[:, 1].view(b, n, wn, wn)
-        grid = self.grid_shape(background)
-        return composite(presence, alpha_w, app_w, background, grid, self.geom), alpha_w
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a small checkpoint atomically (see :mod:`.checkpoint`)."""
+        return save_checkpoint(
+            path, self.net, self.config, params_to_dict(self.params), self.diameter, self.info
+        )
 
-    # -- Pyro programs ----------------------------------------------------------------------
-    def _codes_for(self, batch: Batch) -> CellCodes:
-        """Encoder outputs for ``batch``: those of the guide's pass over it (the ELBO runs the
-        guide first), else a fresh pass."""
-        cache = getattr(self, "_cache", None)
-        if cache is not None and cache[0] is batch:
-            return cache[1]
-        return self.encode(batch.image, batch.background)
-
-    def _plates(self, batch: Batch) -> tuple[pyro.plate, pyro.plate, int, int]:
-        hc, wc = self.grid_shape(batch.image)
-        b, n = batch.image.shape[0], hc * wc * self.geom.slots
-        return pyro.plate("images", b, dim=-2), pyro.plate("cells", n, dim=-1), b, n
-
-    def model(self, batch: Batch, anneal: Anneal) -> torch.Tensor:
-        """Generative model p(z) p(x | z) p(annotations | z); returns the reconstruction."""
-        images, cells, b, n = self._plates(batch)
-        prior_logit = torch.logit(torch.tensor(anneal.prior_prob))
-        unknown = None if batch.pres_known is None else ~batch.pres_known
-        with images, cells:
-            z_pres = pyro.sample(
-                "z_pres",
-                LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
-                .expand([b, n]).mask(True if unknown is None else unknown),
-            )
-            z_where = pyro.sample(
-                "z_where", dist.Normal(0.0, 1.0).expand([b, n, WHERE_DIM]).to_event(1)
-            )
-            z_what = pyro.sample(
-                "z_what", dist.Normal(0.0, 1.0).expand([b, n, self.z_what_dim]).to_event(1)
-            )
-        presence = torch.sigmoid(z_pres)
-        if unknown is not None:  # annotated presence is observed: it replaces the latent
-            presence = torch.where(unknown, presence, batch.pres_target)
-        recon, alpha_w = self.render(presence, z_where, z_what, batch.background)
-        with images:
-            pyro.sample(
-                "x", dist.Normal(recon.unsqueeze(1), self.obs_sigma).to_event(3),
-                obs=batch.image.unsqueeze(1),
-            )
-        if batch.pres_target is not None:
-            codes = self._codes_for(batch)
-            self._observe_annotations(batch, (images, cells), codes, alpha_w, anneal)
-        return recon
-
-    def _observe_annotations(
-        self, batch: Batch, plates: tuple[pyro.plate, pyro.plate], codes: CellCodes,
-        alpha_w: torch.Tensor, anneal: Anneal,
-    ) -> None:
-        images, cells = plates
-        b, n = alpha_w.shape[:2]
-        weight = batch.weight[:, None]
-        # images without annotations (weight 0) are masked out; Pyro's scale must stay positive
-        scale = anneal.annotation_scale * weight.clamp_min(1e-6)
-        with images, cells, pyro.poutine.scale(scale=scale), pyro.poutine.mask(mask=weight > 0):
-            with pyro.poutine.scale(scale=PRES_WEIGHT):
-                pyro.sample(
-                    "ann_pres",
-                    dist.Bernoulli(logits=codes.pres_logit.reshape(b, n)).mask(batch.pres_known),
-                    obs=batch.pres_target,
-                )
-            pyro.sample(
-                "ann_where",
-                dist.Normal(torch.tanh(codes.where_loc.reshape(b, n, WHERE_DIM)), WHERE_OBS_SIGMA)
-                .mask(batch.where_known).to_event(1),
-                obs=batch.where_target,
-            )
-            probs = alpha_w.clamp(1e-4, 1.0 - 1e-4)
-            pyro.sample(
-                "ann_mask", dist.Bernoulli(probs=probs).to_event(2).mask(batch.mask_known),
-                obs=batch.mask_target,
-            )
-
-    def guide(self, batch: Batch, anneal: Anneal) -> CellCodes:
-        """Amortised posterior q(z | x): one encoder pass, then glimpses for ``z_what``."""
-        images, cells, b, n = self._plates(batch)
-        codes = self.encode(batch.image, batch.background)
-        self._cache = (batch, codes)
-        unknown = None if batch.pres_known is None else ~batch.pres_known
-        with images, cells:
-            pyro.sample(
-                "z_pres",
-                LogitRelaxedBernoulli(
-                    torch.tensor(anneal.temperature), logits=codes.pres_logit.reshape(b, n)
-                ).mask(True if unknown is None else unknown),
-            )
-            z_where = pyro.sample(
-                "z_where",
-                dist.Normal(codes.where_loc.reshape(b, n, WHERE_DIM), codes.where_scale.reshape(b, n, WHERE_DIM))
-                .to_event(1),
-            )
-        shape = codes.where_loc.shape
-        loc, scale = self.what_params(batch.image, z_where.reshape(shape), codes.features)
-        with images, cells:
-            pyro.sample("z_what", dist.Normal(loc, scale).to_event(1))
-        return codes
+    @classmethod
+    def load(cls, path: str | Path) -> AirModel:
+        """Load a checkpoint written by :meth:`save`, on the CPU."""
+        net, config, payload = load_checkpoint(path)
+        model = cls(params_from_mapping(AirParams, payload.get("params")), config)
+        model.net = net
+        model.diameter = payload.get("diameter")
+        model.info = dict(payload.get("info", {}))
+        return model

@@ -18,7 +18,7 @@ import pyro
 import torch
 
 from ...types import Progress
-from .model import AirNet, Anneal, Batch
+from .generative import AirNet, Anneal, Batch
 from .modules import WHERE_DIM
 from .supervision import CellTargets, WorkingImage
 

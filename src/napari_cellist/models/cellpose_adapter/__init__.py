@@ -8,9 +8,9 @@ not import torch or Cellpose; they are imported when a network is built.
 from __future__ import annotations
 
 from ._backend import check_cellpose_version
+from .model import CellposeModel
 from .params import CellposeParams, CellposeTrainParams
-from .segmenter import CellposeSegmenter
 
 check_cellpose_version()
 
-__all__ = ["CellposeParams", "CellposeSegmenter", "CellposeTrainParams"]
+__all__ = ["CellposeParams", "CellposeModel", "CellposeTrainParams"]

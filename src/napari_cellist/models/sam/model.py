@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,87 +12,12 @@ import numpy as np
 
 from ...types import ObjectMeta, Prediction, Progress
 from ..base import Segmenter
+from .params import SamParams
 
 logger = logging.getLogger(__name__)
 
-MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h")
 
-
-@dataclass(frozen=True)
-class SamParams:
-    """Parameters of the SAM base model."""
-
-    checkpoint: str = field(
-        default="",
-        metadata={
-            "help": "SAM checkpoint file (.pth) or a folder holding one; empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam)."
-        },
-    )
-    model_type: str = field(
-        default="auto",
-        metadata={
-            "help": "Architecture: 'auto' reads it from the checkpoint.",
-            "choices": MODEL_TYPES,
-            "advanced": True,
-        },
-    )
-    points_per_side: int = field(
-        default=32,
-        metadata={
-            "help": "Segment everything: prompt points per image side (per tile).",
-            "min": 1,
-            "max": 128,
-        },
-    )
-    pred_iou_thresh: float = field(
-        default=0.88,
-        metadata={
-            "help": "Keep masks whose predicted IoU is at least this.",
-            "min": 0.0,
-            "max": 1.0,
-        },
-    )
-    stability_score_thresh: float = field(
-        default=0.95,
-        metadata={
-            "help": "Keep masks whose stability score is at least this.",
-            "min": 0.0,
-            "max": 1.0,
-        },
-    )
-    min_mask_region_area: int = field(
-        default=0,
-        metadata={
-            "help": "Remove objects (and fill holes / islands) smaller than this many pixels.",
-            "min": 0,
-        },
-    )
-    points_per_batch: int = field(
-        default=32,
-        metadata={
-            "help": "Prompt points decoded at once (memory vs speed).",
-            "advanced": True,
-            "min": 1,
-        },
-    )
-    tile_overlap: int = field(
-        default=128,
-        metadata={
-            "help": "Overlap in pixels of the tiles of images larger than the model input.",
-            "advanced": True,
-            "min": 0,
-        },
-    )
-    disk_cache: bool = field(
-        default=True,
-        metadata={
-            "help": "Keep image embeddings on disk (next to the checkpoints) for reopened images.",
-            "advanced": True,
-        },
-    )
-
-
-class SamSegmenter(Segmenter):
+class SamModel(Segmenter):
     """Segment Anything as a base model.
 
     ``predict_iter(image, params)`` segments everything; ``predict_iter(image, params,
@@ -101,7 +26,6 @@ class SamSegmenter(Segmenter):
     """
 
     name: ClassVar[str] = "sam"
-    kind: ClassVar[str] = "base"
     Params: ClassVar[type] = SamParams
 
     def __init__(self, params: SamParams | None = None) -> None:
@@ -109,7 +33,7 @@ class SamSegmenter(Segmenter):
         self._loaded: tuple[tuple[Any, ...], Any] | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, params: SamParams | None = None) -> SamSegmenter:
+    def from_checkpoint(cls, path: str | Path, params: SamParams | None = None) -> SamModel:
         """Model using the checkpoint ``path`` (loaded now, so a bad file fails here)."""
         model = cls(replace(params or SamParams(), checkpoint=str(path)))
         model.interactive_for(model.params)

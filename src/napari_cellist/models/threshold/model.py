@@ -22,7 +22,6 @@ class ThresholdModel(TrainableSegmenter):
     """Threshold + watershed base model; "training" searches its parameters."""
 
     name = "threshold"
-    kind = "base"
     Params = ThresholdParams
     TrainParams = ThresholdFitParams
     checkpoint_suffix = ".json"
@@ -85,8 +84,3 @@ class ThresholdModel(TrainableSegmenter):
             )
         return cls(params_from_mapping(ThresholdParams, payload.get("params")))
 
-
-def _boxes(labels: np.ndarray) -> dict[int, tuple[int, ...]]:
-    from ..geometry import bounding_boxes
-
-    return bounding_boxes(labels)

@@ -1,4 +1,4 @@
-"""CellposeSegmenter: Cellpose 3 as a napari-cellist model (predict, train, save, load)."""
+"""CellposeModel: Cellpose 3 as a napari-cellist model (predict, train, save, load)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 PARAMS_KEY = "napari_cellist.params_json"  # extra state-dict entry; Cellpose ignores it
 
 
-class CellposeSegmenter(TrainableSegmenter):
+class CellposeModel(TrainableSegmenter):
     """Cellpose 3 (CPnet: ``cyto3``, ``nuclei``, custom) on the CPU.
 
     ``params.model`` chooses the network: a pretrained name found in Cellpose's model folder, a
@@ -36,7 +36,6 @@ class CellposeSegmenter(TrainableSegmenter):
     """
 
     name: ClassVar[str] = "cellpose"
-    kind: ClassVar[str] = "base"
     Params: ClassVar[type] = CellposeParams
     TrainParams: ClassVar[type] = CellposeTrainParams
 
@@ -190,7 +189,7 @@ class CellposeSegmenter(TrainableSegmenter):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> CellposeSegmenter:
+    def load(cls, path: str | Path) -> CellposeModel:
         """Load a checkpoint written by :meth:`save`, or any Cellpose 3 model file, on the CPU."""
         weights = resolve_weights(str(path))
         params = replace(_stored_params(weights.path), model=str(weights.path))
@@ -201,7 +200,7 @@ class CellposeSegmenter(TrainableSegmenter):
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, params: CellposeParams | None = None
-    ) -> CellposeSegmenter:
+    ) -> CellposeModel:
         """Load ``path``; ``params`` (if given) replace the stored ones except the network choice."""
         model = cls.load(path)
         if params is not None:
