@@ -32,8 +32,8 @@ from napari_cellist.io.readers import read_annotated_folder
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model
 from napari_cellist.models.cellpose_adapter import (
+    CellposeModel,
     CellposeParams,
-    CellposeSegmenter,
     CellposeTrainParams,
 )
 from napari_cellist.models.cellpose_adapter.weights import build_network
@@ -94,9 +94,9 @@ def median_diameter(samples: list[Sample]) -> float:
 
 def train(
     samples: list[Sample], tp: CellposeTrainParams, minutes: float
-) -> tuple[CellposeSegmenter, dict]:
+) -> tuple[CellposeModel, dict]:
     """Train from scratch; closes the generator (Stop) when the time cap is reached."""
-    model = CellposeSegmenter(CellposeParams(model="", resample=False))
+    model = CellposeModel(CellposeParams(model="", resample=False))
     start = time.perf_counter()
     gen = model.fit_iter(samples, tp)
     info: dict = {"stopped_at_cap": False, "losses": []}
@@ -143,7 +143,7 @@ def evaluate(
     return out
 
 
-def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
+def timings(model: CellposeModel, repeats: int = 1) -> dict:
     """Seconds of one 2D 1024x1024 prediction and of a small 3D stack (do_3D and stitching)."""
     gowt1 = [
         p for p in read_annotated_folder(data_folder("ctc_gowt1_hela")) if p.image.name == "gowt1_t52"
@@ -161,7 +161,7 @@ def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
             CellposeParams(model="", diameter=24.0, stitch_threshold=0.25),
         ),
     }
-    full_size = CellposeSegmenter(CellposeParams(model=""))
+    full_size = CellposeModel(CellposeParams(model=""))
     full_size._network, full_size._network_spec = (
         build_network(None, 30.0),
         "",
@@ -176,7 +176,7 @@ def timings(model: CellposeSegmenter, repeats: int = 1) -> dict:
     return out
 
 
-def _time(model: CellposeSegmenter, image: np.ndarray, params: CellposeParams) -> float:
+def _time(model: CellposeModel, image: np.ndarray, params: CellposeParams) -> float:
     start = time.perf_counter()
     model.predict(image, params)
     return round(time.perf_counter() - start, 2)

@@ -31,7 +31,7 @@ from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli
 
 from benchmarks.bench_air import split
 from napari_cellist.models.air import AirModel
-from napari_cellist.models.air.model import Anneal, Batch
+from napari_cellist.models.air.generative import Anneal, Batch
 from napari_cellist.models.air.supervision import labels_to_working, to_working
 
 
