@@ -76,7 +76,7 @@ def predict_folder(
     rows = []
     for path in list_images(inputs):
         data = read_image(path)
-        image = prepare_grey(data.data, rgb=data.rgb, channel_axis=data.channel_axis)  # (Y, X)
+        image = prepare_grey(data.data, rgb=data.rgb, channel_axis=data.channel_axis)  # (Y, X) or (Z, Y, X)
         prediction = model.predict(image)
         labels_path = write_labels_tiff(out / f"{data.name}.tif", prediction.labels)
         rows.append({"image": data.name, "objects": prediction.count, "labels": str(labels_path)})
