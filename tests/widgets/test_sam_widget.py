@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch  # noqa: F401
 
-from napari_cellist._widgets import SamWidget  # noqa: E402
 from napari_cellist._widgets._session import set_session  # noqa: E402
 from napari_cellist.models.sam import architecture, weights  # noqa: E402
 from napari_cellist.models.sam.interactive import MaskResult, PromptableSegmenter  # noqa: E402
@@ -24,20 +23,21 @@ def cells():
 
 
 @pytest.fixture
-def setup(make_napari_viewer, tmp_path, monkeypatch, cells):
+def setup(make_napari_viewer, tmp_path, monkeypatch, cells, dock, notifications):
     monkeypatch.setenv("CELLIST_SYNC", "1")
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
-    shown = []
-    monkeypatch.setattr("napari_cellist._widgets.sam_widget.notify_error", shown.append)
-    monkeypatch.setattr("napari_cellist._widgets._runner.notify_error", shown.append)
     checkpoint = architecture.write_random_checkpoint(tmp_path / "tiny.pth")
     viewer = make_napari_viewer()
     set_session(viewer, LabellingSession(tmp_path / "project"))
     viewer.add_image(cells, name="cells")
-    widget = SamWidget(viewer)
+    widget = dock(viewer, "Segment Anything")
     widget.image.value = "cells"
-    widget.checkpoint.value = str(checkpoint)  # loads the weights and embeds the image
-    return viewer, widget, checkpoint, shown
+    # without weights the widget says what it needs and offers to pick the file
+    assert "SAM needs its weights" in widget.status.value
+    assert not widget.choose_weights_button.native.isHidden()
+    widget.choose_weights(str(checkpoint))  # loads the weights and embeds the image
+    assert widget.choose_weights_button.native.isHidden()
+    return viewer, widget, checkpoint, notifications
 
 
 def _reference(checkpoint, image):
@@ -49,7 +49,7 @@ def _reference(checkpoint, image):
 
 def test_embedding_on_selection_and_prompt_layers(setup):
     viewer, widget, _, shown = setup
-    assert widget._embedded_for == ("cells", 0) and shown == []
+    assert widget._embedded_for == ("cells", 0) and shown.errors == []
     for suffix in ("sam points", "sam box", "sam preview"):
         assert f"cells {suffix}" in viewer.layers
     assert len(list(widget.segmenter.cache.folder.glob("*.npz"))) == 1
@@ -73,7 +73,7 @@ def test_points_refinement_and_box_match_the_model(setup, cells):
     viewer.layers["cells sam box"].add_rectangles(np.array([[20, 70], [49.6, 109.6]]))
     reference.reset_prompts()
     boxed = reference.predict(box=(20, 70, 50, 110))
-    assert np.array_equal(preview.data > 0, boxed.mask) and shown == []
+    assert np.array_equal(preview.data > 0, boxed.mask) and shown.errors == []
 
 
 def test_accept_writes_one_sam_object_into_three_layers_and_reject_clears(setup):
@@ -92,9 +92,21 @@ def test_accept_writes_one_sam_object_into_three_layers_and_reject_clears(setup)
     assert widget.accept() == 2
     assert set(np.unique(viewer.layers["cells labels"].data)) == {0, 1, 2}
     assert widget.last_result is None  # accepted: prompts and preview cleared
-    assert widget.accept() is None and "Nothing to accept" in shown[-1]
+    assert widget.accept() is None and "Nothing to accept" in shown.errors[-1]
     keys = {str(k) for k in viewer.layers["cells sam points"].keymap}
     assert {"O", "B", "Y", "N"} <= {k.upper() for k in keys}
+
+
+def test_background_key_after_an_accept(setup):
+    """``b`` right after ``y`` (the clicked point selected, then removed) raises nothing."""
+    viewer, widget, _, shown = setup
+    points = viewer.layers["cells sam points"]
+    points.add([30, 90])
+    points.selected_data = {0}
+    assert widget.accept() is not None and len(points.data) == 0
+    widget._set_polarity(False)  # what the b key does
+    points.add([70, 20])
+    assert list(points.features["positive"]) == [False] and shown.errors == []
 
 
 def test_segment_everything_and_box_refinement_fill_the_layers(setup):
@@ -102,15 +114,15 @@ def test_segment_everything_and_box_refinement_fill_the_layers(setup):
     widget.model.params = replace(
         widget.model.params, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
     )
-    widget._run_whole_image(refine=False)
+    widget.segment_everything()
     labels = viewer.layers["cells labels"].data
     assert labels.shape == (96, 128) and labels.max() > 0
     assert set(viewer.layers["cells polygons"].features["source"]) == {"sam"}
     prompts = np.zeros((96, 128), np.int32)
     prompts[20:50, 70:110] = 5
     viewer.layers["cells labels"].data = prompts
-    widget._run_whole_image(refine=True)
-    assert set(np.unique(viewer.layers["cells labels"].data)) == {0, 5} and shown == []
+    widget.refine_boxes()
+    assert set(np.unique(viewer.layers["cells labels"].data)) == {0, 5} and shown.errors == []
 
 
 def test_stacks_are_embedded_slice_by_slice(setup, cells):
@@ -123,7 +135,7 @@ def test_stacks_are_embedded_slice_by_slice(setup, cells):
     viewer.layers["stack sam points"].add([2, 30, 90])
     preview = viewer.layers["stack sam preview"].data
     assert preview.shape == (3, 96, 128) and not preview[:2].any()
-    assert np.array_equal(preview[2] > 0, widget.last_result.mask) and shown == []
+    assert np.array_equal(preview[2] > 0, widget.last_result.mask) and shown.errors == []
 
 
 def test_rgb_images_are_prompted_in_colour(setup, cells, monkeypatch):
@@ -137,4 +149,4 @@ def test_rgb_images_are_prompted_in_colour(setup, cells, monkeypatch):
     reference = PromptableSegmenter(sam, model_id)
     reference.set_image(colour, rgb=True)
     expected = reference.predict([[60, 20]]).mask
-    assert np.array_equal(viewer.layers["colour sam preview"].data > 0, expected) and shown == []
+    assert np.array_equal(viewer.layers["colour sam preview"].data > 0, expected) and shown.errors == []
