@@ -8,33 +8,14 @@ skipped locally, and FAIL when ``CI=true``: CI must test the team store.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from napari_cellist.store import ProjectStore
-
-
-def _load_top_conftest():
-    # pytest imports each conftest.py of a folder without __init__.py as the module "conftest",
-    # the last one imported winning; tests do `from conftest import DATA, read_pair`, so this
-    # conftest offers the top-level one's helpers too, whatever the collection order
-    spec = importlib.util.spec_from_file_location(
-        "cellist_top_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_top = _load_top_conftest()
-DATA = _top.DATA
-read_pair = _top.read_pair
 
 POSTGRES_ENV = "CELLIST_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import DATA
+from napari_cellist._sample_data import sample_image_path, sample_mask_path
 from napari_cellist.labels import diff_label_maps, merge_labels, remove_labels
 from napari_cellist.store import CommitResult, StoreError, encoding
 from napari_cellist.types import DEFAULT_CLASS, ObjectMeta
-
-DSB = DATA / "dsb2018_stardist"
 
 
 def blobs(shape=(40, 50)) -> np.ndarray:
@@ -163,11 +161,9 @@ def test_failure_inside_the_transaction_rolls_everything_back(store, monkeypatch
 
 
 def test_real_mask_round_trip(store):
-    mask = tifffile.imread(DSB / "masks" / "dsb2018_img2d.tif")
-    image = tifffile.imread(DSB / "images" / "dsb2018_img2d.tif")
-    image_id = store.add_image(
-        image, path=DSB / "images" / "dsb2018_img2d.tif", store_pixels=True
-    ).id
+    mask = tifffile.imread(sample_mask_path())
+    image = tifffile.imread(sample_image_path())
+    image_id = store.add_image(image, path=sample_image_path(), store_pixels=True).id
     result = store.commit_annotations(image_id, mask)
     assert result.n_objects == 125 and len(result.corrections.added) == 125
     labels, objects = store.load_annotations(image_id)

@@ -187,7 +187,7 @@ class StoreBase:
 
     def _find_project(self, name: str) -> int:
         with self._read() as session:
-            found = dict(session.execute(select(Project.name, Project.id)).tuples().all())
+            found = {name: pid for name, pid in session.execute(select(Project.name, Project.id))}
         if name not in found:
             listed = ", ".join(repr(n) for n in sorted(found)) or "none"
             raise StoreNotFoundError(

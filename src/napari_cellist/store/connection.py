@@ -102,6 +102,8 @@ def read_only_sqlite_url(path: Path) -> URL:
     ``mode=ro`` when the file and its folder are writable by this process (others may write
     meanwhile; SQLite's locks still apply), else ``immutable=1``: a file nobody here may write is
     read without locks or ``-wal`` / ``-shm`` files, which could not be created beside it.
+    (With ``mode=ro`` SQLite may leave empty ``-wal`` / ``-shm`` files beside a WAL store, as
+    any reader of it does; the database itself is never created or written.)
 
     Raises
     ------

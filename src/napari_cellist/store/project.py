@@ -60,19 +60,30 @@ class ProjectStore(CommitHistoryStore):
         Project to work in (created when missing); ``"default"`` unless teams share a server.
     busy_timeout_s : float
         How long an SQLite write waits for another writer before failing with "locked".
+    read_only : bool
+        For commands that only read (``cellist export``, ``cellist eval``): open an existing
+        store without ever creating, migrating or writing anything; an SQLite file that is not
+        writable here is read as immutable. Writing methods raise :class:`StoreError`.
 
     Raises
     ------
     StoreError
         The location cannot be used: unwritable, not a database, locked, unreachable.
+    StoreNotFoundError
+        ``read_only`` and there is no store at the location, or no such project in it.
     SchemaVersionError
         The store was written by a newer napari-cellist; it is not modified.
 
     Notes
     -----
-    Opening a store of an older schema backs it up (SQLite: ``<name>.v<old>.bak``) and migrates
-    it; see :mod:`napari_cellist.store.migrations`. Use it as a context manager or call
-    :meth:`close`.
+    Opening a store of an older schema backs it up (SQLite: one ``<name>.v<old>.bak`` per old
+    version) and migrates it; see :mod:`napari_cellist.store.migrations`. Use it as a context
+    manager or call :meth:`close`.
+
+    Several people may share one store (a PostgreSQL or MySQL server): commits to one image
+    take turns (a row lock on the image), and a commit made on top of an older commit than the
+    image's latest is reported (``based_on`` of :meth:`commit_annotations`). Model versions
+    belong to the project they were recorded in.
     """
 
     def commit_annotations(
