@@ -116,6 +116,11 @@ def test_export_committed_annotations_in_every_format(tmp_path, dsb_crop, capsys
     assert len(json.loads((out / "crop.geojson").read_text())["features"]) == n
     assert len(roifile.roiread(out / "crop_rois.zip")) == n
     assert (out / "counts.csv").read_text().splitlines()[1].startswith(f"crop,{n}")
+    capsys.readouterr()
+    assert main(["export", "--project", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()  # export only reads: no store is created
+    ProjectStore(tmp_path / "empty").close()
     assert main(["export", "--project", str(tmp_path / "empty"), "--out", str(out)]) == 2
     assert "Nothing committed" in capsys.readouterr().err
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,27 @@ def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]
     """The registry's :func:`~napari_cellist.models.build_model`: the checkpoint's stored
     parameters are the base, ``--param`` values win on top."""
     from .models import build_model, check_keys, params_class
+    from .models.base import params_from_mapping
 
     try:
         check_keys(params_class(name), param_values, "--param")
+        params_from_mapping(params_class(name), param_values)  # bad values: said before loading
     except ValueError as err:
         raise CliError(str(err)) from None
-    return build_model(name, checkpoint, param_values)
+    if not checkpoint:
+        return build_model(name, checkpoint, param_values)
+    if not Path(checkpoint).is_file():
+        raise CliError(f"Checkpoint '{checkpoint}' does not exist or is not a file.")
+    try:
+        with warnings.catch_warnings():  # torch's advice on pickle protocols: not the user's concern
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return build_model(name, checkpoint, param_values)
+    except (ImportError, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: one line naming it
+        from .cli_errors import one_line
+
+        raise CliError(f"Cannot load the {name} checkpoint '{checkpoint}': {one_line(err)}") from err
 
 
 def _progress_bar(total: int, desc: str):
@@ -84,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Fit / train a model on annotated folders and save a checkpoint."""
     from .models import check_keys, get_entry, train_params_class
     from .models.base import params_from_mapping
-    from .pipeline import samples_from_folders, train_model
+    from .pipeline import missing_masks_hint, samples_from_folders, train_model
 
     entry = get_entry(args.model)
     if not entry.trainable:
@@ -109,7 +125,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.n = progress.step
             bar.set_postfix_str(progress.message, refresh=True)
 
-        result = train_model(model, samples, train_params, Path(args.out), on_progress)
+        try:
+            result = train_model(model, samples, train_params, Path(args.out), on_progress)
+        except ValueError as err:
+            hint = missing_masks_hint(args.data, samples)
+            if hint is None:
+                raise
+            raise CliError(f"{hint}. ({err})") from err
     summary = {"checkpoint": str(args.out), "metrics": dict(result.metrics), "data_used": list(result.data_used)}
     print(json.dumps(summary, indent=2))
     return 0
@@ -130,7 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     summary = export_project(args.project, args.format, Path(args.out))
     print(json.dumps(summary, indent=2))
-    return 0
+    return 1 if summary["skipped"] else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -155,7 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     predict = sub.add_parser(
-        "predict", help="Segment images; write label maps, counts.csv and overlays/."
+        "predict",
+        help="Segment images; write label maps, counts.csv and overlays/.",
+        description=(
+            "Segment images; write OUT/NAME.tif, OUT/overlays/NAME.png, counts.csv and "
+            "mapping.csv (which input went to which output). Inputs with the same file name "
+            "get NAME.tif, NAME-2.tif, ... in the order given. Images whose declared size "
+            "would not fit in memory are refused from their header. Exit code 1 when some "
+            "inputs failed (each named on stderr), 2 when nothing could be done."
+        ),
     )
     predict.add_argument(
         "images", nargs="+", help="Image files or folders (an images/+masks/ folder uses images/)."
@@ -214,7 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .pipeline import EXPORT_FORMATS
 
-    export = sub.add_parser("export", help="Export committed annotations: label TIFFs, COCO, GeoJSON, polygon CSV, ImageJ ROIs, counts.")
+    export = sub.add_parser(
+        "export",
+        help="Export committed annotations: label TIFFs, COCO, GeoJSON, polygon CSV, ImageJ ROIs, counts.",
+        description=(
+            "Export the committed annotations of a project store (only read, never created). "
+            "File names come from image names made safe and unique: nothing is written outside "
+            "--out, and two images with the same name become NAME.tif and NAME-2.tif. COCO, "
+            "GeoJSON, polygon CSV and ImageJ ROIs are 2D formats: 3D images are left out of "
+            "them (each is named on stderr and under 'skipped' in the JSON summary; they still "
+            "get label TIFFs and counts) and the exit code is then 1."
+        ),
+    )
     export.add_argument("--project", required=True, help="Project folder, SQLite file or database URL.")
     export.add_argument("--format", nargs="+", default=["tiff", "coco", "counts"], choices=EXPORT_FORMATS, help="One or more formats.")
     export.add_argument("--out", required=True, help="Output folder.")
@@ -228,18 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cellist`` command; returns the exit code."""
+    """Entry point of the ``cellist`` command; returns the exit code.
+
+    Exit codes: 0 done; 1 done in part (some inputs failed or were skipped: each is named on
+    stderr and in the JSON summary); 2 nothing done (the error is one line on stderr; a
+    traceback only with ``--verbose`` and only for unexpected errors); 130 interrupted.
+    """
+    from .cli_errors import command_output, describe_error, one_line
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return args.func(args)
-    except (CliError, ValueError, FileNotFoundError, ImportError, OSError) as err:
-        print(f"cellist {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with command_output(args.command, args.verbose):
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print(f"cellist {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # noqa: BLE001 - the command's boundary: one line, no traceback
+            if args.verbose:
+                logger.info("details of the error reported below", exc_info=err)
+            message = one_line(err) if isinstance(err, CliError) else describe_error(err)
+            print(f"cellist {args.command}: error: {message}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

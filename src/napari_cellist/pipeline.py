@@ -35,6 +35,12 @@ def predict_image(
     return drain(model.predict_iter(image))
 
 
+#: Peak memory of a prediction per pixel beyond the decoded image: 43 bytes measured with
+#: tracemalloc for the threshold model on a 2048 x 2048 image, plus the float32 grey copy.
+PREDICT_BYTES_PER_PIXEL = 48
+MAPPING_FILE = "mapping.csv"
+
+
 def predict_files(
     model: Segmenter,
     inputs: Sequence[str | Path],
@@ -46,57 +52,125 @@ def predict_files(
 ) -> dict[str, Any]:
     """Predict every image of ``inputs``; write ``<stem>.tif``, ``counts.csv``, ``overlays/<stem>.png``.
 
-    A file that cannot be read or segmented is reported in ``failed`` and the others go on.
+    Output names are the inputs' file stems made safe and unique (see
+    :func:`~napari_cellist.io.naming.unique_stems`): two inputs ``a/x.tif`` and ``b/x.tif``
+    write ``x.tif`` and ``x-2.tif``, never one over the other. ``mapping.csv`` lists which
+    input went to which output (``input, labels, overlay, count, error``). An image whose
+    declared size would not fit in memory is refused from its header before decoding. A file
+    that cannot be read or segmented is reported in ``failed`` and the others go on.
 
     Returns
     -------
     dict
-        ``{"n_images", "total_objects", "failed": [{"path", "error"}], "out"}``.
+        ``{"n_images", "total_objects", "failed": [{"path", "error"}], "outputs": {input:
+        label file}, "out"}``.
     """
-    from .io import (
-        count_row,
-        export_counts,
-        list_images,
-        read_image,
-        read_labels_tiff,
-        save_overlay_png,
-        write_labels_tiff,
-    )
+    from .io import count_row, export_counts, list_images
+    from .io.naming import unique_stems
+    from .io.readers import stem
 
     paths = list_images(inputs)
     if not paths:
         raise ValueError(f"No images found in {', '.join(map(str, inputs))}.")
+    if prompts_dir is not None:
+        _check_folder(prompts_dir, "--prompts-from")
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, failed = [], []
+    names = unique_stems([stem(p) for p in paths])
+    _report_renamed(paths, names)
+    rows, failed, mapping = [], [], []
     bar = progress_bar(len(paths), "predict") if progress_bar else None
-    for path in paths:
+    for path, name in zip(paths, names, strict=True):
         try:
-            data = read_image(path)
-            image = prepare_grey(
-                data.data, rgb=data.rgb, channel=channel, channel_axis=data.channel_axis
-            )
-            prompts = read_labels_tiff(prompts_dir / f"{data.name}.tif") if prompts_dir else None
-            prediction = predict_image(model, image, prompts)
-        except (ValueError, OSError) as err:
-            logger.error("%s: %s", path, err)
-            failed.append({"path": str(path), "error": str(err)})
+            written = _predict_one(model, path, name, out_dir, channel, prompts_dir)
+        except (ValueError, OSError, MemoryError) as err:
+            message = str(err) or type(err).__name__
+            logger.error("%s: %s", path, message)
+            failed.append({"path": str(path), "error": message})
+            mapping.append({"input": str(path), "error": message})
             continue
         finally:
             if bar is not None:
                 bar.update(1)
-        write_labels_tiff(out_dir / f"{data.name}.tif", prediction.labels)
-        save_overlay_png(out_dir / "overlays" / f"{data.name}.png", image, prediction.labels)
-        rows.append(count_row(data.name, prediction.labels, prediction.objects))
+        labels_path, overlay_path, prediction = written
+        rows.append(count_row(name, prediction.labels, prediction.objects))
+        mapping.append(
+            {
+                "input": str(path),
+                "labels": labels_path.name,
+                "overlay": f"overlays/{overlay_path.name}",
+                "count": rows[-1]["count"],
+            }
+        )
     if bar is not None:
         bar.close()
     if rows:
         export_counts(out_dir / "counts.csv", rows)
+    _write_mapping(out_dir / MAPPING_FILE, mapping)
     return {
         "n_images": len(rows),
         "total_objects": int(sum(r["count"] for r in rows)),
         "failed": failed,
+        "outputs": {m["input"]: m["labels"] for m in mapping if "labels" in m},
         "out": str(out_dir),
     }
+
+
+def _predict_one(
+    model: Segmenter,
+    path: Path,
+    name: str,
+    out_dir: Path,
+    channel: int | None,
+    prompts_dir: Path | None,
+) -> tuple[Path, Path, Prediction]:
+    """Check the header, read, predict and write one image; ``(labels, overlay, prediction)``."""
+    from .io import read_image, read_labels_tiff, save_overlay_png, write_labels_tiff
+    from .io.naming import confined
+    from .io.probe import check_memory, probe_image
+
+    header = probe_image(path)
+    pixels = int(np.prod(header.shape))
+    check_memory(
+        header.nbytes + pixels * PREDICT_BYTES_PER_PIXEL,
+        f"'{path}' declares {header.describe()}; segmenting it",
+    )
+    data = read_image(path)
+    image = prepare_grey(data.data, rgb=data.rgb, channel=channel, channel_axis=data.channel_axis)
+    prompts = read_labels_tiff(prompts_dir / f"{data.name}.tif") if prompts_dir else None
+    prediction = predict_image(model, image, prompts)
+    labels_path = write_labels_tiff(confined(out_dir, f"{name}.tif"), prediction.labels)
+    overlay_path = confined(out_dir / "overlays", f"{name}.png")
+    save_overlay_png(overlay_path, image, prediction.labels)
+    return labels_path, overlay_path, prediction
+
+
+def _report_renamed(paths: Sequence[Path], names: Sequence[str]) -> None:
+    from .io.readers import stem
+
+    for path, name in zip(paths, names, strict=True):
+        if name != stem(path):
+            logger.warning(
+                "%s: another input has the same name (or it is not a safe file name); "
+                "its outputs are %s.tif and overlays/%s.png (see %s).",
+                path,
+                name,
+                name,
+                MAPPING_FILE,
+            )
+
+
+def _write_mapping(path: Path, mapping: Sequence[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    from .io import atomic_write_text
+
+    buffer = io.StringIO()
+    columns = ["input", "labels", "overlay", "count", "error"]
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(mapping)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def samples_from_folders(folders: Sequence[str | Path]) -> list[Sample]:
@@ -115,6 +189,28 @@ def samples_from_folders(folders: Sequence[str | Path]) -> list[Sample]:
             f"No images found in {', '.join(map(str, folders))} (expected images/ and masks/)."
         )
     return samples
+
+
+def missing_masks_hint(folders: Sequence[str | Path], samples: Sequence[Sample]) -> str | None:
+    """Say which folders have no masks, when no sample has one (else None).
+
+    For the error of a training that needs masks: "commit corrections first" means nothing to
+    someone who pointed ``cellist train`` at an ``images/`` folder without ``masks/``.
+    """
+    if any(s.labels is not None for s in samples):
+        return None
+    problems = []
+    for folder in map(Path, folders):
+        masks = folder / "masks"
+        if not masks.is_dir():
+            problems.append(f"'{folder}' has images/ but no masks/ folder")
+        else:
+            problems.append(f"no file in '{masks}' has the name of an image in images/")
+    return (
+        "No masks to train from: "
+        + "; ".join(problems)
+        + " (masks/<image file name>: label maps, 0 = background)"
+    )
 
 
 def train_model(
@@ -145,6 +241,8 @@ def evaluate_folders(gt: Path, pred: Path, border_margin: int = 0) -> dict[str, 
     from .io import read_labels_tiff
     from .metrics import score_image
 
+    _check_folder(gt, "ground-truth (--gt)")
+    _check_folder(pred, "prediction (--pred)")
     gt_dir = gt / "masks" if (gt / "masks").is_dir() else gt
     truth_files = sorted(p for p in gt_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
     if not truth_files:
@@ -162,11 +260,30 @@ def evaluate_folders(gt: Path, pred: Path, border_margin: int = 0) -> dict[str, 
     return {**scores, "n_images": len(truths), "per_image": per_image}
 
 
+def _check_folder(path: Path, what: str) -> None:
+    """ValueError naming ``what`` unless ``path`` is an existing, listable folder."""
+    from .io.readers import ImageReadError, check_exists
+
+    try:
+        check_exists(path)
+    except ImageReadError as err:
+        raise ValueError(f"The {what} folder: {err}") from None
+    if not path.is_dir():
+        raise ValueError(f"The {what} path '{path}' is a file; give a folder of label maps.")
+
+
 EXPORT_FORMATS = ("tiff", "coco", "coco-rle", "geojson", "csv", "rois", "counts")
 
 
 def export_project(project: str | Path, formats: Sequence[str], out_dir: Path) -> dict[str, Any]:
     """Export every committed annotation of a project store.
+
+    File names come from image names made safe and unique (see
+    :mod:`~napari_cellist.io.naming`): nothing is written outside ``out_dir`` whatever an image
+    is called (``../x``, ``/abs/x``, ``CON``, ...), and two images with the same name get
+    ``name.tif`` and ``name-2.tif``. COCO, GeoJSON, polygon CSV and ImageJ ROIs are 2D formats:
+    3D images are left out of them (they still get label TIFFs and counts) and listed in
+    ``skipped``. The store is only read: a folder without a store is an error, not a new store.
 
     Parameters
     ----------
@@ -181,8 +298,82 @@ def export_project(project: str | Path, formats: Sequence[str], out_dir: Path) -
     Returns
     -------
     dict
-        ``{"n_images", "files": [...]}``.
+        ``{"n_images", "files": [...], "skipped": [{"image", "format", "reason"}]}``.
     """
+    from .io.naming import unique_stems
+
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise ValueError(f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
+    items = _committed_items(project)
+    if not items:
+        raise ValueError(f"Nothing committed in {project}: commit annotations before exporting.")
+    stems = unique_stems([name for name, _, _ in items])
+    for (name, _, _), stem in zip(items, stems, strict=True):
+        if stem != name:
+            logger.warning("Image %r is exported as %r (unsafe or duplicate file name).", name, stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    skipped: list[dict[str, str]] = []
+    for fmt in formats:
+        files += _export_format(fmt, items, stems, out_dir, skipped)
+    if skipped:
+        images = sorted({s["image"] for s in skipped})
+        logger.warning(
+            "Skipped %d 3D image(s) in %s (2D formats; they have label TIFFs and counts): %s.",
+            len(images),
+            ", ".join(dict.fromkeys(s["format"] for s in skipped)),
+            ", ".join(images),
+        )
+    return {"n_images": len(items), "files": [str(f) for f in files], "skipped": skipped}
+
+
+#: Export formats that hold 2D outlines only.
+FLAT_FORMATS = ("coco", "coco-rle", "geojson", "csv", "rois")
+
+
+def _committed_items(project: str | Path) -> list[tuple[str, np.ndarray, Any]]:
+    """``(name, labels, objects)`` of every image with committed annotations, store read only."""
+    from .store import ProjectStore
+
+    _check_store_exists(project)
+    with ProjectStore(project, read_only=True) as store:
+        items = []
+        for record in store.images():
+            found = store.load_annotations(record.id)
+            if found is not None:
+                items.append((record.name, *found))
+    return items
+
+
+def _check_store_exists(project: str | Path) -> None:
+    """Refuse a path that holds no store (opening it would create an empty one)."""
+    from .io.readers import check_exists
+    from .store.connection import resolve_location
+
+    if isinstance(project, str) and "://" in project:
+        return
+    check_exists(Path(project))
+    _, path = resolve_location(project)
+    if path is not None and not path.is_file():
+        raise ValueError(
+            f"No project store in '{project}' (no {path.name} there): give the project folder, "
+            "its .sqlite file or its database URL."
+        )
+
+
+def _is_flat(labels: np.ndarray) -> bool:
+    return sum(n > 1 for n in labels.shape) <= 2 and labels.ndim >= 2
+
+
+def _export_format(
+    fmt: str,
+    items: Sequence[tuple[str, np.ndarray, Any]],
+    stems: Sequence[str],
+    out_dir: Path,
+    skipped: list[dict[str, str]],
+) -> list[Path]:
+    """Write one format; 3D images are appended to ``skipped`` for 2D-only formats."""
     from .io import (
         count_row,
         export_coco,
@@ -192,32 +383,33 @@ def export_project(project: str | Path, formats: Sequence[str], out_dir: Path) -
         export_polygons_csv,
         write_labels_tiff,
     )
-    from .store import ProjectStore
+    from .io.naming import confined
 
-    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
-    if unknown:
-        raise ValueError(f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
-    with ProjectStore(project) as store:
-        items = []
-        for record in store.images():
-            found = store.load_annotations(record.id)
-            if found is not None:
-                items.append((record.name, *found))
-    if not items:
-        raise ValueError(f"Nothing committed in {project}: commit annotations before exporting.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    per_image = {
-        "tiff": lambda name, labels, objects: write_labels_tiff(out_dir / f"{name}.tif", labels),
-        "geojson": lambda name, labels, objects: export_geojson(out_dir / f"{name}.geojson", labels, objects),
-        "csv": lambda name, labels, objects: export_polygons_csv(out_dir / f"{name}_polygons.csv", labels, objects),
-        "rois": lambda name, labels, objects: export_imagej_rois(out_dir / f"{name}_rois.zip", labels),
-    }
-    for fmt in formats:
-        if fmt in per_image:
-            files += [per_image[fmt](name, labels, objects) for name, labels, objects in items if labels.any() or fmt == "tiff"]
-        elif fmt in ("coco", "coco-rle"):
-            files.append(export_coco(out_dir / f"annotations_{fmt}.json", items, use_rle=fmt == "coco-rle"))
+    if fmt == "counts":
+        rows = [count_row(stem, lab, obj) for stem, (_, lab, obj) in zip(stems, items, strict=True)]
+        return [export_counts(confined(out_dir, "counts.csv"), rows)]
+    kept = []
+    for stem, (name, labels, objects) in zip(stems, items, strict=True):
+        if fmt in FLAT_FORMATS and not _is_flat(labels):
+            reason = f"{fmt} holds 2D outlines; the image is 3D {labels.shape}"
+            skipped.append({"image": name, "format": fmt, "reason": reason})
         else:
-            files.append(export_counts(out_dir / "counts.csv", [count_row(n, lab, obj) for n, lab, obj in items]))
-    return {"n_images": len(items), "files": [str(f) for f in files]}
+            kept.append((stem, name, labels, objects))
+    if fmt in ("coco", "coco-rle"):
+        if not kept:
+            return []
+        coco_items = [(name, labels, objects) for _, name, labels, objects in kept]
+        target = confined(out_dir, f"annotations_{fmt}.json")
+        return [export_coco(target, coco_items, use_rle=fmt == "coco-rle")]
+    writers = {
+        "tiff": (".tif", lambda path, labels, objects: write_labels_tiff(path, labels)),
+        "geojson": (".geojson", export_geojson),
+        "csv": ("_polygons.csv", export_polygons_csv),
+        "rois": ("_rois.zip", lambda path, labels, objects: export_imagej_rois(path, labels)),
+    }
+    suffix, write = writers[fmt]
+    return [
+        write(confined(out_dir, f"{stem}{suffix}"), labels, objects)
+        for stem, _, labels, objects in kept
+        if labels.any() or fmt == "tiff"
+    ]
