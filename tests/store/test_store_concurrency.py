@@ -127,3 +127,29 @@ def test_stale_commit_can_be_refused(store):
         store.commit_annotations(image_id, labels, on_stale="ignore")
     with pytest.warns(StaleCommitWarning, match="based on commit 999"):  # not even a commit
         store.commit_annotations(image_id, labels, based_on=999)
+
+
+def test_concurrent_openings_create_one_store_and_one_project(location):
+    """Four programs open the same new store and new project at once: all succeed, one of each."""
+    n = 4
+    start = threading.Barrier(n, timeout=60)
+    opened: list = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            with ProjectStore(location, project="lab") as mine:
+                opened.append((mine._project_id, mine.opened_schema_version))
+        except Exception as error:  # checked below, in the test's thread
+            opened.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not [o for o in opened if isinstance(o, Exception)], opened
+    assert len({project_id for project_id, _ in opened}) == 1
+    assert sorted(version for _, version in opened)[0] == 0  # one of them created the store
+    with ProjectStore(location, project="lab", read_only=True) as store:
+        assert store._project_id == opened[0][0]

@@ -50,7 +50,8 @@ def resolve_location(location: str | os.PathLike) -> tuple[URL, Path | None]:
         is_file = is_file and not database.startswith("file:")
         return url, (Path(database).expanduser().absolute() if is_file else None)
     path = Path(location).expanduser().absolute()
-    if path.is_dir() or (not path.exists() and not path.suffix):
+    # (not "does not exist": another program may be creating the folder at this moment)
+    if path.is_dir() or (not path.suffix and not path.is_file()):
         path = path / DEFAULT_FILENAME
     return URL.create("sqlite", database=str(path)), path
 
