@@ -20,7 +20,7 @@ from ..layers import (
     polygons_by_id,
     set_layers,
 )
-from ._layout import fit_labels
+from ._layout import ParentWatcher, fit_labels
 from ._session import plain_viewer, session_for
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,16 @@ class DockWidget(Container):
         self.connections = Connections()
         self._docked = False
         install_restore_hook(self.viewer)
-        self.native_parent_changed.connect(self._on_parent_changed)
+        self._parent_watcher = ParentWatcher(self.native, self._on_parent_changed)
+
+    @property
+    def native(self) -> Any:
+        """The Qt widget napari docks: the scroll area around the controls (when scrollable).
+
+        napari docks a magicgui widget's ``native``, which for a scrollable Container is the
+        controls without their scroll area; this gives napari the scroll area itself.
+        """
+        return self.root_native_widget
 
     def listen(self, emitter: Any, callback: Callable[..., Any]) -> None:
         """Connect ``callback`` to an event of the viewer; disconnected on :meth:`close`."""
@@ -183,7 +192,9 @@ class LabelsLayerChoice(_LayerChoice):
 
     def __init__(self, viewer: Any, image: ImageLayerChoice, label: str = "labels") -> None:
         self._image = image
-        super().__init__(viewer, label, "The Labels layer holding the annotations of the image.", nullable=True)
+        super().__init__(
+            viewer, label, "The Labels layer holding the annotations of the image.", nullable=True
+        )
         image.changed.connect(self.follow)
         self.follow(image.value)
 

@@ -55,3 +55,18 @@ def wrapping(label: Any) -> Any:
     policy.setHeightForWidth(True)
     native.setSizePolicy(policy)
     return label
+
+
+class ParentWatcher(QObject):
+    """Calls ``callback(parent)`` whenever the watched Qt widget gets a new parent (docked into
+    napari's dock widget, or un-parented by napari's ``remove_dock_widget``)."""
+
+    def __init__(self, widget: Any, callback: Any) -> None:
+        super().__init__(widget)
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.ParentChange:
+            self._callback(obj.parent())
+        return False

@@ -3,9 +3,9 @@
 The generator yields :class:`~napari_cellist.types.Progress` and returns its result (the
 stardist-napari pattern). ``CELLIST_SYNC=1`` runs it on the calling thread, for debugging.
 
-Errors: a failure is shown once. A job that raises in napari's worker is reported by napari's
-own notification (its "View traceback" button gives the details); run synchronously the same
-notification is sent. The status line says in one wrapped line what failed and keeps the full
+Errors: a failure is shown once, the way napari shows an exception (one notification; its
+"View traceback" button gives the details), whether the job ran in napari's worker or
+synchronously. The status line says in one wrapped line what failed and keeps the full
 message in its tooltip; the progress bar goes back to 0. No error escapes into Qt, so none can
 abort the process.
 """
@@ -126,11 +126,11 @@ class JobRunner(Container):
             return (yield from job())
 
         # connecting "errored" here stops superqt from re-raising the error in the GUI thread
-        # (which aborts a process outside napari.run()); napari's worker notifies it once
+        # (a second, traceback notification in napari.run(), an abort outside it)
         worker = create_worker(
             drive,
             _start_thread=False,
-            _connect={"errored": lambda err: self._on_error(err, on_error)},
+            _connect={"errored": lambda err: self._failed(err, on_error)},
         )
         worker.yielded.connect(lambda p: self._on_progress(p, on_progress))
         worker.returned.connect(lambda result: self._guarded(on_done, result, on_error))
@@ -151,8 +151,7 @@ class JobRunner(Container):
                     result = stop.value
                     break
         except Exception as err:  # noqa: BLE001 - any failure is reported, never raised into Qt
-            notify_exception(err)
-            self._on_error(err, on_error)
+            self._failed(err, on_error)
         else:
             self._guarded(on_done, result, on_error)
         finally:
@@ -163,8 +162,11 @@ class JobRunner(Container):
         try:
             callback(value)
         except Exception as err:  # noqa: BLE001 - never raise into Qt's event loop
-            notify_exception(err)
-            self._on_error(err, on_error)
+            self._failed(err, on_error)
+
+    def _failed(self, err: BaseException, on_error: Callable[[BaseException], None] | None) -> None:
+        notify_exception(err)
+        self._on_error(err, on_error)
 
     def _on_progress(self, progress: Progress, callback: Callable[[Progress], None] | None) -> None:
         if not isinstance(progress, Progress):

@@ -102,7 +102,8 @@ class ThresholdFitParams:
     """Search space of :meth:`ThresholdModel.fit_iter`."""
 
     methods: tuple[str, ...] = field(
-        default=("otsu", "li", "triangle"), metadata={"help": "Threshold methods tried."}
+        default=("otsu", "li", "triangle"),
+        metadata={"help": "Threshold methods tried.", "choices": METHODS[:3]},
     )
     diameter_factors: tuple[float, ...] = field(
         default=(0.7, 0.85, 1.0, 1.2, 1.4),
