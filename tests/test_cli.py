@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -68,7 +72,7 @@ def test_bad_inputs_give_clear_errors_and_nonzero_exit(tmp_path, capsys):
     tifffile.imwrite(truncated, np.arange(256 * 256, dtype=np.uint16).reshape(256, 256))
     truncated.write_bytes(truncated.read_bytes()[:5000])
     out = tmp_path / "out"
-    assert main(["predict", str(not_image), str(truncated), "--out", str(out)]) == 1
+    assert main(["predict", str(not_image), str(truncated), "--out", str(out)]) == 2  # none done
     summary = json.loads(capsys.readouterr().out)
     assert len(summary["failed"]) == 2 and all(f["error"] for f in summary["failed"])
     assert main(["predict", str(tmp_path / "missing"), "--out", str(out)]) == 2
@@ -147,3 +151,61 @@ def test_train_and_predict_trainable_models_from_the_cli(
     for stem in ("crop0", "crop1"):
         assert tifffile.imread(out / f"{stem}.tif").shape == (256, 256)
     assert len((out / "counts.csv").read_text().splitlines()) == 3
+
+
+def _cellist(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``cellist ARGS`` in a fresh interpreter, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "napari_cellist.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_subprocess_absurd_declared_size_is_one_line(tmp_path):
+    """A 1.7 MB TIFF declaring 200,000 x 200,000 pixels: refused from its header, one line."""
+    tile = zlib.compress(np.zeros((1024, 1024), np.uint8).tobytes())
+    n = -(-200_000 // 1024)
+    tifffile.imwrite(tmp_path / "absurd.tif", (tile for _ in range(n * n)), shape=(200_000, 200_000),
+                     dtype=np.uint8, tile=(1024, 1024), compression="zlib")
+    result = _cellist("predict", "absurd.tif", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("cellist predict: error: ") and "declares 200000 x 200000 uint8" in line
+
+
+def test_subprocess_malicious_checkpoint_runs_no_code(tmp_path):
+    """A pickle that would call os.system: refused, one line, the marker file never appears."""
+    import torch
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch '{tmp_path / 'PWNED'}'",))
+
+    torch.save({"model": Evil()}, tmp_path / "sam.pth")
+    tifffile.imwrite(tmp_path / "img.tif", np.zeros((32, 32), np.uint8))
+    result = _cellist("predict", "img.tif", "--model", "sam", "--checkpoint", "sam.pth", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "sam.pth" in line and "system" in line
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_subprocess_export_keeps_hostile_names_inside_out(tmp_path, dsb_crop):
+    from napari_cellist.io.naming import safe_stem
+    from napari_cellist.store import ProjectStore
+
+    image, mask = dsb_crop
+    with ProjectStore(tmp_path / "project") as store:
+        for k, name in enumerate(["../../escaped", str(tmp_path / "abs"), "CON"]):
+            record = store.add_image(image + k, name=name, store_pixels=True)
+            store.commit_annotations(record.id, mask)
+    out = tmp_path / "a" / "b" / "out"
+    result = _cellist("export", "--project", "project", "--format", "tiff", "geojson", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = {"_.._escaped.tif", "_CON.tif", f"{safe_stem(str(tmp_path / 'abs'))}.tif"}
+    assert {p.name for p in out.glob("*.tif")} == expected
+    assert not (tmp_path / "escaped.tif").exists() and not (tmp_path / "abs.tif").exists()
+    assert all(p.resolve().parent == out.resolve() for p in out.iterdir())

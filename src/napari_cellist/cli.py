@@ -93,7 +93,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     logger.info("Wrote %d label maps to %s", summary["n_images"], args.out)
     print(json.dumps(summary, indent=2))
-    return 0 if not summary["failed"] else 1
+    if not summary["failed"]:
+        return 0
+    return 1 if summary["n_images"] else 2
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
             "mapping.csv (which input went to which output). Inputs with the same file name "
             "get NAME.tif, NAME-2.tif, ... in the order given. Images whose declared size "
             "would not fit in memory are refused from their header. Exit code 1 when some "
-            "inputs failed (each named on stderr), 2 when nothing could be done."
+            "inputs failed (each named on stderr), 2 when none could be segmented."
         ),
     )
     predict.add_argument(

@@ -103,3 +103,50 @@ def test_samples():
     truth = layers[1][0]
     assert truth.dtype == np.int32 and len(np.unique(truth)) == 126
     assert (sample_image_path().parent / "SOURCE.md").is_file()
+
+
+def test_folder_opens_first_image_visible_with_percentile_contrast(tmp_path):
+    """Issue 15: a folder of 3 uint16 images is not 6 stacked visible layers, nor near black."""
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(3):
+        image = np.full((32, 32), 200 + i, np.uint16)
+        image[8:24, 8:24] = 1200
+        image[0, 0] = 65535  # a hot pixel
+        tifffile.imwrite(root / "images" / f"im{i}.tif", image)
+        tifffile.imwrite(root / "masks" / f"im{i}.tif", (image == 1200).astype(np.uint16))
+    layers = napari_get_reader(str(root))(str(root))
+    assert [(k["name"], k["visible"]) for _, k, _ in layers] == [
+        ("im0", True), ("im0 masks", True),
+        ("im1", False), ("im1 masks", False),
+        ("im2", False), ("im2 masks", False),
+    ]
+    lo, hi = layers[0][1]["contrast_limits"]
+    assert lo == 200 and 1199 <= hi <= 1200  # not (0, 65535)
+
+
+def test_unmatched_masks_are_named_in_a_warning(tmp_path):
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    shutil.copy(sample_image_path(), root / "images" / "a.tif")
+    shutil.copy(sample_mask_path(), root / "masks" / "a_mask.tif")
+    shutil.copy(sample_mask_path(), root / "masks" / "b.tif")
+    with pytest.warns(UserWarning, match=r"2 mask file\(s\).*a_mask\.tif, b\.tif"):
+        layers = napari_get_reader(str(root))(str(root))
+    assert [t for _, _, t in layers] == ["image"]
+
+
+def test_folder_with_an_unreadable_mask_is_declined(tmp_path):
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    shutil.copy(sample_image_path(), root / "images" / "a.tif")
+    (root / "masks" / "a.tif").write_text("not a mask")
+    assert napari_get_reader(str(root)) is None
+    (root / "masks" / "a.tif").unlink()
+    tifffile.imwrite(root / "masks" / "a.tif", np.zeros((7, 7), np.uint16))  # wrong shape
+    assert napari_get_reader(str(root)) is None
+    (root / "masks" / "a.tif").unlink()
+    assert napari_get_reader(str(root)) is not None
