@@ -174,7 +174,7 @@ def test_real_mask_round_trip(store):
     (sample,) = store.annotated_samples()
     np.testing.assert_array_equal(sample.image, image)
     np.testing.assert_array_equal(sample.labels, mask)
-    assert sample.name == "dsb2018_img2d.tif" and sample.points is None
+    assert sample.name == sample_image_path().name and sample.points is None
 
 
 def test_annotated_samples(store):

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import closing
@@ -211,7 +212,8 @@ def backup_sqlite(path: Path, version: int) -> Path:
     damaged store never replaces a good backup.
     """
     target = path.with_name(f"{path.name}.v{version}.bak")
-    partial = path.with_name(f"{target.name}.partial")
+    # a name of its own: two programs may upgrade the same store at once
+    partial = path.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
     try:
         with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(partial)) as copy:
             source.backup(copy)
