@@ -130,6 +130,14 @@ def areas(labels: np.ndarray) -> dict[int, int]:
     return {int(i): int(c) for i, c in enumerate(counts) if i > 0 and c > 0}
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a bool mask ``(Y, X)``; a ``(Z, Y, X)`` mask plane by plane (a 3D fill
+    would also close tunnels between planes)."""
+    if mask.ndim == 3:
+        return np.stack([ndi.binary_fill_holes(plane) for plane in mask])
+    return ndi.binary_fill_holes(mask)
+
+
 def encode_mask(mask: np.ndarray) -> dict:
     """COCO run-length encoding of a 2D (or 3D, planes stacked on rows) bool mask.
 

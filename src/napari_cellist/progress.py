@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import TypeVar
 
 from .types import Progress
@@ -42,3 +43,31 @@ def drain(
             on_progress(progress)
         else:
             logger.debug("%d/%d %s", progress.step, progress.total, progress.message)
+
+
+def relay(
+    gen: Generator[Progress, None, T],
+    on_progress: Callable[[Progress], None] | None = None,
+    prefix: str = "",
+) -> Generator[Progress, None, T]:
+    """Re-yield a progress generator's reports and return its result (``yield from relay(...)``).
+
+    Parameters
+    ----------
+    gen : generator
+        Yields Progress, returns the result.
+    on_progress : callable, optional
+        Called with every report before it is passed on (e.g. ``history.append``).
+    prefix : str
+        Put in front of every report's message (e.g. ``"plane 2/5: "``).
+    """
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if prefix:
+            progress = replace(progress, message=prefix + progress.message)
+        if on_progress is not None:
+            on_progress(progress)
+        yield progress

@@ -3,14 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA, read_pair
+from napari_cellist.diameters import diameter_from_image
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model, get_model_class
 from napari_cellist.models.threshold import (
     ThresholdFitParams,
     ThresholdModel,
     ThresholdParams,
-    estimate_diameter,
     segment,
 )
 from napari_cellist.progress import drain
@@ -22,9 +21,9 @@ FLOORS = {"dsb2018_stardist": 0.55, "ctc_gowt1_hela": 0.48, "coelho2009_u2os": 0
 
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", sorted(FLOORS))
-def test_default_threshold_beats_the_floor_with_estimated_diameter(folder):
+def test_default_threshold_beats_the_floor_with_estimated_diameter(folder, data_dir, read_pair):
     truths, preds = [], []
-    for path in sorted((DATA / folder / "images").glob("*.tif")):
+    for path in sorted((data_dir / folder / "images").glob("*.tif")):
         image, mask = read_pair(folder, path.name)
         labels = create_model("threshold").predict(image.astype(np.float32)).labels
         if path.name.startswith("hela"):  # HeLa border nuclei are not annotated
@@ -38,7 +37,7 @@ def test_default_threshold_beats_the_floor_with_estimated_diameter(folder):
 
 def test_diameter_estimate_is_close(dsb):
     image, _ = dsb
-    assert 17 < estimate_diameter(image.astype(np.float32)) < 32  # median truth: 23.7 px
+    assert 17 < diameter_from_image(image.astype(np.float32)) < 32  # median truth: 23.7 px
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -97,7 +96,8 @@ def test_constant_and_empty_images_give_no_objects():
     assert ThresholdModel().predict(np.zeros((32, 32))).count == 0
 
 
-def test_fit_improves_held_out_images_and_round_trips(tmp_path):
+@pytest.mark.slow
+def test_fit_improves_held_out_images_and_round_trips(tmp_path, read_pair):
     """Fit on two NIH3T3 crops, score on a third: the fit must not be worse than the defaults."""
     samples = []
     for name in ("nih3t3_dna-0.tif", "nih3t3_dna-3.tif", "nih3t3_dna-4.tif"):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_pair
 from napari_cellist.models.air import AirModel, NetConfig
 from napari_cellist.models.air.inference import find_objects, reconstruction, select_objects
 from napari_cellist.models.air.modules import Geometry
@@ -48,7 +47,7 @@ def test_geometry_rejects_unknown_intensity_scales(kwargs):
         Geometry(**kwargs)
 
 
-def test_dim_gowt1_nuclei_gain_contrast_relative_to_bright_ones():
+def test_dim_gowt1_nuclei_gain_contrast_relative_to_bright_ones(read_pair):
     """On a real GOWT1 image, whose nuclei differ ~10x in brightness, the dimmest quarter of the
     annotated nuclei stands out more (relative to the brightest) on the sqrt scale."""
     image, labels = read_pair("ctc_gowt1_hela", "gowt1_t39.tif")

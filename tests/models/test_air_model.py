@@ -172,3 +172,18 @@ def test_objects_add_at_least_the_minimum_contrast_onto_the_background():
     assert float((full - background).min()) >= 0.0 and float((full - background).max()) >= 0.2
     with pytest.raises(ValueError, match="min_contrast"):
         NetConfig(min_contrast=2.0).build()
+
+
+def test_the_guide_hands_its_encoder_outputs_to_the_model(monkeypatch):
+    """One ELBO evaluation encodes once: the model observes the guide's codes, passed to it."""
+    from napari_cellist.models.air.generative import EncoderPass
+
+    model = AirModel()
+    batch, anneal = _batch(model, supervised=True), Anneal(1.0, 0.5)
+    calls = []
+    encode = model.net.encode
+    monkeypatch.setattr(model.net, "encode", lambda *a: calls.append(1) or encode(*a))
+    encoded = EncoderPass()
+    pyro.infer.Trace_ELBO().differentiable_loss(model.net.model, model.net.guide, batch, anneal, encoded)
+    assert len(calls) == 1 and encoded.codes is not None
+    assert not hasattr(model.net, "_cache")

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 import torch as torch
 
-from conftest import DATA
+from napari_cellist._sample_data import sample_image_path, sample_mask_path
 from napari_cellist.metrics import best_iou_per_object, score_image  # noqa: E402
 from napari_cellist.models.air import AirModel, AirParams, AirTrainParams, grid_offsets  # noqa: E402
 from napari_cellist.models.air.modules import OFFSET_RANGE, Geometry  # noqa: E402
@@ -18,12 +18,11 @@ from napari_cellist.models.air.supervision import cell_targets, to_working  # no
 from napari_cellist.progress import drain  # noqa: E402
 from napari_cellist.types import Prediction, Sample  # noqa: E402
 
-DSB = DATA / "dsb2018_stardist"
-
 
 def _read_dsb_crop():
-    image = tifffile.imread(DSB / "images" / "dsb2018_img2d.tif")[128:384, 128:384]
-    labels = tifffile.imread(DSB / "masks" / "dsb2018_img2d.tif")[128:384, 128:384].astype(np.int32)
+    """The centre 256x256 of the packaged DSB2018 sample (same pixels as ../shared/data's)."""
+    image = tifffile.imread(sample_image_path())[128:384, 128:384]
+    labels = tifffile.imread(sample_mask_path())[128:384, 128:384].astype(np.int32)
     return image, labels
 
 

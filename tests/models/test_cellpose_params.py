@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import napari_cellist.models.cellpose_adapter as cpa
+from napari_cellist.diameters import diameter_from_image
 from napari_cellist.models import get_model_class
 from napari_cellist.models.cellpose_adapter._backend import check_cellpose_version
 from napari_cellist.models.cellpose_adapter.inference import unique_plane_ids
 from napari_cellist.models.cellpose_adapter.weights import build_network
-from napari_cellist.models.threshold import estimate_diameter
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_automatic_diameter_is_estimated_from_the_image(weights_file, calls):
         yy, xx = np.ogrid[:96, :96]
         image[(yy - r) ** 2 + (xx - c) ** 2 <= 10**2] = 1.0
     cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), diameter=0.0)).predict(image)
-    assert calls[-1][1]["diameter"] == pytest.approx(estimate_diameter(image))
+    assert calls[-1][1]["diameter"] == pytest.approx(diameter_from_image(image))
     assert 17 < calls[-1][1]["diameter"] < 24
 
 

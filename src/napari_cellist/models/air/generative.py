@@ -106,6 +106,17 @@ class CellCodes:
     features: torch.Tensor
 
 
+@dataclass
+class EncoderPass:
+    """The guide's encoder outputs for one ELBO evaluation, handed on to the model.
+
+    Pyro runs the guide before the model with the same arguments; the guide fills ``codes``
+    and the model's annotation terms observe them, so the encoder runs once per step.
+    """
+
+    codes: CellCodes | None = None
+
+
 class AirNet(nn.Module):
     """Encoder, glimpse encoder and decoder, with the Pyro ``model`` and ``guide`` built on them."""
 
@@ -164,12 +175,11 @@ class AirNet(nn.Module):
         return composite(presence, alpha_w, app_w, background, grid, self.geom), alpha_w
 
     # -- Pyro programs ----------------------------------------------------------------------
-    def _codes_for(self, batch: Batch) -> CellCodes:
-        """Encoder outputs for ``batch``: those of the guide's pass over it (the ELBO runs the
-        guide first), else a fresh pass."""
-        cache = getattr(self, "_cache", None)
-        if cache is not None and cache[0] is batch:
-            return cache[1]
+    def _codes_for(self, batch: Batch, encoded: EncoderPass | None) -> CellCodes:
+        """Encoder outputs for ``batch``: those the guide handed on in ``encoded``, else a
+        fresh pass."""
+        if encoded is not None and encoded.codes is not None:
+            return encoded.codes
         return self.encode(batch.image, batch.background)
 
     def _plates(self, batch: Batch) -> tuple[pyro.plate, pyro.plate, int, int]:
@@ -177,8 +187,14 @@ class AirNet(nn.Module):
         b, n = batch.image.shape[0], hc * wc * self.geom.slots
         return pyro.plate("images", b, dim=-2), pyro.plate("cells", n, dim=-1), b, n
 
-    def model(self, batch: Batch, anneal: Anneal) -> torch.Tensor:
-        """Generative model p(z) p(x | z) p(annotations | z); returns the reconstruction."""
+    def model(
+        self, batch: Batch, anneal: Anneal, encoded: EncoderPass | None = None
+    ) -> torch.Tensor:
+        """Generative model p(z) p(x | z) p(annotations | z); returns the reconstruction.
+
+        ``encoded`` holds the guide's encoder outputs of this ELBO evaluation (observed by the
+        annotation terms); without it the encoder runs again.
+        """
         images, cells, b, n = self._plates(batch)
         prior_logit = torch.logit(torch.tensor(anneal.prior_prob))
         unknown = None if batch.pres_known is None else ~batch.pres_known
@@ -204,7 +220,7 @@ class AirNet(nn.Module):
                 obs=batch.image.unsqueeze(1),
             )
         if batch.pres_target is not None:
-            codes = self._codes_for(batch)
+            codes = self._codes_for(batch, encoded)
             self._observe_annotations(batch, (images, cells), codes, alpha_w, anneal)
         return recon
 
@@ -236,11 +252,17 @@ class AirNet(nn.Module):
                 obs=batch.mask_target,
             )
 
-    def guide(self, batch: Batch, anneal: Anneal) -> CellCodes:
-        """Amortised posterior q(z | x): one encoder pass, then glimpses for ``z_what``."""
+    def guide(
+        self, batch: Batch, anneal: Anneal, encoded: EncoderPass | None = None
+    ) -> CellCodes:
+        """Amortised posterior q(z | x): one encoder pass, then glimpses for ``z_what``.
+
+        The encoder outputs are also put in ``encoded`` (if given) for the model.
+        """
         images, cells, b, n = self._plates(batch)
         codes = self.encode(batch.image, batch.background)
-        self._cache = (batch, codes)
+        if encoded is not None:
+            encoded.codes = codes
         unknown = None if batch.pres_known is None else ~batch.pres_known
         with images, cells:
             pyro.sample(

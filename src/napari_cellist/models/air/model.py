@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from ...borders import crop_border, crop_labels, mirror_border, mirror_labels, mirror_width
+from ...diameters import diameter_from_image, diameter_from_labels
 from ...geometry import bounding_boxes
 from ...images import is_constant, prepare_grey
 from ...metrics import score_images
+from ...progress import relay
 from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .checkpoint import NetConfig, load_checkpoint, save_checkpoint
@@ -29,21 +31,20 @@ from .inference import (
 )
 from .params import AirParams, AirTrainParams
 from .refine import snap_to_image
-from .supervision import WorkingImage, cell_targets, median_diameter, resize, to_working
+from .supervision import WorkingImage, cell_targets, resize, to_working
 from .training import Schedule, TrainingItem, train_iter
 
 logger = logging.getLogger(__name__)
 
 
 def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
-    """Typical object diameter (px) from the threshold model's estimate on a shrunken copy."""
-    from ..threshold import estimate_diameter
-
+    """:func:`~napari_cellist.diameters.diameter_from_image` of a copy of the grey ``(Y, X)``
+    image shrunk (by AIR's resize) to at most ``max_side`` pixels, in the image's pixels."""
     factor = max(1.0, max(image.shape) / max_side)
     small = image if factor == 1.0 else resize(
         image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
     )
-    return float(estimate_diameter(small)) * factor
+    return float(diameter_from_image(small)) * factor
 
 
 def grid_offsets(copies: int, cell_px: float, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -184,7 +185,7 @@ class AirModel(TrainableSegmenter):
         for sample in samples:
             grey = prepare_grey(sample.image)
             # Unannotated images are seen at the scale prediction will use (given or estimated).
-            diameter = (median_diameter(sample.labels) if sample.labels is not None else None) or (
+            diameter = diameter_from_labels([sample.labels]) or (
                 tp.diameter if tp.diameter > 0 else estimate_diameter_fast(grey)
             )
             labels, weight = sample.labels, float(sample.weight)
@@ -239,15 +240,7 @@ class AirModel(TrainableSegmenter):
         steps_before, losses = int(self.info.get("steps", 0)), None
         try:
             history = []
-            gen = train_iter(self.net, items, schedule, tp.seed)
-            while True:
-                try:
-                    progress = next(gen)
-                except StopIteration as stop:
-                    losses = stop.value
-                    break
-                history.append(progress)
-                yield progress
+            losses = yield from relay(train_iter(self.net, items, schedule, tp.seed), history.append)
         finally:
             torch.set_num_threads(threads)
             if losses is None and history:  # stopped: the weights are trained, keep them so
@@ -260,7 +253,7 @@ class AirModel(TrainableSegmenter):
         )
 
     def _record_training(self, samples: Sequence[Sample], tp: AirTrainParams, steps: int) -> None:
-        annotated = [median_diameter(s.labels) for s in samples if s.labels is not None]
+        annotated = [diameter_from_labels([s.labels]) for s in samples if s.labels is not None]
         annotated = [d for d in annotated if d]
         if annotated and len(annotated) == len(samples):
             self.diameter = float(np.median(annotated))

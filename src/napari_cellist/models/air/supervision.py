@@ -53,13 +53,6 @@ class CellTargets:
     mask_known: np.ndarray
 
 
-def median_diameter(labels: np.ndarray) -> float | None:
-    """Median equivalent diameter (px) of the objects of a label map, None when it has none."""
-    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
-    areas = areas[areas > 0]
-    return float(np.sqrt(4.0 * np.median(areas) / np.pi)) if len(areas) else None
-
-
 def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear (anti-aliased when shrinking) resize of a float ``(H, W)`` image."""
     tensor = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]

@@ -18,7 +18,7 @@ import pyro
 import torch
 
 from ...types import Progress
-from .generative import AirNet, Anneal, Batch
+from .generative import AirNet, Anneal, Batch, EncoderPass
 from .modules import WHERE_DIM
 from .supervision import CellTargets, WorkingImage
 
@@ -168,7 +168,9 @@ def train_iter(
             group["lr"] = schedule.lr * learning_rate_factor(step, schedule)
         batch = make_batch(items, schedule, net.geom.cell, rng)
         anneal = anneal_at(step, schedule)
-        loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal) / batch.image.numel()
+        encoded = EncoderPass()  # the guide runs first and hands its encoder outputs on
+        loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal, encoded)
+        loss = loss / batch.image.numel()
         if not torch.isfinite(loss):
             logger.warning("Non-finite loss at step %d; batch skipped.", step)
             continue

@@ -10,9 +10,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import resize
 
+from ...diameters import diameter_from_image
 from ...geometry import bounding_boxes
 from ...types import ObjectMeta, Prediction
-from ..threshold import estimate_diameter
 from .params import CellposeParams
 from .weights import ResolvedWeights
 
@@ -83,7 +83,7 @@ def resolve_diameter(
         )
         logger.info("Cellpose size model: diameter %.1f px", diameter)
         return diameter
-    diameter = estimate_diameter(image[..., 0], invert=params.invert)
+    diameter = diameter_from_image(image[..., 0], invert=params.invert)
     logger.info("Estimated object diameter from the image: %.1f px", diameter)
     return diameter
 

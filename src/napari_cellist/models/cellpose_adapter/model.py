@@ -14,7 +14,8 @@ import numpy as np
 from ...borders import crop_border, crop_labels, mirror_border, mirror_width
 from ...io.writers import atomic_open
 from ...metrics import score_images
-from ...progress import drain
+from ...progress import drain, relay
+from ...splits import split_validation
 from ...types import FitResult, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, WeightsNotFoundError, params_from_mapping, params_to_dict
 from . import inference, training
@@ -121,7 +122,8 @@ class CellposeModel(TrainableSegmenter):
     ) -> Generator[Progress, None, FitResult]:
         import torch
 
-        train_set, val_set = training.split_samples(samples, tp.validation_fraction, tp.seed)
+        annotated = training.with_objects(samples)
+        train_set, val_set = split_validation(annotated, tp.validation_fraction, tp.seed)
         network, started_from = self._starting_network(tp)
         diam_mean = float(network.diam_mean)
         # the images are read as prediction reads them: the same channels, the same inversion
@@ -133,7 +135,7 @@ class CellposeModel(TrainableSegmenter):
         self._network, self._network_spec, self._weights = network, "", None
         self.params = replace(self.params, model="")
         history: list[Progress] = []
-        losses = yield from _recorded(training.train_epochs(network.net, train, val, tp), history)
+        losses = yield from relay(training.train_epochs(network.net, train, val, tp), history.append)
         metrics = {"train_loss": losses[-1], "n_train_planes": float(len(train))}
         if val_set:
             metrics.update(self._validation_scores(val_set))
@@ -221,19 +223,6 @@ def _stored_params(path: Path) -> CellposeParams:
     values = json.loads(stored)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return params_from_mapping(CellposeParams, values)
-
-
-def _recorded(
-    gen: Generator[Progress, None, Any], history: list[Progress]
-) -> Generator[Progress, None, Any]:
-    """Pass a progress generator through, appending every report to ``history``."""
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        history.append(progress)
-        yield progress
 
 
 def torch_seed(seed: int) -> None:

@@ -42,25 +42,21 @@ class Planes:
         return len(self.images)
 
 
-def split_samples(
-    samples: Sequence[Sample], fraction: float, seed: int
-) -> tuple[list[Sample], list[Sample]]:
-    """Split annotated samples into (train, validation); at least one of each when possible."""
+def with_objects(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples whose label map holds at least one object (what Cellpose can learn from).
+
+    Raises
+    ------
+    ValueError
+        If no sample has an annotated object.
+    """
     annotated = [s for s in samples if s.labels is not None and np.any(s.labels)]
     if not annotated:
         raise ValueError(
             "Cellpose training needs annotated images (instance label maps); none of the "
             f"{len(samples)} samples has any annotated object."
         )
-    n_val = int(round(fraction * len(annotated)))
-    if fraction > 0 and len(annotated) >= 2:
-        n_val = min(max(n_val, 1), len(annotated) - 1)
-    else:
-        n_val = 0
-    order = np.random.default_rng(seed).permutation(len(annotated))
-    val = [annotated[i] for i in sorted(order[:n_val])]
-    train = [annotated[i] for i in sorted(order[n_val:])]
-    return train, val
+    return annotated
 
 
 def _planes_of(sample: Sample, params: CellposeParams) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -220,12 +220,6 @@ class PromptableSegmenter:
         candidates = holding or range(len(tiles))
         return min(candidates, key=lambda i: distance[i])
 
-    def tile_of(self, index: int) -> TileEmbedding:
-        """The embedding of tile ``index`` of the current image."""
-        if self.embedding is None:
-            raise ValueError("No image embedding: call set_image(...) first.")
-        return self.embedding.tiles[index]
-
 
 def _centre_distance(item: TileEmbedding, centre: np.ndarray) -> float:
     tile_centre = np.asarray(item.tile.origin) + (np.asarray(item.tile.shape) - 1) / 2

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...progress import relay
 from ...types import ObjectMeta, Prediction, Progress
 from ..base import Segmenter
 from .params import SamParams
@@ -110,12 +111,12 @@ class SamModel(Segmenter):
         results = []
         for z, plane in enumerate(planes):
             prefix = f"plane {z + 1}/{len(planes)}: " if len(planes) > 1 else ""
-            yield from _prefixed(segmenter.set_image_iter(plane, rgb), prefix)
+            yield from relay(segmenter.set_image_iter(plane, rgb), prefix=prefix)
             if prompts is None:
                 job = segment_everything_iter(segmenter, auto)
             else:
                 job = refine_boxes_iter(segmenter, prompts[z], classes)
-            results.append((yield from _prefixed(job, prefix)))
+            results.append((yield from relay(job, prefix=prefix)))
         return results[0] if len(spatial) == 2 else _stack(results)
 
     def refine_iter(
@@ -124,16 +125,6 @@ class SamModel(Segmenter):
         """Replace every object of ``prompt_labels`` by SAM's mask for its box (see
         :meth:`predict_iter`); what ``cellist predict --prompts-from DIR`` runs."""
         return self.predict_iter(image, params, prompt_labels=prompt_labels)
-
-
-def _prefixed(gen: Generator[Progress, None, Any], prefix: str) -> Generator[Progress, None, Any]:
-    """Re-yield ``gen``'s progress with ``prefix`` added to the messages; return its result."""
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield replace(progress, message=prefix + progress.message)
 
 
 def _stack(results: list[Prediction]) -> Prediction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .model import ThresholdModel
 from .params import METHODS, SCALES, ThresholdFitParams, ThresholdParams
-from .pipeline import estimate_diameter, segment
+from .pipeline import segment
 
 __all__ = [
     "METHODS",
@@ -12,6 +12,5 @@ __all__ = [
     "ThresholdFitParams",
     "ThresholdModel",
     "ThresholdParams",
-    "estimate_diameter",
     "segment",
 ]

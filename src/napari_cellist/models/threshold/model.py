@@ -14,6 +14,7 @@ from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .params import ThresholdFitParams, ThresholdParams
 from .pipeline import object_scores, segment
+from .search import search_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,7 @@ class ThresholdModel(TrainableSegmenter):
 
         The model keeps the best parameters found (also when the generator is closed early).
         """
-        from ...training.threshold_search import search_parameters
-
-        result = yield from search_parameters(self, samples, train_params or ThresholdFitParams())
-        return result
+        return (yield from search_parameters(self, samples, train_params or ThresholdFitParams()))
 
     def save(self, path: str | Path) -> Path:
         """Write the parameters as a JSON checkpoint (atomically)."""

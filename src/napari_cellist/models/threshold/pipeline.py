@@ -2,7 +2,8 @@
 
 Works on 2D ``(Y, X)`` and 3D ``(Z, Y, X)`` grey images of any real dtype; all lengths are in
 pixels. The object diameter drives the smoothing, the size limits and the watershed seed
-spacing; when it is not given it is estimated from the image (:func:`estimate_diameter`).
+spacing; when it is not given it is estimated from the image
+(:func:`napari_cellist.diameters.diameter_from_image`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from scipy import ndimage as ndi
 from skimage import filters, measure, segmentation
 from skimage.feature import peak_local_max
 
+from ...diameters import diameter_from_image
+from ...geometry import fill_holes
 from ...images import is_constant
 from .params import METHODS, SCALES, ThresholdParams
 
@@ -53,7 +56,7 @@ def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float)
         )
         mask = refine_locally(smooth, mask, diameter)
     if params.fill_holes:
-        mask = _fill_holes(mask)
+        mask = fill_holes(mask)
     return mask
 
 
@@ -108,58 +111,6 @@ def estimate_background(image: np.ndarray, radius: float) -> np.ndarray:
     return ndi.zoom(opened, zoom, order=1, grid_mode=True, mode="nearest")[
         tuple(slice(0, n) for n in image.shape)
     ]
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    if mask.ndim == 3:  # slice-wise: a 3D fill would also close tunnels between planes
-        return np.stack([ndi.binary_fill_holes(plane) for plane in mask])
-    return ndi.binary_fill_holes(mask)
-
-
-def estimate_diameter(image: np.ndarray, invert: bool = False) -> float:
-    """Typical object diameter in pixels, from an Otsu foreground.
-
-    Isolated, convex components give the equivalent diameter directly; clumps give twice the
-    largest inscribed radius of each component. The median over components is returned.
-
-    Parameters
-    ----------
-    image : np.ndarray
-        Grey ``(Y, X)`` or ``(Z, Y, X)`` image.
-    invert : bool
-        Objects are dark.
-
-    Returns
-    -------
-    float
-        Diameter in pixels (at least 4); 0 guesses are replaced by 4 for an empty foreground.
-    """
-    work = -image if invert else image
-    if is_constant(work):
-        return 4.0
-    small = ndi.gaussian_filter(work.astype(np.float32), 1.0)
-    mask = _fill_holes(small > _threshold_level(small, "otsu", None))
-    mask = ndi.binary_opening(mask, ndi.generate_binary_structure(mask.ndim, 1))
-    labels = measure.label(mask)
-    props = [p for p in measure.regionprops(labels) if p.area >= 16]
-    if not props:
-        return 4.0
-    dist = ndi.distance_transform_edt(mask)
-    diameters, weights = [], []
-    for prop in props:
-        if prop.solidity > 0.9:
-            diameters.append(prop.equivalent_diameter_area)
-        else:
-            diameters.append(2.0 * float(dist[prop.slice][prop.image].max()) * 1.15)
-        weights.append(prop.area)
-    # Area-weighted median: specks of noise are many but small, objects few but large.
-    return max(4.0, _weighted_median(np.asarray(diameters), np.asarray(weights, float)))
-
-
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def split_touching(
@@ -234,7 +185,7 @@ def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, flo
         logger.info("Constant image: no objects.")
         return np.zeros(image.shape, np.int32), float(params.diameter or 0.0)
     diameter = (
-        float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+        float(params.diameter) if params.diameter else diameter_from_image(image, params.invert)
     )
     mask = foreground_mask(image, params, diameter)
     if params.split_touching:

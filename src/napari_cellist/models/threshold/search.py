@@ -1,4 +1,4 @@
-"""Parameter search for the threshold model: the best AP50 on annotated images."""
+"""Fitting the threshold model: a search of its parameters for the best AP50 on annotated images."""
 
 from __future__ import annotations
 
@@ -9,25 +9,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..geometry import areas
-from ..metrics import score_images
-from ..models.base import params_to_dict
-from ..types import FitResult, Progress, Sample
+from ...diameters import diameter_from_labels
+from ...images import prepare_grey
+from ...metrics import score_images
+from ...splits import split_validation
+from ...types import FitResult, Progress, Sample
+from ..base import params_to_dict
+from .params import ThresholdFitParams, ThresholdParams
+from .pipeline import segment
 
 if TYPE_CHECKING:
-    from ..models.threshold import ThresholdFitParams, ThresholdModel, ThresholdParams
+    from .model import ThresholdModel
 
 logger = logging.getLogger(__name__)
-
-
-def annotated_diameter(samples: Sequence[Sample]) -> float:
-    """Median equivalent diameter (px) of the annotated objects of ``samples`` (2D discs / 3D balls)."""
-    sizes = [a for s in samples if s.labels is not None for a in areas(s.labels).values()]
-    if not sizes:
-        raise ValueError("No annotated objects: commit some annotations before fitting.")
-    ndim = next(s.labels.ndim for s in samples if s.labels is not None)
-    median = float(np.median(sizes))
-    return 2.0 * np.sqrt(median / np.pi) if ndim == 2 else (6.0 * median / np.pi) ** (1 / 3)
 
 
 def candidate_params(
@@ -54,26 +48,7 @@ def candidate_params(
     return [base] + [grid[i] for i in sorted(keep)]
 
 
-def split_validation(
-    samples: Sequence[Sample], fraction: float, seed: int
-) -> tuple[list[Sample], list[Sample]]:
-    """Split annotated samples into (fit, validation); validation is empty for fraction 0."""
-    annotated = [s for s in samples if s.labels is not None]
-    n_val = int(round(fraction * len(annotated)))
-    if fraction > 0 and len(annotated) > 1:
-        n_val = min(max(1, n_val), len(annotated) - 1)
-    else:
-        n_val = 0
-    order = np.random.default_rng(seed).permutation(len(annotated))
-    val = [annotated[i] for i in order[:n_val]]
-    fit = [annotated[i] for i in order[n_val:]]
-    return fit, val
-
-
 def _score(model: ThresholdModel, params: ThresholdParams, samples: Sequence[Sample]) -> float:
-    from ..images import prepare_grey
-    from ..models.threshold import segment
-
     preds = [segment(prepare_grey(s.image), params)[0] for s in samples]
     return score_images([s.labels for s in samples], preds).ap50
 
@@ -91,7 +66,9 @@ def search_parameters(
         raise ValueError(
             "Fitting the threshold model needs at least one annotated image; commit corrections first."
         )
-    diameter = annotated_diameter(fit)
+    diameter = diameter_from_labels(s.labels for s in fit)
+    if diameter is None:
+        raise ValueError("No annotated objects: commit some annotations before fitting.")
     candidates = candidate_params(model.params, diameter, space)
     best_ap, history = -1.0, []
     default_ap = None

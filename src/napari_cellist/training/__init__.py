@@ -1,1 +1,0 @@
-"""Fitting and training: datasets from the store or folders, parameter search, model versions."""
