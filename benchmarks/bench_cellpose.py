@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from benchmarks._data import data_folder, result_path
+from napari_cellist.diameters import diameter_from_labels
 from napari_cellist.io.readers import read_annotated_folder
 from napari_cellist.metrics import score_images
 from napari_cellist.models import create_model
@@ -84,12 +85,6 @@ def load_split(
             else:
                 train.append(Sample(image, mask, name=name))
     return train, test
-
-
-def median_diameter(samples: list[Sample]) -> float:
-    """Median equivalent-disc diameter of the annotated objects, in pixels."""
-    counts = np.concatenate([np.bincount(s.labels.ravel().astype(np.int64))[1:] for s in samples])
-    return float(np.median(2.0 * np.sqrt(counts[counts > 0] / np.pi)))
 
 
 def train(
@@ -217,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         model.save(args.save)
     # "told the diameter": median of the group's *training* annotations (never the test ones)
     given = {
-        g: median_diameter([s for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test
+        g: diameter_from_labels([s.labels for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test
     }
     threshold = create_model("threshold")
     params = replace(model.params, resample=False)
