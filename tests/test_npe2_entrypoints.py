@@ -23,13 +23,12 @@ def manifest() -> PluginManifest:
     return PluginManifest.from_distribution("napari-cellist")
 
 
-def test_manifest_files_validate():
-    for path in (PACKAGED, ROOT / "napari.yaml"):
-        if path.is_file():
-            assert PluginManifest.from_file(path).name == "napari-cellist"
-    root = ROOT / "napari.yaml"
-    if root.is_file():  # the repository copy must not drift from the packaged one
-        assert root.read_text() == PACKAGED.read_text()
+def test_manifest_file_validates_and_is_the_only_copy():
+    source = ROOT / "src" / "napari_cellist" / "napari.yaml"
+    assert PluginManifest.from_file(PACKAGED).name == "napari-cellist"
+    assert source.is_file() and not source.is_symlink()
+    assert PACKAGED.read_text() == source.read_text()
+    assert not (ROOT / "napari.yaml").exists()  # one copy, in the package
 
 
 def test_distribution_manifest(manifest):

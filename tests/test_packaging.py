@@ -19,7 +19,7 @@ def test_wheel_contains_manifest_and_sample(tmp_path):
         names = set(archive.namelist())
         manifest = archive.read("napari_cellist/napari.yaml").decode()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert manifest == (ROOT / "napari.yaml").read_text()
+    assert manifest == (ROOT / "src" / "napari_cellist" / "napari.yaml").read_text()
     assert "napari_cellist/sample_data/nuclei_dsb2018.tif" in names
     assert "napari-cellist = napari_cellist:napari.yaml" in entry_points
     assert "cellist = napari_cellist.cli:main" in entry_points
