@@ -233,6 +233,7 @@ PREDICT_CASES = [
     Case("predict-channels-without-channel", _with(lambda r: _tiff(r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}), _predict("c.tif")), r"choose the channel"),
     Case("predict-channel-out-of-range", _with(lambda r: _tiff(r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}), _predict("c.tif", extra=("--channel", "5"))), r"Channel 5 does not exist"),
     Case("predict-out-is-a-file", lambda r, o: ["predict", str(_tiff(r / "g.tif")), "--out", str(_bytes(o, b"a file"))], r"exists|[Nn]ot a directory"),
+    Case("predict-out-is-the-input-folder", _with(lambda r: _tiff(r / "imgs" / "g.tif"), lambda r, o: ["predict", str(r / "imgs"), "--out", str(r / "imgs")]), r"would overwrite the input image '.*g\.tif'"),
     Case("predict-checkpoint-missing", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--checkpoint", "/nonexistent/x.json"))), r"x\.json' does not exist"),
     Case("predict-threshold-checkpoint-not-json", _with(lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"\x00\x01garbage")), lambda r, o: ["predict", str(r / "g.tif"), "--checkpoint", str(r / "t.json"), "--out", str(o)]), r"t\.json"),
     Case("predict-threshold-checkpoint-wrong-json", _with(lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"[1, 2, 3]")), lambda r, o: ["predict", str(r / "g.tif"), "--checkpoint", str(r / "t.json"), "--out", str(o)]), r"t\.json"),
@@ -496,6 +497,7 @@ READER_CASES: list[tuple[str, Callable[[Path], object]]] = [
     ("annotated-mask-wrong-shape", _reader_folder_with_mask(np.zeros((8, 8), np.uint16))),
     ("annotated-mask-complex", _reader_folder_with_mask(np.zeros((64, 64), np.complex64))),
     ("annotated-image-truncated", lambda r: (_folder(r / "set", {}, {"a.tif": _mask()}), _truncated_tiff(r / "set" / "images" / "a.tif"))[0]),
+    ("annotated-points-garbage", lambda r: (_folder(r / "set", {"a.tif": GOOD}, {"a.tif": _mask()}), _bytes(r / "set" / "points" / "a.csv", b"foo,bar\n1,2\n"))[0]),
     ("list-with-one-bad-file", lambda r: [_tiff(r / "g.tif"), _bytes(r / "b.tif", b"bad")]),
 ]
 

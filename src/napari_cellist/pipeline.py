@@ -74,8 +74,9 @@ def predict_files(
         raise ValueError(f"No images found in {', '.join(map(str, inputs))}.")
     if prompts_dir is not None:
         _check_folder(prompts_dir, "--prompts-from")
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = unique_stems([stem(p) for p in paths])
+    _check_inputs_not_overwritten(paths, names, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _report_renamed(paths, names)
     rows, failed, mapping = [], [], []
     bar = progress_bar(len(paths), "predict") if progress_bar else None
@@ -84,7 +85,7 @@ def predict_files(
             written = _predict_one(model, path, name, out_dir, channel, prompts_dir)
         except (ValueError, OSError, MemoryError) as err:
             message = str(err) or type(err).__name__
-            logger.error("%s: %s", path, message)
+            logger.error("%s", message if str(path) in message else f"{path}: {message}")
             failed.append({"path": str(path), "error": message})
             mapping.append({"input": str(path), "error": message})
             continue
@@ -139,9 +140,21 @@ def _predict_one(
     prompts = read_labels_tiff(prompts_dir / f"{data.name}.tif") if prompts_dir else None
     prediction = predict_image(model, image, prompts)
     labels_path = write_labels_tiff(confined(out_dir, f"{name}.tif"), prediction.labels)
-    overlay_path = confined(out_dir / "overlays", f"{name}.png")
+    overlay_path = confined(confined(out_dir, "overlays"), f"{name}.png")
     save_overlay_png(overlay_path, image, prediction.labels)
     return labels_path, overlay_path, prediction
+
+
+def _check_inputs_not_overwritten(paths: Sequence[Path], names: Sequence[str], out_dir: Path) -> None:
+    """Refuse an output folder where a label map or overlay would replace an input image."""
+    inputs = {p.resolve() for p in paths}
+    for name in names:
+        for target in (out_dir / f"{name}.tif", out_dir / "overlays" / f"{name}.png"):
+            if target.resolve() in inputs:
+                raise ValueError(
+                    f"--out '{out_dir}' would overwrite the input image '{target}' with a label "
+                    "map; choose another output folder."
+                )
 
 
 def _report_renamed(paths: Sequence[Path], names: Sequence[str]) -> None:

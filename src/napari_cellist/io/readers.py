@@ -298,6 +298,11 @@ def check_annotated_folder(folder: str | os.PathLike) -> None:
             raise ImageReadError(
                 f"The mask '{mask_path}' has shape {mask.shape} but its image has {image.shape}."
             )
+    for points_path in sorted((folder / "points").glob("*.csv")):
+        try:
+            read_points_csv(points_path)  # small text files: read them whole
+        except (ValueError, OSError, UnicodeDecodeError) as err:
+            raise ImageReadError(f"Cannot read the points file '{points_path}': {err}") from err
 
 
 def _same_spatial_shape(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> bool:
