@@ -209,3 +209,27 @@ def test_subprocess_export_keeps_hostile_names_inside_out(tmp_path, dsb_crop):
     assert {p.name for p in out.glob("*.tif")} == expected
     assert not (tmp_path / "escaped.tif").exists() and not (tmp_path / "abs.tif").exists()
     assert all(p.resolve().parent == out.resolve() for p in out.iterdir())
+
+
+def test_export_of_a_mixed_2d_3d_project_exports_what_it_can(tmp_path, dsb_crop, capsys):
+    """3D images are left out of the 2D formats (named once on stderr, exit 1), never half-done."""
+    from napari_cellist.store import ProjectStore
+
+    image, mask = dsb_crop
+    with ProjectStore(tmp_path / "project") as store:
+        flat = store.add_image(image, name="flat", store_pixels=True)
+        store.commit_annotations(flat.id, mask)
+        stack = store.add_image(np.stack([image] * 3), name="stack", store_pixels=True)
+        store.commit_annotations(stack.id, np.stack([mask] * 3))
+    out = tmp_path / "out"
+    args = ["export", "--project", str(tmp_path / "project"), "--format", "tiff", "coco", "geojson", "counts", "--out", str(out)]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert [(s["image"], s["format"]) for s in summary["skipped"]] == [("stack", "coco"), ("stack", "geojson")]
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("cellist export: warning: Skipped 1 3D image(s) in coco, geojson") and "stack" in line
+    assert sorted(p.name for p in out.iterdir()) == ["annotations_coco.json", "counts.csv", "flat.geojson", "flat.tif", "stack.tif"]
+    assert tifffile.imread(out / "stack.tif").shape == (3, 256, 256)
+    assert [i["file_name"] for i in json.loads((out / "annotations_coco.json").read_text())["images"]] == ["flat"]
+    assert len((out / "counts.csv").read_text().splitlines()) == 3
