@@ -15,19 +15,30 @@ from .errors import (
 )
 from .project import UNCHECKED, ProjectStore
 from .records import (
+    STATUSES,
     CommitRecord,
     CommitResult,
     CorrectionRecord,
+    DraftRecord,
     ImageRecord,
+    ImageStatus,
     ModelVersionRecord,
+    PredictionRecord,
 )
 from .schema import SCHEMA_VERSION
+from .work import DraftSnapshot, StoredDraft
 
 __all__ = [
     "SCHEMA_VERSION",
     "CommitRecord",
     "CommitResult",
     "CorrectionRecord",
+    "DraftRecord",
+    "DraftSnapshot",
+    "ImageStatus",
+    "PredictionRecord",
+    "STATUSES",
+    "StoredDraft",
     "ImageRecord",
     "ModelVersionRecord",
     "ProjectStore",

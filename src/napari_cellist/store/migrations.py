@@ -20,6 +20,10 @@ History of the schema (``meta.schema_version``):
    gives every version to the store's only project; in a store of several projects, a version
    whose annotations all lie in one project goes to that project, and the others stay NULL:
    shared, seen by every project as before (nothing disappears from a project).
+5. Tables ``predictions`` (each model prediction of an image with the model that made it) and
+   ``drafts`` (the uncommitted edits of an image, at most one per image). New tables only: the
+   migration creates them empty, older rows are untouched (an image committed before version 5
+   has status ``committed``, one never committed ``new``).
 
 Rules: a store written by a *newer* napari-cellist is refused and never modified
 (:class:`~.errors.SchemaVersionError`). Before migrating an SQLite store its file is copied to
@@ -48,7 +52,18 @@ from sqlalchemy import Connection, Engine, inspect, select, text, update
 from .connection import BEGIN_OPTION
 from .errors import SchemaVersionError, StoreError, StoreNotFoundError, translate_errors
 from .pixels import file_sha256
-from .schema import SCHEMA_VERSION, Annotation, Base, Commit, Image, Meta, ModelVersion, Project
+from .schema import (
+    SCHEMA_VERSION,
+    Annotation,
+    Base,
+    Commit,
+    Draft,
+    Image,
+    Meta,
+    ModelVersion,
+    Prediction,
+    Project,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +139,17 @@ def migrate_3_to_4(connection: Connection) -> None:
         logger.info("model versions %s stay shared by every project", shared)
 
 
+def migrate_4_to_5(connection: Connection) -> None:
+    """Create the empty ``predictions`` and ``drafts`` tables (with their indexes)."""
+    Base.metadata.create_all(connection, tables=[Prediction.__table__, Draft.__table__])
+
+
 #: ``MIGRATIONS[v]`` turns a version ``v`` store into a version ``v + 1`` store.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: migrate_1_to_2,
     2: migrate_2_to_3,
     3: migrate_3_to_4,
+    4: migrate_4_to_5,
 }
 
 

@@ -19,20 +19,30 @@ import enum
 import logging
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..labels import Corrections
 from ..types import ObjectMeta, Sample
 from . import encoding as ann
 from .errors import StaleCommitError, StaleCommitWarning, StoreError, stale_message
-from .history import CommitHistoryStore
 from .points import check_points, points_to_json
 from .records import CommitResult
-from .schema import ACCEPTED, SUPERSEDED, Annotation, Commit, Correction, ModelVersion, utcnow
+from .schema import (
+    ACCEPTED,
+    SUPERSEDED,
+    Annotation,
+    Commit,
+    Correction,
+    Draft,
+    ModelVersion,
+    utcnow,
+)
+from .work import StoredDraft, WorkStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +57,7 @@ UNCHECKED = _Unchecked.UNCHECKED
 ON_STALE = ("warn", "refuse")
 
 
-class ProjectStore(CommitHistoryStore):
+class ProjectStore(WorkStore):
     """A napari-cellist project: images, committed annotations, corrections and model versions.
 
     Parameters
@@ -84,7 +94,72 @@ class ProjectStore(CommitHistoryStore):
     take turns (a row lock on the image), and a commit made on top of an older commit than the
     image's latest is reported (``based_on`` of :meth:`commit_annotations`). Model versions
     belong to the project they were recorded in.
+
+    Working through a dataset: :meth:`save_prediction` / :meth:`load_prediction` keep each
+    image's latest prediction with its model, :meth:`save_draft` / :meth:`load_draft` its
+    uncommitted edits (see :class:`napari_cellist.drafts.DraftWriter`), :meth:`commit_draft`
+    promotes a draft, and :meth:`image_statuses` lists every image with its status.
     """
+
+    #: Attempts of :meth:`commit_draft` when the draft is saved again while it is encoded.
+    DRAFT_COMMIT_ATTEMPTS = 3
+
+    def commit_draft(
+        self,
+        image_id: int,
+        objects: Mapping[int, ObjectMeta] | None = None,
+        *,
+        on_stale: Literal["warn", "refuse"] = "warn",
+    ) -> CommitResult:
+        """Turn the image's draft into its committed annotations and delete the draft.
+
+        One transaction: the commit is stored and the draft deleted together, or neither. The
+        corrections log is the diff of the draft's label map to the prediction it edited
+        (``DraftSnapshot.prediction_id``, else the image's latest prediction), as
+        :meth:`commit_annotations` does with ``previous``; without any prediction it is the diff
+        to the previous commit. Objects keep the prediction's score, source and model version
+        where their id was predicted; classes come from the draft.
+
+        Parameters
+        ----------
+        image_id : int
+            The image.
+        objects : Mapping[int, ObjectMeta], optional
+            Metadata that win over those derived from the prediction and the draft.
+        on_stale : {"warn", "refuse"}
+            What to do when another commit of the image was made after the draft's
+            ``based_on_commit`` (see :meth:`commit_annotations`).
+
+        Returns
+        -------
+        CommitResult
+            As :meth:`commit_annotations`.
+
+        Raises
+        ------
+        StoreError
+            The image has no draft, or the draft kept changing while it was encoded (another
+            program saving it) in :attr:`DRAFT_COMMIT_ATTEMPTS` attempts. Nothing is changed.
+        StaleCommitError
+            ``on_stale="refuse"`` and the commit is stale.
+        """
+        if on_stale not in ON_STALE:
+            raise ValueError(f"on_stale must be one of {', '.join(ON_STALE)}, not {on_stale!r}.")
+        for _attempt in range(self.DRAFT_COMMIT_ATTEMPTS):
+            stored = self.load_draft(image_id)
+            if stored is None:
+                raise StoreError(
+                    f"Image {image_id} has no draft in {self._where} to commit; commit its "
+                    "label map with commit_annotations() instead."
+                )
+            result = self._commit_stored_draft(stored, objects, on_stale)
+            if result is not None:
+                return result
+            logger.info("draft of image %d changed while committing; again", image_id)
+        raise StoreError(
+            f"The draft of image {image_id} kept changing while it was committed (another "
+            "program is editing it); stop the other editor and commit again."
+        )
 
     def commit_annotations(
         self,
@@ -167,18 +242,16 @@ class ProjectStore(CommitHistoryStore):
         rows = ann.object_rows(labels, objects, polygons)  # outlines and RLE outside the lock
         corrections = None if previous is None else ann.diff(previous, labels)
         with self._write() as session:
-            self._image_row(session, image_id, lock=True)  # commits to this image take turns
-            replaced = self._last_commit_id(session, record.id)
-            stale = checked and base != replaced
-            if stale and on_stale == "refuse":
-                raise StaleCommitError(stale_message(record.id, base, replaced, None))
-            self._check_model_versions(session, rows)
-            if corrections is None:
-                before = self._committed(session, record.id, labels.shape)
-                before_labels = np.zeros_like(labels) if before is None else before[0]
-                corrections = ann.diff(before_labels, labels)
-            commit_id = self._insert_commit(
-                session, record.id, labels.shape, rows, corrections, stored_points
+            commit_id, replaced, stale, corrections = self._write_commit(
+                session,
+                record.id,
+                labels,
+                rows,
+                corrections,
+                stored_points,
+                checked,
+                base,
+                on_stale,
             )
         logger.info(
             "commit %d: image %d, %d objects, %s points, %s",
@@ -258,6 +331,90 @@ class ProjectStore(CommitHistoryStore):
         return samples
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _write_commit(
+        self,
+        session: Session,
+        image_id: int,
+        labels: np.ndarray,
+        rows: list[dict[str, Any]],
+        corrections: Corrections | None,
+        points: np.ndarray | None,
+        checked: bool,
+        base: int | None,
+        on_stale: str,
+    ) -> tuple[int, int | None, bool, Corrections]:
+        """Inside a write transaction: lock the image, check staleness, store the commit.
+
+        Returns ``(commit id, commit replaced, stale, corrections logged)``; a commit also ends
+        the image's draft (deleted in the same transaction).
+        """
+        self._image_row(session, image_id, lock=True)  # commits to this image take turns
+        replaced = self._last_commit_id(session, image_id)
+        stale = checked and base != replaced
+        if stale and on_stale == "refuse":
+            raise StaleCommitError(stale_message(image_id, base, replaced, None))
+        self._check_model_versions(session, rows)
+        if corrections is None:
+            before = self._committed(session, image_id, labels.shape)
+            before_labels = np.zeros_like(labels) if before is None else before[0]
+            corrections = ann.diff(before_labels, labels)
+        commit_id = self._insert_commit(session, image_id, labels.shape, rows, corrections, points)
+        session.execute(delete(Draft).where(Draft.image_id == image_id))
+        return commit_id, replaced, stale, corrections
+
+    def _commit_stored_draft(
+        self,
+        stored: StoredDraft,
+        objects: Mapping[int, ObjectMeta] | None,
+        on_stale: str,
+    ) -> CommitResult | None:
+        """Commit one read draft; None when it was saved again meanwhile (nothing written)."""
+        draft, record = stored.snapshot, stored.record
+        image_id = record.image_id
+        prediction = self._draft_prediction(image_id, draft.prediction_id, draft.labels.shape)
+        previous, predicted = (None, {}) if prediction is None else prediction
+        metadata = _draft_objects(draft, predicted, objects)
+        rows = ann.object_rows(draft.labels, metadata, draft.polygons)
+        corrections = None if previous is None else ann.diff(previous, draft.labels)
+        with self._write() as session:
+            current = session.scalar(select(Draft.revision).where(Draft.image_id == image_id))
+            if current != record.revision:
+                return None
+            commit_id, replaced, stale, corrections = self._write_commit(
+                session,
+                image_id,
+                draft.labels,
+                rows,
+                corrections,
+                draft.points,
+                True,
+                draft.based_on_commit,
+                on_stale,
+            )
+        logger.info("commit %d: draft of image %d, %d objects", commit_id, image_id, len(rows))
+        if stale:
+            warning = StaleCommitWarning(image_id, draft.based_on_commit, replaced, commit_id)
+            logger.warning("%s", warning)
+            warnings.warn(warning, stacklevel=3)
+        return CommitResult(
+            commit_id, len(rows), corrections, draft.based_on_commit, replaced, stale
+        )
+
+    def _draft_prediction(
+        self, image_id: int, prediction_id: int | None, shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
+        """The prediction a draft corrects (its own, else the image's latest) if it fits."""
+        found = self.load_prediction(image_id)
+        if prediction_id is not None and (found is None or found[0].id != prediction_id):
+            with self._read() as session:
+                from .schema import Prediction
+
+                row = session.get(Prediction, prediction_id)
+                found = None if row is None else (None, *self._prediction_arrays(session, row))
+        if found is None or found[1].shape != tuple(shape):
+            return None
+        return found[1], found[2]
+
     def _committed(
         self, session: Session, image_id: int, shape: tuple[int, ...] | None = None
     ) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
@@ -333,3 +490,19 @@ class ProjectStore(CommitHistoryStore):
         if logged:
             session.execute(insert(Correction), [{**row, "commit_id": commit.id} for row in logged])
         return int(commit.id)
+
+
+def _draft_objects(
+    draft: Any, predicted: Mapping[int, ObjectMeta], given: Mapping[int, ObjectMeta] | None
+) -> dict[int, ObjectMeta]:
+    """Metadata of a draft's objects: the prediction's where predicted, the draft's classes,
+    then ``given`` on top."""
+    classes = dict(draft.classes or {})
+    found: dict[int, ObjectMeta] = {}
+    for label_id in set(predicted) | set(classes):
+        meta = predicted.get(label_id) or ObjectMeta(label_id)
+        if label_id in classes:
+            meta = replace(meta, class_name=str(classes[label_id]))
+        found[label_id] = meta
+    found.update(given or {})
+    return found

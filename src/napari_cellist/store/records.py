@@ -157,3 +157,73 @@ class CommitResult:
     based_on: int | None = None
     replaced: int | None = None
     stale: bool = False
+
+
+#: Status words of an image, in the order "open" prefers what it shows.
+STATUSES = ("draft", "committed", "predicted", "new")
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """A stored prediction of one image (without its label map).
+
+    ``model_name`` is the model that made it (``"threshold"``, ``"air"``...), ``model_version``
+    the store id of its version (None for a base model never recorded).
+    """
+
+    id: int
+    image_id: int
+    model_name: str
+    model_version: int | None
+    n_objects: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    """The stored draft of one image (without its arrays).
+
+    ``revision`` counts the saves of this draft; ``based_on_commit`` is the commit the edits
+    started from (None: the image had none); ``prediction_id`` the prediction edited.
+    """
+
+    image_id: int
+    revision: int
+    n_objects: int
+    n_edits: int
+    shape: tuple[int, ...]
+    based_on_commit: int | None
+    prediction_id: int | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """One row of a project's image table (:meth:`ProjectStore.image_statuses`).
+
+    Parameters
+    ----------
+    image_id, name, path
+        The image (``path`` None when it was added from an array).
+    status : str
+        ``"draft"`` (uncommitted edits are stored), ``"committed"``, ``"predicted"`` or
+        ``"new"``: the first that applies, in :data:`STATUSES` order.
+    n_objects : int or None
+        Objects of what "open" would show (draft, else commit, else prediction); None for new.
+    model_name, model_version : str or None, int or None
+        The model of the image's latest prediction, if any.
+    n_corrections : int
+        Draft: edits counted in it; committed: corrections logged by the latest commit.
+    last_change : datetime
+        Latest of: added, predicted, committed, draft saved (UTC).
+    """
+
+    image_id: int
+    name: str
+    path: str | None
+    status: str
+    n_objects: int | None
+    model_name: str | None
+    model_version: int | None
+    n_corrections: int
+    last_change: datetime

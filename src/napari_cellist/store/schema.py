@@ -26,7 +26,7 @@ from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Version of the tables below; stored as ``meta.schema_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CORRECTION_KINDS = ("added", "deleted", "modified", "merged", "split")
 ACCEPTED = "accepted"
@@ -161,3 +161,59 @@ class Correction(Base):
     kind: Mapped[str] = mapped_column(String(16))
     before_ids: Mapped[list] = mapped_column(JSON)  # label ids of the prediction
     after_ids: Mapped[list] = mapped_column(JSON)  # label ids of the committed label map
+
+
+class Prediction(Base):
+    """A model's prediction of one image (added in schema version 5).
+
+    ``labels`` is :func:`~napari_cellist.store.pixels.pack_pixels` of the int32 label map (one
+    compressed blob: a prediction is only ever read and written whole); ``objects`` the scores /
+    classes by label id. The newest row of an image is its current prediction.
+    """
+
+    __tablename__ = "predictions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    n_objects: Mapped[int] = mapped_column(Integer)
+    # {label_id: {"score": float, "class_name": str}}
+    objects: Mapped[dict] = mapped_column(JSON)
+    labels: Mapped[bytes] = mapped_column(_BLOB, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Draft(Base):
+    """The uncommitted edits of one image (added in schema version 5): at most one per image.
+
+    Written by :class:`napari_cellist.drafts.DraftWriter` every second or so while a person
+    edits; :meth:`~napari_cellist.store.ProjectStore.commit_draft` turns it into a commit and
+    deletes it. ``labels`` is a packed int32 label map; ``polygons`` ``{id: [[row, col], ...]}``,
+    ``classes`` ``{id: class name}``, ``points`` ``[[row, col], ...]`` (NULL: not given).
+    """
+
+    __tablename__ = "drafts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), unique=True)
+    labels: Mapped[bytes] = mapped_column(_BLOB, deferred=True)
+    shape: Mapped[list] = mapped_column(JSON)
+    polygons: Mapped[dict | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, deferred=True
+    )
+    classes: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    points: Mapped[list | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, deferred=True
+    )
+    n_objects: Mapped[int] = mapped_column(Integer)
+    # edits made since the draft was started (as counted by the editor; 0 when not counted)
+    n_edits: Mapped[int] = mapped_column(Integer, default=0)
+    # the commit the edits started from (None: the image had none), and the prediction edited
+    based_on_commit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prediction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL"), nullable=True
+    )
+    # how many times the draft was saved; a commit checks it did not change under it
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
