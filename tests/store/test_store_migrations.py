@@ -184,4 +184,4 @@ def test_newer_store_is_refused_and_not_modified(tmp_path):
 def test_new_store_records_the_current_version(tmp_path):
     ProjectStore(tmp_path).close()
     assert _version(tmp_path / "cellist.sqlite") == str(SCHEMA_VERSION)
-    assert SCHEMA_VERSION == 4 and set(migrations.MIGRATIONS) == {1, 2, 3}
+    assert SCHEMA_VERSION == 5 and set(migrations.MIGRATIONS) == {1, 2, 3, 4}
