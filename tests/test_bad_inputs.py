@@ -71,6 +71,18 @@ def _jpeg_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def _png_bomb(path: Path, side: int = 100_000) -> Path:
+    """A 100-byte PNG whose header declares ``side`` x ``side`` grey pixels."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return _bytes(path, b"\x89PNG\r\n\x1a\n" + body)
+
+
 def _truncated_tiff(path: Path, compression: str | None = None) -> Path:
     _tiff(path, np.arange(256 * 256, dtype=np.uint16).reshape(256, 256), compression=compression)
     path.write_bytes(path.read_bytes()[:5000])
@@ -227,6 +239,7 @@ PREDICT_CASES = [
     Case("predict-truncated-jpeg", _with(lambda r: _bytes(r / "c.jpg", _jpeg_bytes()[:100]), _predict("c.jpg")), r"c\.jpg'"),
     Case("predict-huge-declared-tiff", _with(lambda r: _huge_tiff(r / "huge.tif"), _predict("huge.tif")), r"huge\.tif' declares 40000 x 40000 uint8.*memory"),
     Case("predict-absurd-declared-tiff", _with(lambda r: _huge_tiff(r / "absurd.tif", 200_000), _predict("absurd.tif")), r"absurd\.tif' declares 200000 x 200000.*memory"),
+    Case("predict-png-bomb", _with(lambda r: _png_bomb(r / "bomb.png"), _predict("bomb.png")), r"bomb\.png' declares more pixels"),
     Case("predict-all-nan", _with(lambda r: _tiff(r / "nan.tif", np.full((32, 32), np.nan, np.float32)), _predict("nan.tif")), r"no finite values"),
     Case("predict-complex-dtype", _with(lambda r: _tiff(r / "cx.tif", np.ones((32, 32), np.complex64)), _predict("cx.tif")), r"complex64"),
     Case("predict-5d-image", _with(lambda r: _tiff(r / "5d.tif", np.zeros((2, 3, 4, 16, 16), np.uint8), imagej=True), _predict("5d.tif")), r"2D \(Y, X\) or 3D|choose the channel"),
@@ -488,6 +501,7 @@ READER_CASES: list[tuple[str, Callable[[Path], object]]] = [
     ("truncated-png", lambda r: _bytes(r / "c.png", _png_bytes()[: len(_png_bytes()) // 2])),
     ("huge-declared-tiff", lambda r: _huge_tiff(r / "huge.tif", 80_000)),  # 6.4 GB > 4 GiB
     ("absurd-declared-tiff", lambda r: _huge_tiff(r / "absurd.tif", 200_000)),
+    ("png-bomb", lambda r: _png_bomb(r / "bomb.png")),
     ("folder-named-tif", lambda r: (r / "dir.tif").mkdir() or r / "dir.tif"),
     ("empty-folder", lambda r: (r / "empty").mkdir() or r / "empty"),
     ("folder-of-text", lambda r: _bytes(r / "txt" / "a.txt", b"x").parent),

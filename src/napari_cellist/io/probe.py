@@ -116,7 +116,14 @@ def _probe_tiff(path: Path) -> ImageHeader:
 def _probe_pillow(path: Path) -> ImageHeader:
     from PIL import Image
 
-    with Image.open(path) as image:
+    try:
+        opened = Image.open(path)
+    except Image.DecompressionBombError as err:  # Pillow's own limit, from the header
+        raise ImageTooLargeError(
+            f"'{path}' declares more pixels than Pillow decodes safely ({first_line(err)}); "
+            "crop it or split it into tiles first, or save it as a TIFF."
+        ) from err
+    with opened as image:
         width, height = image.size
         bands = len(image.getbands())
         dtype = np.dtype(_PIL_DTYPES.get(image.mode, np.uint8))
