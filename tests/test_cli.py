@@ -233,3 +233,26 @@ def test_export_of_a_mixed_2d_3d_project_exports_what_it_can(tmp_path, dsb_crop,
     assert tifffile.imread(out / "stack.tif").shape == (3, 256, 256)
     assert [i["file_name"] for i in json.loads((out / "annotations_coco.json").read_text())["images"]] == ["flat"]
     assert len((out / "counts.csv").read_text().splitlines()) == 3
+
+
+def test_unexpected_errors_are_one_line_unless_verbose(tmp_path, capsys, monkeypatch):
+    """A bug surfaces as one line naming its type; -v adds the traceback for a report."""
+    from napari_cellist import pipeline
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand\nsecond line")
+
+    monkeypatch.setattr(pipeline, "evaluate_folders", broken)
+    args = ["eval", "--gt", str(tmp_path), "--pred", str(tmp_path)]
+    assert main(args) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "cellist eval: error: unexpected TypeError: unsupported operand second line (run with -v for details)"
+    assert main(["-v", *args]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate_folders", interrupted)
+    assert main(args) == 130
+    assert capsys.readouterr().err.strip() == "cellist eval: interrupted"
