@@ -129,6 +129,7 @@ def test_export_committed_annotations_in_every_format(tmp_path, dsb_crop, capsys
     assert "Nothing committed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "steps", "extra"),
     [

@@ -73,6 +73,7 @@ def trained_dsb_air(dsb) -> tuple[AirModel, np.ndarray]:
     return model, image
 
 
+@pytest.mark.slow
 def test_prediction_with_grid_shifts_finds_the_same_nuclei(trained_dsb_air):
     model, image = trained_dsb_air
     single = model.predict(image, replace(model.params, test_time_shifts=1))
@@ -85,6 +86,7 @@ def test_prediction_with_grid_shifts_finds_the_same_nuclei(trained_dsb_air):
     assert AirParams().test_time_shifts == 4
 
 
+@pytest.mark.slow
 def test_grid_runs_find_the_same_nuclei_in_the_image_coordinates(trained_dsb_air):
     """Each grid position alone finds the nuclei where the unshifted one does: its boxes are
     moved back from the padded image, and its working image is that of its shifted copy."""

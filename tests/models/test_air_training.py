@@ -57,6 +57,7 @@ def test_one_step_smoke():
     assert set(np.unique(pred.labels)) - {0} == set(pred.objects)
 
 
+@pytest.mark.slow
 def test_short_training_improves_score():
     torch.manual_seed(0)
     image, labels = _read_dsb_crop()
@@ -166,6 +167,7 @@ def test_learning_rate_cools_down_over_the_last_quarter():
     assert factors[-1] == pytest.approx(0.05)
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_whatever_the_random_state_before():
     image, labels = _read_dsb_crop()
     params = AirTrainParams(steps=3, batch_size=2, crop_size=32, seed=5, scale_jitter=0.0)
@@ -183,6 +185,7 @@ def test_same_seed_same_model_whatever_the_random_state_before():
     assert not all(torch.equal(first[k], other.net.state_dict()[k]) for k in first)
 
 
+@pytest.mark.slow
 def test_a_stopped_training_counts_as_trained_and_is_fine_tuned_later():
     image, labels = _read_dsb_crop()
     model = AirModel()
@@ -198,6 +201,7 @@ def test_a_stopped_training_counts_as_trained_and_is_fine_tuned_later():
     gen.close()
 
 
+@pytest.mark.slow
 def test_clicked_nuclei_are_learnt_by_a_model_trained_without_labels():
     """The correction loop with points: a model trained on an image alone, fine-tuned (resumed,
     not reset) with clicks on the nuclei it missed, then finds most of them."""

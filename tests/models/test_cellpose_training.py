@@ -18,6 +18,8 @@ QUICK = cpa.CellposeTrainParams(
 )  # fmt: skip
 PARAMS = cpa.CellposeParams(model="cyto3", diameter=24.0, resample=False)
 
+pytestmark = pytest.mark.slow  # trains Cellpose: deselect with -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def crops(dsb):

@@ -1,8 +1,10 @@
 """Fine-tune widget with Cellpose: train from scratch on a commit, then predict with the version."""
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_cellpose_fine_tune_creates_a_version_the_base_model_uses(viewer, dock, notifications, tmp_path, monkeypatch):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-weights"))
     truth = np.asarray(viewer.layers["nuclei ground truth"].data)
