@@ -55,3 +55,24 @@ def test_heavy_libraries_are_imported_lazily():
     code = "import sys, napari_cellist.models, napari_cellist.cli; print(sorted(m for m in ('torch', 'pyro', 'cellpose', 'segment_anything') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_model_package_keeps_its_registered_class_in_model_py():
+    from napari_cellist.models import REGISTRY
+
+    for name, entry in REGISTRY.items():
+        module, _, cls = entry.target.partition(":")
+        assert module.endswith(".model") and cls.endswith("Model"), (name, entry.target)
+        assert (PACKAGE / "models" / module.replace(".", "/")).with_suffix(".py").is_file()
+
+
+def test_tests_share_helpers_through_fixtures_not_conftest_imports():
+    tests = Path(__file__).parent
+    offenders = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "conftest":
+                offenders.append(str(path.relative_to(tests)))
+            if isinstance(node, ast.Import) and any(a.name == "conftest" for a in node.names):
+                offenders.append(str(path.relative_to(tests)))
+    assert offenders == []
