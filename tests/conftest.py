@@ -64,7 +64,9 @@ def read_pair(data_dir) -> Callable[[str, str], tuple[np.ndarray, np.ndarray]]:
 @pytest.fixture(scope="session")
 def dsb() -> tuple[np.ndarray, np.ndarray]:
     """The packaged 512x512 DSB2018 nuclei image (uint16 container) and its 125-object mask."""
-    return tifffile.imread(sample_image_path()), tifffile.imread(sample_mask_path()).astype(np.int32)
+    return tifffile.imread(sample_image_path()), tifffile.imread(sample_mask_path()).astype(
+        np.int32
+    )
 
 
 @pytest.fixture
@@ -81,6 +83,11 @@ def annotated_folder(tmp_path, dsb) -> Path:
     for sub in ("images", "masks"):
         (tmp_path / "data" / sub).mkdir(parents=True)
     for i, (r, c) in enumerate([(0, 0), (256, 256)]):
-        tifffile.imwrite(tmp_path / "data" / "images" / f"crop{i}.tif", image[r : r + 256, c : c + 256])
-        tifffile.imwrite(tmp_path / "data" / "masks" / f"crop{i}.tif", mask[r : r + 256, c : c + 256].astype(np.uint16))
+        tifffile.imwrite(
+            tmp_path / "data" / "images" / f"crop{i}.tif", image[r : r + 256, c : c + 256]
+        )
+        tifffile.imwrite(
+            tmp_path / "data" / "masks" / f"crop{i}.tif",
+            mask[r : r + 256, c : c + 256].astype(np.uint16),
+        )
     return tmp_path / "data"

@@ -46,14 +46,18 @@ def test_importing_the_core_loads_no_qt():
         f"bad = sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r}))\n"
         "print('QT', bad)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert "QT []" in result.stdout, result.stdout
     assert len(modules) > 20
 
 
 def test_heavy_libraries_are_imported_lazily():
     code = "import sys, napari_cellist.models, napari_cellist.cli; print(sorted(m for m in ('torch', 'pyro', 'cellpose', 'segment_anything') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -10,7 +10,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_contains_manifest_and_sample(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -18,7 +29,9 @@ def test_wheel_contains_manifest_and_sample(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         manifest = archive.read("napari_cellist/napari.yaml").decode()
-        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        entry_points = archive.read(
+            next(n for n in names if n.endswith("entry_points.txt"))
+        ).decode()
     assert manifest == (ROOT / "src" / "napari_cellist" / "napari.yaml").read_text()
     assert "napari_cellist/sample_data/nuclei_dsb2018.tif" in names
     assert "napari-cellist = napari_cellist:napari.yaml" in entry_points

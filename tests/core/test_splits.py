@@ -19,7 +19,9 @@ def test_split_keeps_the_given_order_and_drops_unlabelled_samples():
     assert sorted(names) == sorted(f"s{i}" for i in range(10))
     assert [s.name for s in fit] == sorted((s.name for s in fit), key=lambda n: int(n[1:]))
     again = split_validation(_samples(10), 0.3, seed=1)
-    assert [[s.name for s in part] for part in again] == [[s.name for s in part] for part in (fit, val)]
+    assert [[s.name for s in part] for part in again] == [
+        [s.name for s in part] for part in (fit, val)
+    ]
 
 
 def test_at_least_one_of_each_when_possible_and_none_held_out_for_zero():

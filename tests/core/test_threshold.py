@@ -16,7 +16,12 @@ from napari_cellist.progress import drain
 from napari_cellist.types import Sample
 
 # AP50 of a plain Otsu + watershed told the median diameter (../shared/data/README.md)
-FLOORS = {"dsb2018_stardist": 0.55, "ctc_gowt1_hela": 0.48, "coelho2009_u2os": 0.69, "coelho2009_nih3t3": 0.59}
+FLOORS = {
+    "dsb2018_stardist": 0.55,
+    "ctc_gowt1_hela": 0.48,
+    "coelho2009_u2os": 0.69,
+    "coelho2009_nih3t3": 0.59,
+}
 
 
 @pytest.mark.slow
@@ -108,7 +113,10 @@ def test_fit_improves_held_out_images_and_round_trips(tmp_path, read_pair):
     assert result.metrics["ap50"] >= result.metrics["initial_ap50"]
     assert len(result.history) == 8 and result.data_used == ("nih3t3_dna-0.tif", "nih3t3_dna-3.tif")
     held_out = samples[2]
-    before = score_images([held_out.labels], [ThresholdModel(ThresholdParams(intensity_scale="linear")).predict(held_out.image).labels]).ap50
+    before = score_images(
+        [held_out.labels],
+        [ThresholdModel(ThresholdParams(intensity_scale="linear")).predict(held_out.image).labels],
+    ).ap50
     after = score_images([held_out.labels], [model.predict(held_out.image).labels]).ap50
     assert after >= before
     path = model.save(tmp_path / "fitted.json")

@@ -31,9 +31,13 @@ def _objects(centres: list[tuple[float, float]], scores: list[float]) -> Objects
     k = len(centres)
     boxes = np.array([[cy, cx, 20.0, 20.0, 0.0] for cy, cx in centres], np.float32).reshape(k, 5)
     return Objects(
-        scores=np.asarray(scores, np.float32), boxes=boxes, alphas=np.stack([_disc()] * k) if k else
-        np.zeros((0, G, G), np.float32), index=torch.arange(k), rel_boxes=torch.zeros(k, 5),
-        z_what=torch.zeros(k, 8), n_slots=100,
+        scores=np.asarray(scores, np.float32),
+        boxes=boxes,
+        alphas=np.stack([_disc()] * k) if k else np.zeros((0, G, G), np.float32),
+        index=torch.arange(k),
+        rel_boxes=torch.zeros(k, 5),
+        z_what=torch.zeros(k, 8),
+        n_slots=100,
     )
 
 
@@ -100,7 +104,9 @@ def test_grid_runs_find_the_same_nuclei_in_the_image_coordinates(trained_dsb_air
     shifts = half_cell_shifts(4, 0.5 * model.net.geom.cell * 24.0 / model.net.geom.diameter)
 
     def median_gap(centres: np.ndarray) -> float:  # to the nearest centre of the unshifted run
-        return float(np.median(np.linalg.norm(centres[:, None] - reference[None], axis=-1).min(axis=1)))
+        return float(
+            np.median(np.linalg.norm(centres[:, None] - reference[None], axis=-1).min(axis=1))
+        )
 
     for run, shift in zip(runs[1:], shifts[1:], strict=True):
         assert abs(len(run.scores) - len(reference)) <= max(3, 0.3 * len(reference))
@@ -135,4 +141,6 @@ def test_mirror_images_of_objects_are_dropped_and_cut_objects_kept():
     np.testing.assert_allclose(scores, [0.8, 0.7])
     alone, _ = label_map((100, 100), _objects([inside], [0.8]))
     np.testing.assert_array_equal(labels == 1, alone == 1)  # the copy took none of its pixels
-    assert np.count_nonzero(labels[:, :20] == 2) == pytest.approx(np.count_nonzero(labels[:, 20:] == 2), abs=20)
+    assert np.count_nonzero(labels[:, :20] == 2) == pytest.approx(
+        np.count_nonzero(labels[:, 20:] == 2), abs=20
+    )

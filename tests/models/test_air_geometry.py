@@ -41,7 +41,9 @@ def _ellipse_image(rotation: float, shape=(100, 100)) -> np.ndarray:
 def test_training_window_and_prediction_draw_a_turned_box_alike():
     box = torch.tensor([[2.0, -3.0, 24.0, 10.0, 0.5]])  # relative to the window centre
     window = place_glimpses(_disc(0.8)[None, None], box, Geometry(window=40))[0, 0].numpy() > 0.5
-    rows, cols, alpha = _box_alpha(np.array([22.0, 17.0, 24.0, 10.0, 0.5]), _disc(0.8).numpy(), (40, 40))
+    rows, cols, alpha = _box_alpha(
+        np.array([22.0, 17.0, 24.0, 10.0, 0.5]), _disc(0.8).numpy(), (40, 40)
+    )
     drawn = np.zeros((40, 40), bool)
     drawn[rows, cols] = alpha > 0.5
     assert window.sum() > 80
@@ -54,7 +56,9 @@ def test_ellipse_box_fits_tilted_nuclei_and_keeps_the_angle_within_45_degrees():
         h, w, angle = ellipse_box(np.argwhere(truth))
         assert abs(angle) <= math.pi / 4 + 1e-6
         assert 55 < max(h, w) < 65 and 17 < min(h, w) < 23  # full axes of a 60 x 20 ellipse
-        rows, cols, alpha = _box_alpha(np.array([50.5, 50.5, h, w, angle]), _disc().numpy(), truth.shape)
+        rows, cols, alpha = _box_alpha(
+            np.array([50.5, 50.5, h, w, angle]), _disc().numpy(), truth.shape
+        )
         drawn = np.zeros_like(truth)
         drawn[rows, cols] = alpha > 0.5
         assert (drawn & truth).sum() / (drawn | truth).sum() > 0.9, rotation
@@ -66,7 +70,9 @@ def test_glimpse_of_a_tilted_nucleus_is_upright():
     boxes = torch.tensor([[0.0, 0.0, h, w, angle]], dtype=torch.float32)
     theta = box_to_image_affine(torch.tensor([[50.5, 50.5]]), boxes, truth.shape)
     grid = F.affine_grid(theta, [1, 1, G, G], align_corners=False)
-    glimpse = F.grid_sample(torch.from_numpy(truth)[None, None], grid, align_corners=False)[0, 0] > 0.5
+    glimpse = (
+        F.grid_sample(torch.from_numpy(truth)[None, None], grid, align_corners=False)[0, 0] > 0.5
+    )
     disc = _disc() > 0.5
     assert (glimpse & disc).sum() / (glimpse | disc).sum() > 0.9
 
@@ -82,8 +88,12 @@ def test_flipping_the_crop_turns_its_box_targets_like_the_pixels():
     base = _shape_target(truth)
     where = np.zeros((1, 1, 1, 5), np.float32)
     where[0, 0, 0, 3:] = base
-    for flip_y, flip_x, transpose in ((True, False, False), (False, True, False),
-                                      (False, False, True), (True, False, True)):
+    for flip_y, flip_x, transpose in (
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+        (True, False, True),
+    ):
         pixels = truth[::-1] if flip_y else truth
         pixels = pixels[:, ::-1] if flip_x else pixels
         pixels = pixels.T if transpose else pixels
@@ -95,8 +105,16 @@ def test_flipping_the_crop_turns_its_box_targets_like_the_pixels():
 def test_masks_drawn_many_at_a_time_match_those_drawn_one_by_one():
     rng = np.random.default_rng(0)
     n = 40
-    boxes = np.stack([rng.uniform(-10, 70, n), rng.uniform(-10, 70, n), rng.uniform(4, 30, n),
-                      rng.uniform(4, 30, n), rng.uniform(-0.7, 0.7, n)], axis=1).astype(np.float32)
+    boxes = np.stack(
+        [
+            rng.uniform(-10, 70, n),
+            rng.uniform(-10, 70, n),
+            rng.uniform(4, 30, n),
+            rng.uniform(4, 30, n),
+            rng.uniform(-0.7, 0.7, n),
+        ],
+        axis=1,
+    ).astype(np.float32)
     alphas = np.stack([_disc(r).numpy() for r in rng.uniform(0.5, 1.0, n)])
     drawn = draw_masks(boxes, alphas, (60, 60), chunk=16)
     for box, alpha, ((r0, c0), mask) in zip(boxes, alphas, drawn, strict=True):

@@ -41,7 +41,9 @@ def test_linear_scale_is_the_identity():
     assert compress_intensity(x, geom) is x and expand_intensity(x, geom) is x
 
 
-@pytest.mark.parametrize("kwargs", [{"intensity": "log"}, {"intensity": "sqrt", "sqrt_offset": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"intensity": "log"}, {"intensity": "sqrt", "sqrt_offset": 0.0}]
+)
 def test_geometry_rejects_unknown_intensity_scales(kwargs):
     with pytest.raises(ValueError, match="intensity|sqrt_offset"):
         Geometry(**kwargs)
@@ -105,7 +107,17 @@ def test_background_blocks_of_unequal_size_match_a_per_block_percentile():
         block = max(2, int(round(BACKGROUND_BLOCK * geom.diameter)))
         rows = np.array_split(np.arange(shape[0]), max(1, round(shape[0] / block)))
         cols = np.array_split(np.arange(shape[1]), max(1, round(shape[1] / block)))
-        coarse = np.array([[np.percentile(image[r[0]: r[-1] + 1, c[0]: c[-1] + 1], BACKGROUND_PERCENTILE)
-                            for c in cols] for r in rows], np.float32)
-        expected = resize(coarse, shape) if coarse.size > 1 else np.full(shape, coarse.item(), np.float32)
+        coarse = np.array(
+            [
+                [
+                    np.percentile(image[r[0] : r[-1] + 1, c[0] : c[-1] + 1], BACKGROUND_PERCENTILE)
+                    for c in cols
+                ]
+                for r in rows
+            ],
+            np.float32,
+        )
+        expected = (
+            resize(coarse, shape) if coarse.size > 1 else np.full(shape, coarse.item(), np.float32)
+        )
         np.testing.assert_array_equal(estimate_background(image, geom), expected)

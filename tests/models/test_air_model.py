@@ -33,8 +33,12 @@ def _batch(model: AirModel, supervised: bool):
     work = to_working(image, 12.0, model.net.geom)
     targets = cell_targets(work, model.net.geom, labels if supervised else None)
     item = TrainingItem(work, targets if supervised else None, 1.0)
-    return make_batch([item], Schedule(steps=1, batch_size=2, crop=64), model.net.geom.cell,
-                      np.random.default_rng(0))
+    return make_batch(
+        [item],
+        Schedule(steps=1, batch_size=2, crop=64),
+        model.net.geom.cell,
+        np.random.default_rng(0),
+    )
 
 
 def test_registered_as_target_model():
@@ -48,13 +52,21 @@ def test_model_and_guide_sites_match(supervised):
     batch = _batch(model, supervised)
     anneal = Anneal(0.5, 0.1)
     guide_trace = poutine.trace(model.net.guide).get_trace(batch, anneal)
-    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(batch, anneal)
+    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(
+        batch, anneal
+    )
     pyro.util.check_model_guide_match(model_trace, guide_trace)
-    latent = {n for n, s in model_trace.nodes.items() if s["type"] == "sample" and not s["is_observed"]}
+    latent = {
+        n for n, s in model_trace.nodes.items() if s["type"] == "sample" and not s["is_observed"]
+    }
     assert {"z_pres", "z_where", "z_what"} <= latent
-    observed = {n for n, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]}
+    observed = {
+        n for n, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]
+    }
     assert ("ann_pres" in observed) == supervised
-    loss = pyro.infer.Trace_ELBO().differentiable_loss(model.net.model, model.net.guide, batch, anneal)
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(
+        model.net.model, model.net.guide, batch, anneal
+    )
     assert torch.isfinite(loss.detach())
 
 
@@ -67,7 +79,9 @@ def test_presence_is_reparameterised_so_the_image_likelihood_trains_it():
     guide_trace = poutine.trace(model.net.guide).get_trace(batch, anneal)
     assert guide_trace.nodes["z_pres"]["fn"].has_rsample
     assert guide_trace.nodes["z_pres"]["value"].requires_grad
-    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(batch, anneal)
+    model_trace = poutine.trace(poutine.replay(model.net.model, trace=guide_trace)).get_trace(
+        batch, anneal
+    )
     image_loglik = model_trace.nodes["x"]["fn"].log_prob(model_trace.nodes["x"]["value"]).sum()
     (grad,) = torch.autograd.grad(image_loglik, guide_trace.nodes["z_pres"]["value"])
     assert grad.abs().sum() > 0
@@ -85,7 +99,8 @@ def test_two_models_do_not_share_parameters():
 
 
 @pytest.mark.parametrize(
-    "kind", ["uint16", "saturated", "constant", "nan", "float_huge"],
+    "kind",
+    ["uint16", "saturated", "constant", "nan", "float_huge"],
 )
 def test_awkward_images_give_no_nan(kind):
     image, labels = _blobs()
@@ -102,8 +117,12 @@ def test_awkward_images_give_no_nan(kind):
     else:
         image = image.astype(np.float32) * 1e30
     model = AirModel(AirParams(diameter=12.0))
-    result = drain(model.fit_iter([Sample(image, labels if kind != "constant" else None)],
-                                  AirTrainParams(steps=2, batch_size=2, crop_size=64, diameter=12.0)))
+    result = drain(
+        model.fit_iter(
+            [Sample(image, labels if kind != "constant" else None)],
+            AirTrainParams(steps=2, batch_size=2, crop_size=64, diameter=12.0),
+        )
+    )
     assert all(np.isfinite(p.loss) for p in result.history if p.loss is not None)
     assert all(torch.isfinite(p).all() for p in model.net.parameters())
     pred = model.predict(image)
@@ -116,7 +135,9 @@ def test_awkward_images_give_no_nan(kind):
 def test_checkpoint_round_trip(tmp_path):
     image, labels = _blobs()
     model = AirModel(AirParams(min_score=0.3))
-    drain(model.fit_iter([Sample(image, labels)], AirTrainParams(steps=2, batch_size=2, crop_size=64)))
+    drain(
+        model.fit_iter([Sample(image, labels)], AirTrainParams(steps=2, batch_size=2, crop_size=64))
+    )
     path = model.save(tmp_path / "air.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["air.pt"]  # no temporary file left behind
     loaded = AirModel.load(path)
@@ -184,6 +205,8 @@ def test_the_guide_hands_its_encoder_outputs_to_the_model(monkeypatch):
     encode = model.net.encode
     monkeypatch.setattr(model.net, "encode", lambda *a: calls.append(1) or encode(*a))
     encoded = EncoderPass()
-    pyro.infer.Trace_ELBO().differentiable_loss(model.net.model, model.net.guide, batch, anneal, encoded)
+    pyro.infer.Trace_ELBO().differentiable_loss(
+        model.net.model, model.net.guide, batch, anneal, encoded
+    )
     assert len(calls) == 1 and encoded.codes is not None
     assert not hasattr(model.net, "_cache")

@@ -72,8 +72,14 @@ def test_no_objects_and_shape_mismatch():
 
 def test_vectorised_otsu_matches_scikit_image_per_region():
     rng = np.random.default_rng(1)
-    values = np.concatenate([rng.normal(0, 1, 400), rng.normal(6, 1, 200),  # region 1
-                             rng.normal(10, 2, 300), rng.normal(30, 2, 300)])  # region 2
+    values = np.concatenate(
+        [
+            rng.normal(0, 1, 400),
+            rng.normal(6, 1, 200),  # region 1
+            rng.normal(10, 2, 300),
+            rng.normal(30, 2, 300),
+        ]
+    )  # region 2
     regions = np.repeat([1, 2], [600, 600])
     thresholds = _otsu_per_label(values[None], regions[None], 2)
     for k in (1, 2):

@@ -47,8 +47,12 @@ def test_targets_from_masks_and_points():
 def test_one_step_smoke():
     image, labels = _read_dsb_crop()
     model = AirModel()
-    result = drain(model.fit_iter([Sample(image, labels, name="crop")],
-                                  AirTrainParams(steps=1, batch_size=2, crop_size=64)))
+    result = drain(
+        model.fit_iter(
+            [Sample(image, labels, name="crop")],
+            AirTrainParams(steps=1, batch_size=2, crop_size=64),
+        )
+    )
     assert result.history and np.isfinite(result.history[-1].loss)
     assert result.data_used == ("crop",) and "ap50" in result.metrics
     pred = model.predict(image)
@@ -63,8 +67,11 @@ def test_short_training_improves_score():
     image, labels = _read_dsb_crop()
     model = AirModel(AirParams(reconstruction=False))
     before = score_image(labels, model.predict(image).labels)
-    drain(model.fit_iter([Sample(image, labels)],
-                         AirTrainParams(steps=150, batch_size=4, crop_size=64, seed=0)))
+    drain(
+        model.fit_iter(
+            [Sample(image, labels)], AirTrainParams(steps=150, batch_size=4, crop_size=64, seed=0)
+        )
+    )
     after = score_image(labels, model.predict(image).labels)
     assert after.ap50 > before.ap50 + 0.2, (before, after)
     assert after.count_error < before.count_error
@@ -73,8 +80,13 @@ def test_short_training_improves_score():
 def test_labelled_and_unlabelled_images_train_together():
     """Committed images (masks) and open images without annotations in one run."""
     image, labels = _read_dsb_crop()
-    samples = [Sample(image, labels, name="annotated"), Sample(image[::-1].copy(), None, name="open")]
-    result = drain(AirModel().fit_iter(samples, AirTrainParams(steps=2, batch_size=2, crop_size=64)))
+    samples = [
+        Sample(image, labels, name="annotated"),
+        Sample(image[::-1].copy(), None, name="open"),
+    ]
+    result = drain(
+        AirModel().fit_iter(samples, AirTrainParams(steps=2, batch_size=2, crop_size=64))
+    )
     assert all(np.isfinite(p.loss) for p in result.history)
     assert set(result.data_used) == {"annotated", "open"}
 
@@ -133,7 +145,9 @@ def test_scale_jitter_trains_on_smaller_and_larger_copies_of_each_image():
     assert heights[0] < plain[0].work.shape[0] == heights[1] < heights[2]
     sizes = [np.median(it.targets.where_target[..., 2][it.targets.pres_target > 0]) for it in items]
     assert sizes[0] < sizes[1] < sizes[2]  # boxes shrink and grow with the copies
-    assert all(it.targets.pres_target.sum() > 0.8 * plain[0].targets.pres_target.sum() for it in items)
+    assert all(
+        it.targets.pres_target.sum() > 0.8 * plain[0].targets.pres_target.sum() for it in items
+    )
 
 
 def test_grid_jitter_shows_each_object_at_new_positions_within_its_cell():
@@ -189,13 +203,17 @@ def test_same_seed_same_model_whatever_the_random_state_before():
 def test_a_stopped_training_counts_as_trained_and_is_fine_tuned_later():
     image, labels = _read_dsb_crop()
     model = AirModel()
-    gen = model.fit_iter([Sample(image, labels)], AirTrainParams(steps=40, batch_size=2, crop_size=32))
+    gen = model.fit_iter(
+        [Sample(image, labels)], AirTrainParams(steps=40, batch_size=2, crop_size=32)
+    )
     next(gen)  # "preparing images"
     next(gen)  # step 10
     gen.close()  # the user pressed Stop
     assert model.info["steps"] == 10
     weights = {k: v.clone() for k, v in model.net.state_dict().items()}
-    gen = model.fit_iter([Sample(image, labels)], AirTrainParams(steps=1, batch_size=2, crop_size=32))
+    gen = model.fit_iter(
+        [Sample(image, labels)], AirTrainParams(steps=1, batch_size=2, crop_size=32)
+    )
     next(gen)
     assert all(torch.equal(weights[k], v) for k, v in model.net.state_dict().items())  # not reset
     gen.close()
@@ -216,7 +234,6 @@ def test_clicked_nuclei_are_learnt_by_a_model_trained_without_labels():
     still_missed = set(_missed_ids(labels, model.predict(image).labels)) & set(missed)
     assert model.info["steps"] == 120  # resumed: the first steps are kept
     assert len(still_missed) <= 0.5 * len(missed), (sorted(still_missed), missed)
-
 
 
 def _missed_ids(truth: np.ndarray, pred: np.ndarray) -> list[int]:

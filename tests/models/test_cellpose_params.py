@@ -98,7 +98,11 @@ def test_3d_params_reach_eval(weights_file, calls):
     model.predict(
         stack,
         cpa.CellposeParams(
-            model=str(weights_file), diameter=9.0, do_3D=True, anisotropy=2.5, flow3D_smooth=1.0,
+            model=str(weights_file),
+            diameter=9.0,
+            do_3D=True,
+            anisotropy=2.5,
+            flow3D_smooth=1.0,
             border_mirror=0.0,
         ),
     )
@@ -187,6 +191,4 @@ def test_version_seam():
 
 def test_2d_mode_rejects_3d_switch_on_2d_image(weights_file, calls):
     with pytest.raises(ValueError, match="3D mode needs"):
-        cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), do_3D=True)).predict(
-            _image()
-        )
+        cpa.CellposeModel(cpa.CellposeParams(model=str(weights_file), do_3D=True)).predict(_image())

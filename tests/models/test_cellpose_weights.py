@@ -56,9 +56,7 @@ def test_missing_pretrained_weights_say_what_to_do(empty_cache, name, filename):
 
 def test_missing_file_path(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="nope.pth does not exist"):
-        cpa.CellposeModel(cpa.CellposeParams(model=str(tmp_path / "nope.pth"))).predict(
-            _image()
-        )
+        cpa.CellposeModel(cpa.CellposeParams(model=str(tmp_path / "nope.pth"))).predict(_image())
     with pytest.raises(WeightsNotFoundError, match="is neither a pretrained name"):
         cpa.CellposeModel(cpa.CellposeParams(model="cyto9")).predict(_image())
 
@@ -107,9 +105,7 @@ def test_training_start_current_without_weights_raises(empty_cache):
     labels[5:15, 5:15], labels[20:30, 20:30] = 1, 2
     samples = [Sample(_image(), labels, name="a")]
     with pytest.raises(WeightsNotFoundError, match="cyto3"):
-        next(
-            cpa.CellposeModel().fit_iter(samples, cpa.CellposeTrainParams(start_from="current"))
-        )
+        next(cpa.CellposeModel().fit_iter(samples, cpa.CellposeTrainParams(start_from="current")))
 
 
 def test_missing_cellpose_gives_install_hint(monkeypatch):

@@ -15,9 +15,24 @@ def test_cli_automatic_and_refinement(tmp_path, dsb_crop, capsys):
     tifffile.imwrite(tmp_path / "images" / "crop.tif", image[:128, :128])
     checkpoint = write_random_checkpoint(tmp_path / "tiny_sam.pth")
     auto = tmp_path / "auto"
-    code = main(["predict", str(tmp_path / "images"), "--model", "sam", "--checkpoint", str(checkpoint),
-                 "--param", "points_per_side=4", "--param", "pred_iou_thresh=0.0", "--param", "stability_score_thresh=0.0",
-                 "--out", str(auto)])
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "images"),
+            "--model",
+            "sam",
+            "--checkpoint",
+            str(checkpoint),
+            "--param",
+            "points_per_side=4",
+            "--param",
+            "pred_iou_thresh=0.0",
+            "--param",
+            "stability_score_thresh=0.0",
+            "--out",
+            str(auto),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["n_images"] == 1
     assert tifffile.imread(auto / "crop.tif").shape == (128, 128)
@@ -25,8 +40,20 @@ def test_cli_automatic_and_refinement(tmp_path, dsb_crop, capsys):
     prompts.mkdir()
     tifffile.imwrite(prompts / "crop.tif", mask[:128, :128].astype(np.uint16))
     refined = tmp_path / "refined"
-    code = main(["predict", str(tmp_path / "images"), "--model", "sam", "--checkpoint", str(checkpoint),
-                 "--prompts-from", str(prompts), "--out", str(refined)])
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "images"),
+            "--model",
+            "sam",
+            "--checkpoint",
+            str(checkpoint),
+            "--prompts-from",
+            str(prompts),
+            "--out",
+            str(refined),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     out = tifffile.imread(refined / "crop.tif")
     # refinement keeps the prompt objects' ids (an empty SAM mask keeps the old mask)
@@ -38,7 +65,9 @@ def test_cli_missing_checkpoint_is_a_clear_error(tmp_path, dsb_crop, capsys, mon
     monkeypatch.setenv("CELLIST_SAM_CACHE", str(tmp_path / "cache"))
     image, _ = dsb_crop
     tifffile.imwrite(tmp_path / "crop.tif", image[:64, :64])
-    code = main(["predict", str(tmp_path / "crop.tif"), "--model", "sam", "--out", str(tmp_path / "o")])
+    code = main(
+        ["predict", str(tmp_path / "crop.tif"), "--model", "sam", "--out", str(tmp_path / "o")]
+    )
     output = capsys.readouterr()
     assert code != 0
     assert "sam_vit" in (output.err + output.out)

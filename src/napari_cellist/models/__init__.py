@@ -211,7 +211,9 @@ def train_params_class(name: str) -> type:
     """
     entry = get_entry(name)
     if not entry.trainable:
-        raise ValueError(f"Model {name!r} cannot be trained; trainable: {', '.join(trainable_models())}.")
+        raise ValueError(
+            f"Model {name!r} cannot be trained; trainable: {', '.join(trainable_models())}."
+        )
     return _import(entry, entry.train_params)
 
 

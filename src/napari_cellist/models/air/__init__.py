@@ -24,7 +24,14 @@ _LAZY = {
     "half_cell_shifts": ".model",
 }
 
-__all__ = ["AirModel", "AirParams", "AirTrainParams", "NetConfig", "grid_offsets", "half_cell_shifts"]
+__all__ = [
+    "AirModel",
+    "AirParams",
+    "AirTrainParams",
+    "NetConfig",
+    "grid_offsets",
+    "half_cell_shifts",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,9 @@ from .generative import AirNet
 from .modules import Geometry
 
 FORMAT = "napari-cellist-air"
-VERSION = 3  # 3: boxes turn (z_where has an angle); 2: objects add their contrast onto the background
+VERSION = (
+    3  # 3: boxes turn (z_where has an angle); 2: objects add their contrast onto the background
+)
 
 
 @dataclass(frozen=True)
@@ -45,28 +47,47 @@ class NetConfig:
     def geometry(self) -> Geometry:
         """The grid geometry."""
         return Geometry(
-            self.working_diameter, self.cell, self.slots, self.glimpse, self.window,
-            self.aspect_range, self.angle_range, self.intensity, self.sqrt_offset,
+            self.working_diameter,
+            self.cell,
+            self.slots,
+            self.glimpse,
+            self.window,
+            self.aspect_range,
+            self.angle_range,
+            self.intensity,
+            self.sqrt_offset,
         )
 
     def build(self) -> AirNet:
         """A freshly initialised network."""
         return AirNet(
-            self.geometry(), self.z_what, self.width, self.features, self.obs_sigma,
+            self.geometry(),
+            self.z_what,
+            self.width,
+            self.features,
+            self.obs_sigma,
             self.min_contrast,
         )
 
 
 def save_checkpoint(
-    path: str | Path, net: AirNet, config: NetConfig, params: dict[str, Any],
-    diameter: float | None, info: dict[str, Any],
+    path: str | Path,
+    net: AirNet,
+    config: NetConfig,
+    params: dict[str, Any],
+    diameter: float | None,
+    info: dict[str, Any],
 ) -> Path:
     """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``)."""
     path = Path(path)
     payload = {
-        "format": FORMAT, "version": VERSION, "config": asdict(config),
+        "format": FORMAT,
+        "version": VERSION,
+        "config": asdict(config),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        "params": dict(params), "diameter": diameter, "info": dict(info),
+        "params": dict(params),
+        "diameter": diameter,
+        "info": dict(info),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -83,8 +104,9 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"AIR checkpoint '{path}' does not exist; train one with "
-                                "'cellist train --model air'.")
+        raise FileNotFoundError(
+            f"AIR checkpoint '{path}' does not exist; train one with 'cellist train --model air'."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file: say which file and why

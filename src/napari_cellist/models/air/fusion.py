@@ -31,16 +31,23 @@ def shift_objects(objects: Objects, dy: float, dx: float) -> Objects:
 
 def _concat(runs: list[Objects]) -> Objects:
     return Objects(
-        scores=np.concatenate([r.scores for r in runs]), boxes=np.concatenate([r.boxes for r in runs]),
-        alphas=np.concatenate([r.alphas for r in runs]), index=torch.cat([r.index for r in runs]),
-        rel_boxes=torch.cat([r.rel_boxes for r in runs]), z_what=torch.cat([r.z_what for r in runs]),
+        scores=np.concatenate([r.scores for r in runs]),
+        boxes=np.concatenate([r.boxes for r in runs]),
+        alphas=np.concatenate([r.alphas for r in runs]),
+        index=torch.cat([r.index for r in runs]),
+        rel_boxes=torch.cat([r.rel_boxes for r in runs]),
+        z_what=torch.cat([r.z_what for r in runs]),
         n_slots=sum(r.n_slots for r in runs),
     )
 
 
 def fuse_runs(
-    runs: list[Objects], shape: tuple[int, int], min_score: float, alpha_threshold: float = 0.5,
-    match_iou: float = 0.5, match_scale: float = 1.0,
+    runs: list[Objects],
+    shape: tuple[int, int],
+    min_score: float,
+    alpha_threshold: float = 0.5,
+    match_iou: float = 0.5,
+    match_scale: float = 1.0,
 ) -> Objects:
     """One set of objects from several predictions of the same image (test-time augmentation).
 
@@ -61,7 +68,10 @@ def fuse_runs(
     pooled = replace(pooled, alphas=object_shapes(pooled.alphas))
     run_of = np.repeat(np.arange(len(runs)), [len(r.scores) for r in runs])
     boxes = pooled.boxes * np.array([match_scale] * 4 + [1.0], np.float32)
-    small = (max(1, int(np.ceil(shape[0] * match_scale))), max(1, int(np.ceil(shape[1] * match_scale))))
+    small = (
+        max(1, int(np.ceil(shape[0] * match_scale))),
+        max(1, int(np.ceil(shape[1] * match_scale))),
+    )
     drawn = draw_masks(boxes, pooled.alphas, small, alpha_threshold)
     overlaps, areas = _mask_overlaps(drawn, small)
     representative = np.full(len(drawn), -1)  # which fused object each representative object is
@@ -123,7 +133,10 @@ def _mask_overlaps(
         rows, cols = np.nonzero(mask)
         owners.append(np.full(len(rows), k))
         pixels.append((rows + r0) * shape[1] + cols + c0)
-    owner, pixel = np.concatenate([[], *owners]).astype(np.int64), np.concatenate([[], *pixels]).astype(np.int64)
+    owner, pixel = (
+        np.concatenate([[], *owners]).astype(np.int64),
+        np.concatenate([[], *pixels]).astype(np.int64),
+    )
     membership = sparse.csr_matrix(
         (np.ones(len(owner), np.int32), (owner, pixel)), shape=(len(drawn), shape[0] * shape[1])
     )

@@ -121,8 +121,13 @@ class AirNet(nn.Module):
     """Encoder, glimpse encoder and decoder, with the Pyro ``model`` and ``guide`` built on them."""
 
     def __init__(
-        self, geom: Geometry, z_what: int = 8, width: int = 32, features: int = 32,
-        obs_sigma: float = 0.1, min_contrast: float = 0.1,
+        self,
+        geom: Geometry,
+        z_what: int = 8,
+        width: int = 32,
+        features: int = 32,
+        obs_sigma: float = 0.1,
+        min_contrast: float = 0.1,
     ) -> None:
         super().__init__()
         self.geom, self.z_what_dim, self.obs_sigma = geom, z_what, obs_sigma
@@ -140,9 +145,9 @@ class AirNet(nn.Module):
         out = self.encoder(torch.cat([image, background], dim=1))
         return CellCodes(
             pres_logit=8.0 * torch.tanh(out[..., 0] / 8.0),  # |logit| <= 8: p in [3e-4, 1-3e-4]
-            where_loc=out[..., 1: 1 + WHERE_DIM],
-            where_scale=bounded_scale(out[..., 1 + WHERE_DIM: 1 + 2 * WHERE_DIM]),
-            features=out[..., 1 + 2 * WHERE_DIM:],
+            where_loc=out[..., 1 : 1 + WHERE_DIM],
+            where_scale=bounded_scale(out[..., 1 + WHERE_DIM : 1 + 2 * WHERE_DIM]),
+            features=out[..., 1 + 2 * WHERE_DIM :],
         )
 
     def what_params(
@@ -156,7 +161,10 @@ class AirNet(nn.Module):
         return out[..., : self.z_what_dim], bounded_scale(out[..., self.z_what_dim :])
 
     def render(
-        self, presence: torch.Tensor, z_where: torch.Tensor, z_what: torch.Tensor,
+        self,
+        presence: torch.Tensor,
+        z_where: torch.Tensor,
+        z_what: torch.Tensor,
         background: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction ``(B, 1, H, W)`` and placed alpha windows ``(B, N, Wn, Wn)``.
@@ -202,7 +210,8 @@ class AirNet(nn.Module):
             z_pres = pyro.sample(
                 "z_pres",
                 LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
-                .expand([b, n]).mask(True if unknown is None else unknown),
+                .expand([b, n])
+                .mask(True if unknown is None else unknown),
             )
             z_where = pyro.sample(
                 "z_where", dist.Normal(0.0, 1.0).expand([b, n, WHERE_DIM]).to_event(1)
@@ -216,7 +225,8 @@ class AirNet(nn.Module):
         recon, alpha_w = self.render(presence, z_where, z_what, batch.background)
         with images:
             pyro.sample(
-                "x", dist.Normal(recon.unsqueeze(1), self.obs_sigma).to_event(3),
+                "x",
+                dist.Normal(recon.unsqueeze(1), self.obs_sigma).to_event(3),
                 obs=batch.image.unsqueeze(1),
             )
         if batch.pres_target is not None:
@@ -225,8 +235,12 @@ class AirNet(nn.Module):
         return recon
 
     def _observe_annotations(
-        self, batch: Batch, plates: tuple[pyro.plate, pyro.plate], codes: CellCodes,
-        alpha_w: torch.Tensor, anneal: Anneal,
+        self,
+        batch: Batch,
+        plates: tuple[pyro.plate, pyro.plate],
+        codes: CellCodes,
+        alpha_w: torch.Tensor,
+        anneal: Anneal,
     ) -> None:
         images, cells = plates
         b, n = alpha_w.shape[:2]
@@ -243,18 +257,18 @@ class AirNet(nn.Module):
             pyro.sample(
                 "ann_where",
                 dist.Normal(torch.tanh(codes.where_loc.reshape(b, n, WHERE_DIM)), WHERE_OBS_SIGMA)
-                .mask(batch.where_known).to_event(1),
+                .mask(batch.where_known)
+                .to_event(1),
                 obs=batch.where_target,
             )
             probs = alpha_w.clamp(1e-4, 1.0 - 1e-4)
             pyro.sample(
-                "ann_mask", dist.Bernoulli(probs=probs).to_event(2).mask(batch.mask_known),
+                "ann_mask",
+                dist.Bernoulli(probs=probs).to_event(2).mask(batch.mask_known),
                 obs=batch.mask_target,
             )
 
-    def guide(
-        self, batch: Batch, anneal: Anneal, encoded: EncoderPass | None = None
-    ) -> CellCodes:
+    def guide(self, batch: Batch, anneal: Anneal, encoded: EncoderPass | None = None) -> CellCodes:
         """Amortised posterior q(z | x): one encoder pass, then glimpses for ``z_what``.
 
         The encoder outputs are also put in ``encoded`` (if given) for the model.
@@ -273,8 +287,10 @@ class AirNet(nn.Module):
             )
             z_where = pyro.sample(
                 "z_where",
-                dist.Normal(codes.where_loc.reshape(b, n, WHERE_DIM), codes.where_scale.reshape(b, n, WHERE_DIM))
-                .to_event(1),
+                dist.Normal(
+                    codes.where_loc.reshape(b, n, WHERE_DIM),
+                    codes.where_scale.reshape(b, n, WHERE_DIM),
+                ).to_event(1),
             )
         shape = codes.where_loc.shape
         loc, scale = self.what_params(batch.image, z_where.reshape(shape), codes.features)

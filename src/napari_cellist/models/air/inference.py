@@ -56,23 +56,36 @@ def select_objects(objects: Objects, keep: np.ndarray) -> Objects:
     rows = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
     index = torch.from_numpy(rows)
     return replace(
-        objects, scores=objects.scores[rows], boxes=objects.boxes[rows], alphas=objects.alphas[rows],
-        index=objects.index[index], rel_boxes=objects.rel_boxes[index], z_what=objects.z_what[index],
+        objects,
+        scores=objects.scores[rows],
+        boxes=objects.boxes[rows],
+        alphas=objects.alphas[rows],
+        index=objects.index[index],
+        rel_boxes=objects.rel_boxes[index],
+        z_what=objects.z_what[index],
     )
 
 
 def draw_masks(
-    boxes: np.ndarray, alphas: np.ndarray, shape: tuple[int, int], alpha_threshold: float = 0.5,
+    boxes: np.ndarray,
+    alphas: np.ndarray,
+    shape: tuple[int, int],
+    alpha_threshold: float = 0.5,
     chunk: int = 256,
 ) -> list[tuple[tuple[int, int], np.ndarray]]:
     """Every object's mask (alpha above ``alpha_threshold``) as drawn by :func:`draw_alphas`:
     ``(row, col)`` origin in ``shape`` ``(Y, X)`` and a boolean array per object."""
-    return [(origin, alpha > alpha_threshold)
-            for origin, alpha in draw_alphas(boxes, alphas, shape, chunk)]
+    return [
+        (origin, alpha > alpha_threshold)
+        for origin, alpha in draw_alphas(boxes, alphas, shape, chunk)
+    ]
 
 
 def draw_alphas(
-    boxes: np.ndarray, alphas: np.ndarray, shape: tuple[int, int], chunk: int = 256,
+    boxes: np.ndarray,
+    alphas: np.ndarray,
+    shape: tuple[int, int],
+    chunk: int = 256,
     pixel_budget: int = 1 << 20,
 ) -> list[tuple[tuple[int, int], np.ndarray]]:
     """Every decoded alpha drawn at pixel resolution inside its (turned) box, many at a time.
@@ -92,7 +105,9 @@ def draw_alphas(
     c0 = np.maximum(np.floor(b[:, 1] - half_x).astype(int), 0)
     ny = np.maximum(np.minimum(np.ceil(b[:, 0] + half_y).astype(int), shape[0]) - r0, 0)
     nx = np.maximum(np.minimum(np.ceil(b[:, 1] + half_x).astype(int), shape[1]) - c0, 0)
-    out: list[tuple[tuple[int, int], np.ndarray]] = [((0, 0), np.zeros((0, 0), np.float32))] * len(b)
+    out: list[tuple[tuple[int, int], np.ndarray]] = [((0, 0), np.zeros((0, 0), np.float32))] * len(
+        b
+    )
     for idx in _chunks_by_extent(ny, nx, chunk, pixel_budget):
         hy, hx = max(1, int(ny[idx].max())), max(1, int(nx[idx].max()))
         py = r0[idx, None, None] + np.arange(hy)[None, :, None] + 0.5 - b[idx, 0, None, None]
@@ -102,8 +117,11 @@ def draw_alphas(
         v = (2.0 / b[idx, 2, None, None]) * (cs * py - sn * px)  # across the box
         grid = torch.from_numpy(np.stack(np.broadcast_arrays(u, v), axis=-1).astype(np.float32))
         drawn = F.grid_sample(
-            torch.from_numpy(np.ascontiguousarray(alphas[idx], np.float32))[:, None], grid,
-            mode="bilinear", padding_mode="zeros", align_corners=False,
+            torch.from_numpy(np.ascontiguousarray(alphas[idx], np.float32))[:, None],
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
         )[:, 0].numpy()
         for j, k in enumerate(idx):
             if ny[k] and nx[k]:
@@ -138,9 +156,17 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
         row_parts = []
         for c0, c1, l0, l1 in cols:
             codes = net.encode(image[..., r0:r1, c0:c1], background[..., r0:r1, c0:c1])
-            keep = (slice(None), slice((k0 - r0) // cell, (k1 - r0) // cell),
-                    slice((l0 - c0) // cell, (l1 - c0) // cell))
-            row_parts.append([getattr(codes, f)[keep] for f in ("pres_logit", "where_loc", "where_scale", "features")])
+            keep = (
+                slice(None),
+                slice((k0 - r0) // cell, (k1 - r0) // cell),
+                slice((l0 - c0) // cell, (l1 - c0) // cell),
+            )
+            row_parts.append(
+                [
+                    getattr(codes, f)[keep]
+                    for f in ("pres_logit", "where_loc", "where_scale", "features")
+                ]
+            )
         parts.append([torch.cat(t, dim=2) for t in zip(*row_parts, strict=True)])
     return CellCodes(*[torch.cat(t, dim=1) for t in zip(*parts, strict=True)])
 
@@ -164,9 +190,13 @@ def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 
     sy, sx = work.scale
     to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx, 1.0])
     return Objects(
-        scores=prob.reshape(-1)[index].numpy(), boxes=(absolute * to_original).numpy(),
-        alphas=torch.sigmoid(alpha_logit).numpy(), index=index,
-        rel_boxes=rel.reshape(-1, WHERE_DIM)[index], z_what=z_what, n_slots=prob.numel(),
+        scores=prob.reshape(-1)[index].numpy(),
+        boxes=(absolute * to_original).numpy(),
+        alphas=torch.sigmoid(alpha_logit).numpy(),
+        index=index,
+        rel_boxes=rel.reshape(-1, WHERE_DIM)[index],
+        z_what=z_what,
+        n_slots=prob.numel(),
     )
 
 
@@ -180,14 +210,19 @@ def _present(prob: torch.Tensor, min_score: float) -> torch.Tensor:
     """
     cell_max = prob.amax(dim=-1)[None, None]
     neighbourhood_max = F.max_pool2d(cell_max, 3, stride=1, padding=1)[0, 0]
-    neighbourhood_sum = 9.0 * F.avg_pool2d(
-        prob.sum(dim=-1)[None, None], 3, stride=1, padding=1, count_include_pad=True
-    )[0, 0]
+    neighbourhood_sum = (
+        9.0
+        * F.avg_pool2d(
+            prob.sum(dim=-1)[None, None], 3, stride=1, padding=1, count_include_pad=True
+        )[0, 0]
+    )
     peak = (prob == neighbourhood_max[..., None]) & (neighbourhood_sum[..., None] >= min_score)
     return (prob >= min_score) | peak
 
 
-def _chunks_by_extent(ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: int) -> list[np.ndarray]:
+def _chunks_by_extent(
+    ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: int
+) -> list[np.ndarray]:
     """Object indices grouped by extent (``ny`` x ``nx`` pixels each, smallest first): at most
     ``chunk`` per group, and the group's size times its padded extent within ``pixel_budget``."""
     groups: list[np.ndarray] = []
@@ -206,8 +241,12 @@ def _chunks_by_extent(ny: np.ndarray, nx: np.ndarray, chunk: int, pixel_budget: 
 
 
 def label_map(
-    shape: tuple[int, int], objects: Objects, alpha_threshold: float = 0.5,
-    min_keep: float = 0.5, margin: int = 0, min_inside: float = MIN_INSIDE_FRACTION,
+    shape: tuple[int, int],
+    objects: Objects,
+    alpha_threshold: float = 0.5,
+    min_keep: float = 0.5,
+    margin: int = 0,
+    min_inside: float = MIN_INSIDE_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """int32 label map ``shape`` and the scores ``(n,)`` of labels ``1..n``.
 
@@ -234,8 +273,11 @@ def label_map(
 
 
 def _paint_labels(
-    shape: tuple[int, int], drawn: list[tuple[tuple[int, int], np.ndarray]], scores: np.ndarray,
-    alpha_threshold: float, min_keep: float,
+    shape: tuple[int, int],
+    drawn: list[tuple[tuple[int, int], np.ndarray]],
+    scores: np.ndarray,
+    alpha_threshold: float,
+    min_keep: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`label_map` of objects already drawn (:func:`draw_alphas`), without the mirrored
     margin: the label map and ``(n,)`` the index of the object drawn as each label ``1..n``."""
@@ -262,7 +304,9 @@ def _paint_labels(
 
 
 @torch.no_grad()
-def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tuple[int, int]) -> np.ndarray:
+def reconstruction(
+    net: AirNet, work: WorkingImage, objects: Objects, shape: tuple[int, int]
+) -> np.ndarray:
     """What the model explains: background plus the present objects, at the original ``shape``
     (normalised intensity units: 1st..99.8th percentile of the image = 0..1, whatever the
     model's working intensity scale).
@@ -285,11 +329,14 @@ def reconstruction(net: AirNet, work: WorkingImage, objects: Objects, shape: tup
     cols = w_img // geom.cell
     top, left = (cell_id // cols) * geom.cell, (cell_id % cols) * geom.cell
     offsets = torch.arange(geom.window)
-    flat = ((top[:, None, None] + offsets[None, :, None]) * wp
-            + left[:, None, None] + offsets[None, None, :]).reshape(-1)
+    flat = (
+        (top[:, None, None] + offsets[None, :, None]) * wp
+        + left[:, None, None]
+        + offsets[None, None, :]
+    ).reshape(-1)
     canvas = torch.zeros(3, (h_img + 2 * pad) * wp)
     canvas.index_add_(1, flat, values.reshape(3, -1))
-    canvas = canvas.view(3, h_img + 2 * pad, wp)[:, pad: pad + h_img, pad: pad + w_img]
+    canvas = canvas.view(3, h_img + 2 * pad, wp)[:, pad : pad + h_img, pad : pad + w_img]
     coverage = 1.0 - torch.exp(canvas[2])
     foreground = canvas[0] / (canvas[1] + 1e-6)
     recon = torch.from_numpy(work.background) + coverage * foreground

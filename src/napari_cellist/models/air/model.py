@@ -41,8 +41,12 @@ def estimate_diameter_fast(image: np.ndarray, max_side: int = 512) -> float:
     """:func:`~napari_cellist.diameters.diameter_from_image` of a copy of the grey ``(Y, X)``
     image shrunk (by AIR's resize) to at most ``max_side`` pixels, in the image's pixels."""
     factor = max(1.0, max(image.shape) / max_side)
-    small = image if factor == 1.0 else resize(
-        image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
+    small = (
+        image
+        if factor == 1.0
+        else resize(
+            image, (max(1, round(image.shape[0] / factor)), max(1, round(image.shape[1] / factor)))
+        )
     )
     return float(diameter_from_image(small)) * factor
 
@@ -131,9 +135,16 @@ class AirModel(TrainableSegmenter):
         runs, works = self.grid_runs(mirrored, diameter, params, floor)
         # One run has no vote across grid positions: its absolute alpha threshold drops the
         # decoder's faint guesses. Fused runs outline each object relative to its peak alpha.
-        found = runs[0] if len(runs) == 1 else fuse_runs(
-            runs, mirrored.shape, params.min_score, params.alpha_threshold,
-            match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
+        found = (
+            runs[0]
+            if len(runs) == 1
+            else fuse_runs(
+                runs,
+                mirrored.shape,
+                params.min_score,
+                params.alpha_threshold,
+                match_scale=min(1.0, geom.diameter / diameter),  # compared at the working scale
+            )
         )
         labels, scores = label_map(
             mirrored.shape, found, params.alpha_threshold, params.min_keep, margin
@@ -151,7 +162,8 @@ class AirModel(TrainableSegmenter):
         boxes = bounding_boxes(labels)
         objects = {
             i: ObjectMeta(i, float(scores[i - 1]), box=boxes[i], source=self.name)
-            for i in range(1, len(scores) + 1) if i in boxes
+            for i in range(1, len(scores) + 1)
+            if i in boxes
         }
         return Prediction(labels, objects, source=self.name, extras=extras)
 
@@ -176,9 +188,7 @@ class AirModel(TrainableSegmenter):
         return runs, works
 
     # -- training ---------------------------------------------------------------------------
-    def _training_items(
-        self, samples: Sequence[Sample], tp: AirTrainParams
-    ) -> list[TrainingItem]:
+    def _training_items(self, samples: Sequence[Sample], tp: AirTrainParams) -> list[TrainingItem]:
         items = []
         geom = self.net.geom
         rng = np.random.default_rng(tp.seed)
@@ -197,17 +207,29 @@ class AirModel(TrainableSegmenter):
             margin = mirror_width(diameter, tp.border_mirror, grey.shape)
             mirrored = mirror_border(grey, margin)
             labels = None if labels is None else mirror_labels(labels, margin)
-            points = None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
+            points = (
+                None if sample.points is None else np.asarray(sample.points, float)[:, -2:] + margin
+            )
             annotated = labels is not None or points is not None
-            scales = (1.0,) if tp.scale_jitter <= 0 else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
+            scales = (
+                (1.0,)
+                if tp.scale_jitter <= 0
+                else (1.0 / (1.0 + tp.scale_jitter), 1.0, 1.0 + tp.scale_jitter)
+            )
             for scale in scales:  # objects `scale` times their size at the working scale
                 cell_px = geom.cell * diameter / (scale * geom.diameter)  # one cell, image pixels
                 for dy, dx in grid_offsets(tp.grid_jitter, cell_px, rng):
                     shifted = mirrored[dy:, dx:]
                     work = to_working(shifted, diameter / scale, geom)
-                    targets = None if not annotated else cell_targets(
-                        work, geom, None if labels is None else labels[dy:, dx:],
-                        None if points is None else points - (dy, dx),
+                    targets = (
+                        None
+                        if not annotated
+                        else cell_targets(
+                            work,
+                            geom,
+                            None if labels is None else labels[dy:, dx:],
+                            None if points is None else points - (dy, dx),
+                        )
                     )
                     items.append(TrainingItem(work, targets, weight, sample.name))
         # Weights are relative: the strongest annotation of the set counts fully.
@@ -231,8 +253,12 @@ class AirModel(TrainableSegmenter):
         yield Progress(0, tp.steps, "AIR: preparing images")
         items = self._training_items(samples, tp)
         schedule = Schedule(
-            steps=tp.steps, batch_size=tp.batch_size, crop=tp.crop_size, lr=tp.learning_rate,
-            temperature=(1.0, tp.temperature), prior_prob=(0.5, tp.prior_prob),
+            steps=tp.steps,
+            batch_size=tp.batch_size,
+            crop=tp.crop_size,
+            lr=tp.learning_rate,
+            temperature=(1.0, tp.temperature),
+            prior_prob=(0.5, tp.prior_prob),
             time_limit_s=tp.time_limit_s,
         )
         threads = torch.get_num_threads()
@@ -240,7 +266,9 @@ class AirModel(TrainableSegmenter):
         steps_before, losses = int(self.info.get("steps", 0)), None
         try:
             history = []
-            losses = yield from relay(train_iter(self.net, items, schedule, tp.seed), history.append)
+            losses = yield from relay(
+                train_iter(self.net, items, schedule, tp.seed), history.append
+            )
         finally:
             torch.set_num_threads(threads)
             if losses is None and history:  # stopped: the weights are trained, keep them so
@@ -248,8 +276,10 @@ class AirModel(TrainableSegmenter):
         self._record_training(samples, tp, len(losses))
         metrics = self._training_metrics(samples)
         return FitResult(
-            params=params_to_dict(self.params), metrics=metrics,
-            data_used=tuple(s.name for s in samples), history=tuple(history),
+            params=params_to_dict(self.params),
+            metrics=metrics,
+            data_used=tuple(s.name for s in samples),
+            history=tuple(history),
         )
 
     def _record_training(self, samples: Sequence[Sample], tp: AirTrainParams, steps: int) -> None:
@@ -259,7 +289,8 @@ class AirModel(TrainableSegmenter):
             self.diameter = float(np.median(annotated))
         self.info = {
             "steps": int(self.info.get("steps", 0)) + steps,
-            "train_params": asdict(tp), "n_images": len(samples),
+            "train_params": asdict(tp),
+            "n_images": len(samples),
         }
 
     def _training_metrics(self, samples: Sequence[Sample]) -> dict[str, float]:

@@ -111,15 +111,20 @@ def image_to_box_affine(boxes: torch.Tensor, window: float) -> torch.Tensor:
     """
     dy, dx, bh, bw = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     cos, sin = torch.cos(boxes[:, 4]), torch.sin(boxes[:, 4])
-    row_u = torch.stack([window * cos / bw, window * sin / bw, -2.0 * (cos * dx + sin * dy) / bw], dim=-1)
-    row_v = torch.stack([-window * sin / bh, window * cos / bh, -2.0 * (cos * dy - sin * dx) / bh], dim=-1)
+    row_u = torch.stack(
+        [window * cos / bw, window * sin / bw, -2.0 * (cos * dx + sin * dy) / bw], dim=-1
+    )
+    row_v = torch.stack(
+        [-window * sin / bh, window * cos / bh, -2.0 * (cos * dy - sin * dx) / bh], dim=-1
+    )
     return torch.stack([row_u, row_v], dim=-2)
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
     return [
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation),
-        nn.GroupNorm(4, c_out), nn.ReLU(),
+        nn.GroupNorm(4, c_out),
+        nn.ReLU(),
     ]
 
 
@@ -135,8 +140,10 @@ class Encoder(nn.Module):
         self.slots, self.features = slots, features
         # GroupNorm: dim normalised images otherwise stall the first ~100 steps.
         self.body = nn.Sequential(
-            *_conv(2, width // 2, stride=2), *_conv(width // 2, width, stride=2),
-            *_conv(width, width, stride=2), *_conv(width, 2 * width),
+            *_conv(2, width // 2, stride=2),
+            *_conv(width // 2, width, stride=2),
+            *_conv(width, width, stride=2),
+            *_conv(width, 2 * width),
             *_conv(2 * width, 2 * width, dilation=2),
         )
         self.head = nn.Conv2d(2 * width, slots * (1 + 2 * WHERE_DIM + features), 1)
@@ -153,7 +160,8 @@ class GlimpseEncoder(nn.Module):
     def __init__(self, glimpse: int, features: int, z_what: int, hidden: int = 128) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(glimpse * glimpse + features, hidden), nn.ReLU(),
+            nn.Linear(glimpse * glimpse + features, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 2 * z_what),
         )
 
@@ -170,13 +178,16 @@ class Decoder(nn.Module):
     returned (alpha = sigmoid), for log-space mask likelihoods.
     """
 
-    def __init__(self, z_what: int, glimpse: int, hidden: int = 128, min_contrast: float = 0.1) -> None:
+    def __init__(
+        self, z_what: int, glimpse: int, hidden: int = 128, min_contrast: float = 0.1
+    ) -> None:
         super().__init__()
         if not 0.0 <= min_contrast < MAX_CONTRAST:
             raise ValueError(f"min_contrast must be in [0, {MAX_CONTRAST}), got {min_contrast}.")
         self.glimpse, self.min_contrast = glimpse, min_contrast
         self.net = nn.Sequential(
-            nn.Linear(z_what, hidden), nn.ReLU(),
+            nn.Linear(z_what, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 2 * glimpse * glimpse),
         )
         self._init_blob()
@@ -210,9 +221,7 @@ def cell_centres(hc: int, wc: int, cell: int, device=None) -> torch.Tensor:
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
 
 
-def extract_glimpses(
-    image: torch.Tensor, boxes: torch.Tensor, geom: Geometry
-) -> torch.Tensor:
+def extract_glimpses(image: torch.Tensor, boxes: torch.Tensor, geom: Geometry) -> torch.Tensor:
     """Sample a ``G x G`` glimpse of ``image`` ``(B, 1, H, W)`` inside every box.
 
     ``boxes`` is ``(B, Hc, Wc, S, 5)`` from :func:`where_to_box`; returns ``(B, Hc*Wc*S, G*G)``.
@@ -252,20 +261,29 @@ def place_glimpses(glimpses: torch.Tensor, boxes: torch.Tensor, geom: Geometry) 
     return F.grid_sample(glimpses, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def fold_windows(windows: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry) -> torch.Tensor:
+def fold_windows(
+    windows: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry
+) -> torch.Tensor:
     """Sum windows ``(B, Hc*Wc, C, Wn, Wn)`` (slots already summed) into images ``(B, C, H, W)``."""
     b, n, c, wn, _ = windows.shape
     hc, wc = grid_shape
     cols = windows.reshape(b, n, c * wn * wn).transpose(1, 2)
     return F.fold(
-        cols, (hc * geom.cell, wc * geom.cell), kernel_size=wn, stride=geom.cell,
+        cols,
+        (hc * geom.cell, wc * geom.cell),
+        kernel_size=wn,
+        stride=geom.cell,
         padding=(geom.window - geom.cell) // 2,
     )
 
 
 def composite(
-    presence: torch.Tensor, alpha: torch.Tensor, appearance: torch.Tensor,
-    background: torch.Tensor, grid_shape: tuple[int, int], geom: Geometry,
+    presence: torch.Tensor,
+    alpha: torch.Tensor,
+    appearance: torch.Tensor,
+    background: torch.Tensor,
+    grid_shape: tuple[int, int],
+    geom: Geometry,
 ) -> torch.Tensor:
     """Add the placed objects' contrast onto the background (fluorescence adds up).
 

@@ -22,8 +22,11 @@ MIN_KEPT_FRACTION = 0.3  # a redrawn mask smaller than this x the decoded one is
 
 
 def snap_to_image(
-    labels: np.ndarray, signal: np.ndarray, diameter: float,
-    grow: float = 0.25, smooth: float = 0.04,
+    labels: np.ndarray,
+    signal: np.ndarray,
+    diameter: float,
+    grow: float = 0.25,
+    smooth: float = 0.04,
 ) -> np.ndarray:
     """Redraw each object's mask from the image near its decoded mask.
 
@@ -104,7 +107,9 @@ def _otsu_per_label(values: np.ndarray, regions: np.ndarray, n: int) -> np.ndarr
     empty = ~np.isfinite(low)  # a label with no pixel (ids need not be consecutive)
     low[empty], high[empty] = 0.0, 0.0
     span = np.where(high > low, high - low, 1.0)
-    bins = np.clip(((vals - low[ids]) / span[ids] * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
+    bins = np.clip(
+        ((vals - low[ids]) / span[ids] * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1
+    )
     hist = np.bincount(ids * HISTOGRAM_BINS + bins, minlength=(n + 1) * HISTOGRAM_BINS)
     hist = hist.reshape(n + 1, HISTOGRAM_BINS).astype(np.float64)
     centres = (np.arange(HISTOGRAM_BINS) + 0.5) / HISTOGRAM_BINS  # in units of each range

@@ -72,12 +72,17 @@ def to_working(image: np.ndarray, diameter: float, geom: Geometry) -> WorkingIma
         Typical object diameter in the image, pixels (> 0).
     """
     if diameter <= 0 or not math.isfinite(diameter):
-        raise ValueError(f"The object diameter must be a positive number of pixels, got {diameter}.")
+        raise ValueError(
+            f"The object diameter must be a positive number of pixels, got {diameter}."
+        )
     grey = prepare_grey(image)
     if grey.ndim != 2:
         raise ValueError(f"AIR segments 2D (Y, X) images; got shape {grey.shape}.")
     factor = geom.diameter / diameter
-    shape = (max(geom.cell, round(grey.shape[0] * factor)), max(geom.cell, round(grey.shape[1] * factor)))
+    shape = (
+        max(geom.cell, round(grey.shape[0] * factor)),
+        max(geom.cell, round(grey.shape[1] * factor)),
+    )
     work = compress_intensity(normalise_percentile(resize(grey, shape), 1.0, 99.8), geom)
     work = np.clip(work, -0.5, 2.0)  # saturated / hot pixels stay in a float32-safe range
     padded = _pad_to_cells(work, geom.cell, value=float(np.percentile(work, 1.0)))
@@ -100,7 +105,9 @@ def compress_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
     if geom.intensity == "linear":
         return image
     root_c, span = _sqrt_scale(geom)
-    return ((np.sqrt(np.clip(image, 0.0, None) + geom.sqrt_offset) - root_c) / span).astype(np.float32)
+    return ((np.sqrt(np.clip(image, 0.0, None) + geom.sqrt_offset) - root_c) / span).astype(
+        np.float32
+    )
 
 
 def expand_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
@@ -108,7 +115,9 @@ def expand_intensity(image: np.ndarray, geom: Geometry) -> np.ndarray:
     if geom.intensity == "linear":
         return image
     root_c, span = _sqrt_scale(geom)
-    return (np.square(np.clip(image, 0.0, None) * span + root_c) - geom.sqrt_offset).astype(np.float32)
+    return (np.square(np.clip(image, 0.0, None) * span + root_c) - geom.sqrt_offset).astype(
+        np.float32
+    )
 
 
 def _sqrt_scale(geom: Geometry) -> tuple[float, float]:
@@ -132,7 +141,9 @@ def estimate_background(image: np.ndarray, geom: Geometry) -> np.ndarray:
     # reshaped side by side, so each group of them takes a single percentile call.
     for rows, (y0, y1), bh in _split_groups(h, nby):
         for cols, (x0, x1), bw in _split_groups(w, nbx):
-            blocks = image[y0:y1, x0:x1].reshape(rows.stop - rows.start, bh, cols.stop - cols.start, bw)
+            blocks = image[y0:y1, x0:x1].reshape(
+                rows.stop - rows.start, bh, cols.stop - cols.start, bw
+            )
             coarse[rows, cols] = np.percentile(blocks, BACKGROUND_PERCENTILE, axis=(1, 3))
     return resize(coarse, (h, w)) if coarse.size > 1 else np.full((h, w), coarse.item(), np.float32)
 
@@ -141,8 +152,10 @@ def _split_groups(n: int, k: int) -> list[tuple[slice, tuple[int, int], int]]:
     """``np.array_split(range(n), k)`` as groups of equal blocks: (block indices, pixel range,
     block length) for the ``n % k`` longer blocks, then for the others (empty groups left out)."""
     size, longer = divmod(n, k)
-    groups = [(slice(0, longer), (0, longer * (size + 1)), size + 1),
-              (slice(longer, k), (longer * (size + 1), n), size)]
+    groups = [
+        (slice(0, longer), (0, longer * (size + 1)), size + 1),
+        (slice(longer, k), (longer * (size + 1), n), size),
+    ]
     return [g for g in groups if g[0].stop > g[0].start and g[2] > 0]
 
 
@@ -157,16 +170,21 @@ def labels_to_working(labels: np.ndarray, work: WorkingImage) -> np.ndarray:
 
 
 def cell_targets(
-    work: WorkingImage, geom: Geometry, labels: np.ndarray | None = None,
+    work: WorkingImage,
+    geom: Geometry,
+    labels: np.ndarray | None = None,
     points: np.ndarray | None = None,
 ) -> CellTargets:
     """Per-slot targets from an instance label map and / or points (original pixel coordinates)."""
     hc, wc = work.image.shape[0] // geom.cell, work.image.shape[1] // geom.cell
     s, wn = geom.slots, geom.window
     t = CellTargets(
-        np.zeros((hc, wc, s), np.float32), np.zeros((hc, wc, s), bool),
-        np.zeros((hc, wc, s, WHERE_DIM), np.float32), np.zeros((hc, wc, s, WHERE_DIM), bool),
-        np.zeros((hc, wc, s, wn, wn), np.uint8), np.zeros((hc, wc, s), bool),
+        np.zeros((hc, wc, s), np.float32),
+        np.zeros((hc, wc, s), bool),
+        np.zeros((hc, wc, s, WHERE_DIM), np.float32),
+        np.zeros((hc, wc, s, WHERE_DIM), bool),
+        np.zeros((hc, wc, s, wn, wn), np.uint8),
+        np.zeros((hc, wc, s), bool),
     )
     if labels is not None:
         _add_mask_targets(t, labels_to_working(labels, work), geom)
@@ -230,7 +248,9 @@ def _add_mask_targets(t: CellTargets, labels: np.ndarray, geom: Geometry) -> Non
         t.pres_target[i, j, slot] = 1.0
         t.where_target[i, j, slot] = (ty, tx, *np.clip((size, aspect, turn), -TANH_CLIP, TANH_CLIP))
         t.where_known[i, j, slot] = (True, True, True, True, geom.angle_range > 0)
-        window = padded[i * geom.cell: i * geom.cell + geom.window, j * geom.cell: j * geom.cell + geom.window]
+        window = padded[
+            i * geom.cell : i * geom.cell + geom.window, j * geom.cell : j * geom.cell + geom.window
+        ]
         t.mask_target[i, j, slot] = window == prop.label
         t.mask_known[i, j, slot] = True
 

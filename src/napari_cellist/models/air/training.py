@@ -75,7 +75,7 @@ def _crop_origin(size: int, crop: int, cell: int, rng: np.random.Generator) -> i
 
 def _crop(array: np.ndarray, r: int, c: int, n: int, fill: float = 0.0) -> np.ndarray:
     """``n x n`` crop at (r, c) of the first two axes, padded with ``fill`` past the border."""
-    part = array[r: r + n, c: c + n]
+    part = array[r : r + n, c : c + n]
     pad = [(0, n - part.shape[0]), (0, n - part.shape[1])] + [(0, 0)] * (array.ndim - 2)
     return np.pad(part, pad, constant_values=fill) if any(p[1] for p in pad[:2]) else part
 
@@ -135,23 +135,36 @@ def make_batch(
         return Batch(image, background)
     template = next(c for c, it in zip(crops, chosen, strict=True) if it.targets is not None)
     for c in crops:  # unannotated crops: nothing known
-        for key in ("pres_target", "pres_known", "where_target", "where_known", "mask_target", "mask_known"):
+        for key in (
+            "pres_target",
+            "pres_known",
+            "where_target",
+            "where_known",
+            "mask_target",
+            "mask_known",
+        ):
             c.setdefault(key, np.zeros_like(template[key]))
     b = len(crops)
     flat = lambda key, *tail: tensor(key).reshape(b, -1, *tail)  # noqa: E731
     wn = template["mask_target"].shape[-1]
     return Batch(
-        image, background,
-        pres_target=flat("pres_target").float(), pres_known=flat("pres_known"),
+        image,
+        background,
+        pres_target=flat("pres_target").float(),
+        pres_known=flat("pres_known"),
         where_target=flat("where_target", WHERE_DIM).float(),
         where_known=flat("where_known", WHERE_DIM),
-        mask_target=flat("mask_target", wn, wn).float(), mask_known=flat("mask_known"),
+        mask_target=flat("mask_target", wn, wn).float(),
+        mask_known=flat("mask_known"),
         weight=torch.tensor([it.weight if it.targets is not None else 0.0 for it in chosen]),
     )
 
 
 def train_iter(
-    net: AirNet, items: Sequence[TrainingItem], schedule: Schedule, seed: int = 0,
+    net: AirNet,
+    items: Sequence[TrainingItem],
+    schedule: Schedule,
+    seed: int = 0,
 ) -> Generator[Progress, None, list[float]]:
     """Optimise ``net`` in place; yields Progress(step, total, loss); returns the loss history."""
     if not items:
@@ -183,10 +196,16 @@ def train_iter(
         out_of_time = elapsed > schedule.time_limit_s
         if step % schedule.report_every == 0 or step == schedule.steps or out_of_time:
             yield Progress(
-                step, schedule.steps, f"AIR step {step}/{schedule.steps}",
-                loss=float(np.mean(losses[-schedule.report_every:])),
-                metrics={"temperature": anneal.temperature, "prior_prob": anneal.prior_prob,
-                         "learning_rate": optimiser.param_groups[0]["lr"], "elapsed_s": elapsed},
+                step,
+                schedule.steps,
+                f"AIR step {step}/{schedule.steps}",
+                loss=float(np.mean(losses[-schedule.report_every :])),
+                metrics={
+                    "temperature": anneal.temperature,
+                    "prior_prob": anneal.prior_prob,
+                    "learning_rate": optimiser.param_groups[0]["lr"],
+                    "elapsed_s": elapsed,
+                },
             )
         if out_of_time:
             logger.info("AIR training stopped by its time limit after %d steps.", step)

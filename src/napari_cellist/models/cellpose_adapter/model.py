@@ -135,7 +135,9 @@ class CellposeModel(TrainableSegmenter):
         self._network, self._network_spec, self._weights = network, "", None
         self.params = replace(self.params, model="")
         history: list[Progress] = []
-        losses = yield from relay(training.train_epochs(network.net, train, val, tp), history.append)
+        losses = yield from relay(
+            training.train_epochs(network.net, train, val, tp), history.append
+        )
         metrics = {"train_loss": losses[-1], "n_train_planes": float(len(train))}
         if val_set:
             metrics.update(self._validation_scores(val_set))

@@ -81,4 +81,3 @@ class ThresholdModel(TrainableSegmenter):
                 f"{path} is not a threshold checkpoint (written by 'cellist train --model threshold')."
             )
         return cls(params_from_mapping(ThresholdParams, payload.get("params")))
-

@@ -118,7 +118,10 @@ class ThresholdFitParams:
     )
     min_improvement: float = field(
         default=0.01,
-        metadata={"help": "Keep the current parameters unless a candidate beats them by this much AP50 (guards against fitting noise).", "advanced": True},
+        metadata={
+            "help": "Keep the current parameters unless a candidate beats them by this much AP50 (guards against fitting noise).",
+            "advanced": True,
+        },
     )
     max_candidates: int = field(
         default=60, metadata={"help": "Evaluate at most this many parameter sets."}
