@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="cellist-demo", help="Output folder (project store, results, screenshots).")
     demo.add_argument("--headless", action="store_true", help="Do not keep a window open: run the loop and save (also when there is no display).")
     demo.set_defaults(func=cmd_demo)
+
+    from .project_cli import add_project_parser
+
+    add_project_parser(sub)
     return parser
 
 
