@@ -36,10 +36,10 @@ def cmd_project_add(args: argparse.Namespace) -> int:
 
             summary = drain(queue.add(args.paths), on_progress)
     for path, reason in summary.failed:
-        print(f"cellist project add: {path}: {reason}", file=sys.stderr)
-    print(
+        sys.stderr.write(f"cellist project add: {path}: {reason}\n")
+    sys.stdout.write(
         f"{summary.added} image(s) added, {summary.known} already in the project, "
-        f"{summary.committed} mask(s) committed, {len(summary.failed)} failed"
+        f"{summary.committed} mask(s) committed, {len(summary.failed)} failed\n"
     )
     if not summary.failed:
         return 0
@@ -55,8 +55,7 @@ def cmd_project_status(args: argparse.Namespace) -> int:
 
     with ProjectStore(args.project, read_only=True) as store:
         rows = ProjectQueue(store).rows(args.sort, args.descending)
-    for line in status_table(rows):
-        print(line)
+    sys.stdout.write("".join(line + "\n" for line in status_table(rows)))
     return 0
 
 

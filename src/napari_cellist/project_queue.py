@@ -264,7 +264,10 @@ class ProjectQueue:
         if mask_path is None or self.store.current_commit(record.id) is not None:
             return is_new, False
         mask = read_mask(mask_path, image.spatial_shape)
-        self.store.commit_annotations(record.id, mask, based_on=None, on_stale="refuse")
+        # imported annotations, not corrections: diffed to themselves, nothing is logged
+        self.store.commit_annotations(
+            record.id, mask, previous=mask, based_on=None, on_stale="refuse"
+        )
         return is_new, True
 
     def _order(self, order: Sequence[int] | None) -> list[int]:
