@@ -286,9 +286,7 @@ def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: 
         if len(data):
             layer.add(data, shape_type="polygon")
         layer.features = kwargs.get("features", {})
-        if "edge_color" in kwargs:
-            layer.edge_color = kwargs["edge_color"]
-        layer.refresh_colors()
+        layer.refresh_colors(update_color_mapping=False)  # keep each class's colour
     elif layer_type == "points":
         layer.data = data
         layer.features = kwargs.get("features", {})

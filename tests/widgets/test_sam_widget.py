@@ -149,4 +149,7 @@ def test_rgb_images_are_prompted_in_colour(setup, cells, monkeypatch):
     reference = PromptableSegmenter(sam, model_id)
     reference.set_image(colour, rgb=True)
     expected = reference.predict([[60, 20]]).mask
-    assert np.array_equal(viewer.layers["colour sam preview"].data > 0, expected) and shown.errors == []
+    assert (
+        np.array_equal(viewer.layers["colour sam preview"].data > 0, expected)
+        and shown.errors == []
+    )

@@ -23,7 +23,9 @@ def _probe(control, default: float) -> tuple[object, float]:
     if isinstance(control.value, str):  # a rate in scientific notation
         return "3.7e-07", 3.7e-07
     low, high = control.min, control.max
-    value = round(default + 0.1234, 4) if high - low > 100 else round(low + 0.3731 * (high - low), 4)
+    value = (
+        round(default + 0.1234, 4) if high - low > 100 else round(low + 0.3731 * (high - low), 4)
+    )
     return value, value
 
 
@@ -44,7 +46,9 @@ def test_forms_show_and_deliver_every_number(qtbot, name):
             if "choices" in f.metadata or "suggestions" in f.metadata:
                 assert hasattr(control, "choices"), f"{f.name} is not a dropdown"
             if isinstance(default, float) and not isinstance(default, bool):
-                assert float(control.value) == default, f"{f.name} shows {control.value}, not {default}"
+                assert float(control.value) == default, (
+                    f"{f.name} shows {control.value}, not {default}"
+                )
                 control.value, expected[f.name] = _probe(control, default)
         delivered = form.value()
         for field_name, value in expected.items():
@@ -92,7 +96,9 @@ def test_docked_widgets_labels_readable_and_docks_scroll(make_napari_viewer, doc
         assert _cut_labels(widget) == [], title
 
 
-def test_a_failure_is_one_notification_that_never_widens_the_dock(make_napari_viewer, dock, notifications, qtbot, tmp_path, monkeypatch):
+def test_a_failure_is_one_notification_that_never_widens_the_dock(
+    make_napari_viewer, dock, notifications, qtbot, tmp_path, monkeypatch
+):
     monkeypatch.setenv("CELLIST_SYNC", "0")  # napari's worker, as in the viewer
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-weights"))
     viewer = make_napari_viewer(show=True)
@@ -111,7 +117,10 @@ def test_a_failure_is_one_notification_that_never_widens_the_dock(make_napari_vi
     assert "CELLPOSE_LOCAL_MODELS_PATH" in base.runner.status.tooltip  # the details on demand
     assert not base.choose_weights_button.native.isHidden()
     base.choose_weights(str(tmp_path / "my-model"))  # what "Choose weights file..." does
-    assert str(base.checkpoint.value).endswith("my-model") and base.choose_weights_button.native.isHidden()
+    assert (
+        str(base.checkpoint.value).endswith("my-model")
+        and base.choose_weights_button.native.isHidden()
+    )
 
 
 # -- 2, 3. edits are never dropped; layers are updated in place, undoable ---------------------------
@@ -126,7 +135,9 @@ def _run(viewer, dock, **form):
     return base, asked
 
 
-def test_layers_are_updated_in_place_keeping_settings_undo_and_selection(viewer, dock, notifications):
+def test_layers_are_updated_in_place_keeping_settings_undo_and_selection(
+    viewer, dock, notifications
+):
     base, _ = _run(viewer, dock)
     labels = viewer.layers["nuclei labels"]
     shapes = viewer.layers["nuclei polygons"]
@@ -137,6 +148,7 @@ def test_layers_are_updated_in_place_keeping_settings_undo_and_selection(viewer,
     base.run()
     assert viewer.layers["nuclei labels"] is labels and viewer.layers["nuclei polygons"] is shapes
     assert labels.opacity == 0.8 and labels.brush_size == 7
+    assert np.allclose(shapes.edge_color[:, :3], [1, 1, 0])  # the default class stays yellow
     assert viewer.layers.selection.active is viewer.layers["nuclei"]
     assert not np.array_equal(labels.data, first)
     labels.undo()  # napari's Ctrl+Z brings the previous prediction back
@@ -198,7 +210,9 @@ def test_a_prediction_over_edited_or_committed_annotations_asks_first(viewer, do
 def test_version_list_survives_layers_and_docking_and_shows_parameters(viewer, dock, notifications):
     base = dock(viewer, "Base model")
     viewer.layers["nuclei"].metadata["unused"] = True
-    viewer.add_labels(np.asarray(viewer.layers["nuclei ground truth"].data, np.int32), name="nuclei labels")
+    viewer.add_labels(
+        np.asarray(viewer.layers["nuclei ground truth"].data, np.int32), name="nuclei labels"
+    )
     annotations = dock(viewer, "Annotations")
     annotations.image.value = "nuclei"
     annotations.commit()
@@ -220,7 +234,10 @@ def test_version_list_survives_layers_and_docking_and_shows_parameters(viewer, d
     base.confirm = lambda question: True
     base.run()
     assert base.last_prediction.model_version == record.id
-    assert any(f"Base model: Run now predicts with threshold v{record.id}" in m for m in notifications.infos)
+    assert any(
+        f"Base model: Run now predicts with threshold v{record.id}" in m
+        for m in notifications.infos
+    )
 
 
 # -- 6. any Labels layer, reopening, channels -----------------------------------------------------
@@ -234,7 +251,9 @@ def test_any_labels_layer_of_the_image_can_be_committed(viewer, dock, notificati
     assert result.n_objects == 125 and notifications.errors == []
 
 
-def test_committed_annotations_return_whichever_widget_is_docked(viewer, dock, notifications, make_napari_viewer, tmp_path):
+def test_committed_annotations_return_whichever_widget_is_docked(
+    viewer, dock, notifications, make_napari_viewer, tmp_path
+):
     annotations = dock(viewer, "Annotations")
     annotations.image.value = "nuclei"
     annotations.labels_choice.value = "nuclei ground truth"
@@ -259,14 +278,18 @@ def test_channel_is_a_dropdown_of_the_image_colours(viewer, dock, notifications)
     base.channel.value = "green (1)"
     base.run()
     expected = build_model("threshold").predict(prepare_grey(colour, rgb=True, channel=1))
-    assert np.array_equal(base.last_prediction.labels, expected.labels) and notifications.errors == []
+    assert (
+        np.array_equal(base.last_prediction.labels, expected.labels) and notifications.errors == []
+    )
 
 
 # -- public actions, listeners -------------------------------------------------------------------
 def _ours(emitter) -> int:
     """Callbacks of an emitter, without napari's own ``reset_choices`` of docked widgets (held
     weakly, they go with the widget)."""
-    return sum(1 for cb in emitter.callbacks if not (isinstance(cb, tuple) and cb[1] == "reset_choices"))
+    return sum(
+        1 for cb in emitter.callbacks if not (isinstance(cb, tuple) and cb[1] == "reset_choices")
+    )
 
 
 def test_closing_a_widget_disconnects_its_listeners(viewer, dock):
@@ -305,8 +328,15 @@ def test_a_worker_error_outside_napari_run_does_not_abort_the_process(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "CELLIST_SYNC": "0", "CELLPOSE_LOCAL_MODELS_PATH": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    env = {
+        **os.environ,
+        "CELLIST_SYNC": "0",
+        "CELLPOSE_LOCAL_MODELS_PATH": str(tmp_path),
+        "QT_QPA_PLATFORM": "offscreen",
+    }
     env["CELLIST_PROJECT"] = str(tmp_path / "project")
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "status: failed: WeightsNotFoundError" in done.stdout

@@ -5,7 +5,9 @@ import pytest
 
 
 @pytest.mark.slow
-def test_cellpose_fine_tune_creates_a_version_the_base_model_uses(viewer, dock, notifications, tmp_path, monkeypatch):
+def test_cellpose_fine_tune_creates_a_version_the_base_model_uses(
+    viewer, dock, notifications, tmp_path, monkeypatch
+):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-weights"))
     truth = np.asarray(viewer.layers["nuclei ground truth"].data)
     viewer.add_image(np.asarray(viewer.layers["nuclei"].data)[:192, :192], name="crop")
@@ -45,4 +47,7 @@ def test_cellpose_fine_tune_creates_a_version_the_base_model_uses(viewer, dock, 
     assert base.version.value.startswith(f"v{record.id}")
     base.run()
     assert notifications.errors == [], notifications.errors
-    assert base.last_prediction.source == "cellpose" and base.last_prediction.model_version == record.id
+    assert (
+        base.last_prediction.source == "cellpose"
+        and base.last_prediction.model_version == record.id
+    )

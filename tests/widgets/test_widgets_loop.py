@@ -52,7 +52,9 @@ def test_worker_path_keeps_viewer_alive(viewer, dock, monkeypatch):
     assert "nuclei labels" in viewer.layers and widget.runner.bar.value == 100
 
 
-def test_edit_polygons_and_labels_then_commit_and_reopen(viewer, dock, notifications, make_napari_viewer, tmp_path):
+def test_edit_polygons_and_labels_then_commit_and_reopen(
+    viewer, dock, notifications, make_napari_viewer, tmp_path
+):
     _run_base(viewer, dock)
     annotations = _annotations(viewer, dock)
     shapes = viewer.layers["nuclei polygons"]
@@ -75,7 +77,10 @@ def test_edit_polygons_and_labels_then_commit_and_reopen(viewer, dock, notificat
     after = viewer.layers["nuclei labels"].data
     assert not np.isin([ids[0], ids[1], erased], after).any()
     assert len(viewer.layers["nuclei polygons"].data) == len(np.unique(after)) - 1
-    assert result.corrections.summary()["deleted"] >= 3 and result.corrections.summary()["modified"] >= 1
+    assert (
+        result.corrections.summary()["deleted"] >= 3
+        and result.corrections.summary()["modified"] >= 1
+    )
     assert moved_id in after
     # a new viewer on the same project gets the committed annotations back
     second = make_napari_viewer()
@@ -101,7 +106,10 @@ def test_set_class_merge_and_delete_selected(viewer, dock, notifications):
     assert np.allclose(colours[0], colours[1]) and not np.allclose(colours[0], colours[2])
     shapes.selected_data = {2, 3}
     assert annotations.merge()
-    assert len(viewer.layers["nuclei polygons"].data) in (n - 1, n)  # merged parts may stay two outlines
+    assert len(viewer.layers["nuclei polygons"].data) in (
+        n - 1,
+        n,
+    )  # merged parts may stay two outlines
     assert len(np.unique(viewer.layers["nuclei labels"].data)) - 1 == n - 1
     shapes = viewer.layers["nuclei polygons"]
     shapes.selected_data = {0}
@@ -125,7 +133,9 @@ def test_fit_on_commit_then_predict_with_new_version(viewer, dock, notifications
     assert finetune.result.value.startswith("Saved threshold v1")
     assert len(finetune.plot.steps) == 6
     assert base.version.value.startswith("v1")  # the Base model widget switched to the new version
-    assert any(m.startswith("Base model: Run now predicts with threshold v1") for m in notifications.infos)
+    assert any(
+        m.startswith("Base model: Run now predicts with threshold v1") for m in notifications.infos
+    )
     base.confirm = lambda question: True  # the committed annotations are replaced
     base.run()
     assert base.last_prediction.model_version == 1
@@ -171,7 +181,9 @@ def test_unwritable_project_keeps_layers(viewer, dock, notifications, tmp_path):
     assert np.array_equal(viewer.layers["nuclei labels"].data, before)
 
 
-def test_points_delete_objects_and_extra_points_are_committed(viewer, dock, notifications, make_napari_viewer, tmp_path):
+def test_points_delete_objects_and_extra_points_are_committed(
+    viewer, dock, notifications, make_napari_viewer, tmp_path
+):
     _run_base(viewer, dock)
     annotations = _annotations(viewer, dock)
     centres = viewer.layers["nuclei centres"]

@@ -24,7 +24,9 @@ def test_train_air_version_and_predict_with_reconstruction(viewer, dock, notific
     assert len(record.data_used) == 2  # the committed image and the open unlabelled one
     assert widget.predictor.version.value.startswith("v1")
     # the widget that predicts with the new version announces it (not the Base model widget)
-    assert any(m.startswith("Target model: Run now predicts with air v1") for m in notifications.infos)
+    assert any(
+        m.startswith("Target model: Run now predicts with air v1") for m in notifications.infos
+    )
     assert not any("Base model" in m for m in notifications.infos)
     widget.predictor.image.value = "nuclei"
     widget.predictor.confirm = lambda question: True  # replaces the committed annotations

@@ -76,6 +76,8 @@ class DockWidget(Container):
         self.connections = Connections()
         self._docked = False
         install_restore_hook(self.viewer)
+        if scrollable:  # rows keep their height; the space left goes below them
+            self.root_native_widget.widget().layout().addStretch(1)
         self._parent_watcher = ParentWatcher(self.native, self._on_parent_changed)
 
     @property
@@ -112,7 +114,15 @@ class DockWidget(Container):
             child.disconnect_listeners()
 
     def _children(self) -> list[Any]:
-        return [w for w in self if isinstance(w, (DockWidget, ImageLayerChoice, LabelsLayerChoice))]
+        """The widgets inside (at any depth) that listen to the viewer themselves."""
+        found, stack = [], list(self)
+        while stack:
+            widget = stack.pop()
+            if isinstance(widget, (DockWidget, _LayerChoice)):
+                found.append(widget)
+            elif isinstance(widget, Container):
+                stack.extend(widget)
+        return found
 
     def close(self) -> None:
         """Disconnect the listeners, then close the widget."""

@@ -75,7 +75,14 @@ def is_small_rate(name: str, value: Any) -> bool:
     return small or name.endswith(("learning_rate", "weight_decay"))
 
 
+UNITS = {"_s": " (s)", "_px": " (px)"}
+
+
 def _label(name: str) -> str:
+    """``time_limit_s`` -> ``time limit (s)``."""
+    for suffix, unit in UNITS.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)].replace("_", " ") + unit
     return name.replace("_", " ")
 
 
@@ -156,6 +163,10 @@ class ParamsForm(Container):
         _spin_decimals(control)
         if isinstance(control, FloatSpinBox):
             control.value = _default(field_)  # again, now that the box keeps enough decimals
+        elif isinstance(control, Select):
+            _fit_list_height(control)
+        elif isinstance(control, LineEdit):
+            control.native.setCursorPosition(0)  # show the start of a long list of numbers
         self.controls[field_.name] = control
         return control
 
@@ -215,6 +226,13 @@ class ParamsForm(Container):
     def with_values(self, **values: Any) -> Any:
         """:meth:`value` with some fields replaced (values the widget sets itself)."""
         return replace(self.value(), **values)
+
+
+def _fit_list_height(control: Any) -> None:
+    """A multi-selection list as tall as its items (Qt's default is ~190 px)."""
+    native = control.native
+    rows = max(1, native.count())
+    native.setMaximumHeight(rows * max(native.sizeHintForRow(0), 16) + 2 * native.frameWidth() + 4)
 
 
 def _parse_scalar(kind: type, text: str) -> Any:

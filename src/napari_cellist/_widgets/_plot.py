@@ -29,12 +29,12 @@ class LivePlot(Container):
     def set_labels(self, xlabel: str, ylabel: str) -> None:
         """Name the axes (what the model reports as ``loss`` per step)."""
         self.xlabel, self.ylabel = xlabel, ylabel
-        self._draw()
+        self._draw(now=True)
 
     def clear(self) -> None:
         """Forget all points."""
         self.steps, self.values = [], []
-        self._draw()
+        self._draw(now=True)
 
     def add(self, step: int, value: Any) -> None:
         """Add one point (ignored when ``value`` is None)."""
@@ -44,10 +44,15 @@ class LivePlot(Container):
         self.values.append(float(value))
         self._draw()
 
-    def _draw(self) -> None:
+    def _draw(self, now: bool = False) -> None:
+        """Redraw; ``now`` draws at once rather than at Qt's next idle moment (a widget closed
+        in between would leave matplotlib a deleted canvas to draw on)."""
         self.axes.clear()
         self.axes.set_xlabel(self.xlabel)
         self.axes.set_ylabel(self.ylabel)
         if self.steps:
             self.axes.plot(self.steps, self.values, "-", color="tab:orange")
-        self.canvas.draw_idle()
+        if now:
+            self.canvas.draw()
+        else:
+            self.canvas.draw_idle()

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import FileEdit, LineEdit, PushButton
+from magicgui.widgets import Container, FileEdit, LineEdit, PushButton
 
 from ..geometry import bounding_boxes
 from ..labels import merge_labels, remove_labels
@@ -45,7 +45,7 @@ class AnnotationsWidget(DockWidget):
     """
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, labels=True)
+        super().__init__(napari_viewer, labels=False)
         self.image = ImageLayerChoice(self.viewer)
         self.labels_choice = LabelsLayerChoice(self.viewer, self.image)
         self.project = FileEdit(
@@ -85,11 +85,9 @@ class AnnotationsWidget(DockWidget):
         self.count = StatusLine()
         self.extend(
             [
-                self.image,
-                self.labels_choice,
-                self.project,
+                Container(labels=True, widgets=[self.image, self.labels_choice, self.project]),
                 self.open_button,
-                self.class_name,
+                Container(labels=True, widgets=[self.class_name]),
                 self.set_class_button,
                 self.merge_button,
                 self.delete_button,

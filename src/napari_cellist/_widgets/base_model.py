@@ -58,7 +58,7 @@ class ModelRunWidget(DockWidget):
     kind = "base"
 
     def __init__(self, napari_viewer: Any, scrollable: bool = True) -> None:
-        super().__init__(napari_viewer, scrollable=scrollable, labels=True)
+        super().__init__(napari_viewer, scrollable=scrollable, labels=False)
         self.confirm: Callable[[str], bool] = lambda question: ask_user(self.native, question)
         self.image = ImageLayerChoice(self.viewer)
         names = [n for n, e in REGISTRY.items() if e.kind == self.kind] or list(REGISTRY)
@@ -103,21 +103,11 @@ class ModelRunWidget(DockWidget):
         self.runner = JobRunner()
         self.message = StatusLine()
         self.last_prediction: Prediction | None = None
-        self.extend(
-            [
-                self.image,
-                self.model,
-                self.version,
-                self.channel,
-                self.checkpoint,
-                self.choose_weights_button,
-                self.tolerance,
-                self.form,
-                self.run_button,
-                self.runner,
-                self.message,
-            ]
+        choices = [self.image, self.model, self.version, self.channel, self.checkpoint]
+        self.settings = Container(
+            labels=True, widgets=[*choices, self.choose_weights_button, self.tolerance]
         )
+        self.extend([self.settings, self.form, self.run_button, self.runner, self.message])
         self.model.changed.connect(self._on_model_changed)
         self.version.changed.connect(self._on_version_chosen)
         self.image.changed.connect(lambda _v: self.channel.reset_choices())

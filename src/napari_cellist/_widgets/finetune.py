@@ -31,7 +31,7 @@ FROM_DEFAULTS = "defaults"
 #: the training parameter a model uses to say where training starts; the widget's "start from"
 START_FIELD = "start_from"
 #: what the live plot shows per model (the Progress ``loss`` of its fit)
-PLOT_LABELS = {"threshold": ("candidate", "1 - AP50 (lower is better)")}
+PLOT_LABELS = {"threshold": ("candidate", "1 - AP50")}
 
 
 class FineTuneWidget(DockWidget):
@@ -46,7 +46,7 @@ class FineTuneWidget(DockWidget):
     use_open_images: bool = False
 
     def __init__(self, napari_viewer: Any, scrollable: bool = True) -> None:
-        super().__init__(napari_viewer, scrollable=scrollable, labels=True)
+        super().__init__(napari_viewer, scrollable=scrollable, labels=False)
         names = trainable_models(self.kinds) or ["threshold"]
         self.model = ComboBox(
             label="model",
@@ -70,8 +70,7 @@ class FineTuneWidget(DockWidget):
         self.result = StatusLine()
         self.extend(
             [
-                self.model,
-                self.start_from,
+                Container(labels=True, widgets=[self.model, self.start_from]),
                 self.form,
                 self.train_button,
                 self.runner,

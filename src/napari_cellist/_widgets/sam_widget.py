@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, FileEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
 from ..layers import (
     prediction_to_layer_tuples,
@@ -31,6 +31,10 @@ from .base_model import ask_file
 
 logger = logging.getLogger(__name__)
 POLARITY = ("object (o)", "background (b)")
+NEEDS_WEIGHTS = (
+    "SAM needs its weights: press 'Choose weights file...' and pick a SAM checkpoint (.pth, "
+    "e.g. sam_vit_b_01ec64.pth); hover here for where to get one."
+)
 BUTTONS = ("Accept (y)", "Reject (n)", "Segment everything", "Refine objects by their boxes")
 TOOLTIPS = {
     "weights": "SAM checkpoint (.pth); empty = the cache folder ($CELLIST_SAM_CACHE or "
@@ -52,7 +56,7 @@ class SamWidget(DockWidget):
     """
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__(napari_viewer, labels=True)
+        super().__init__(napari_viewer, labels=False)
         self.model = get_model_class("sam")()
         self.image = ImageLayerChoice(self.viewer)
         self.checkpoint = FileEdit(label="weights", mode="r", value="", tooltip=TOOLTIPS["weights"])
@@ -70,7 +74,8 @@ class SamWidget(DockWidget):
         )
         self.status = StatusLine()
         self.runner = JobRunner()
-        self.extend([self.image, self.checkpoint, self.choose_weights_button, self.polarity])
+        settings = [self.image, self.checkpoint, self.choose_weights_button, self.polarity]
+        self.extend([Container(labels=True, widgets=settings)])
         self.extend([self.accept_button, self.reject_button, self.everything_button])
         self.extend([self.refine_button, self.status, self.runner])
         self.image.changed.connect(self._on_image_changed)
@@ -95,18 +100,17 @@ class SamWidget(DockWidget):
         """Say in the widget what SAM still needs (weights, an image); None when it has both."""
         from ..models.sam.weights import resolve_checkpoint
 
-        need = None
+        need, details = None, ""
         try:
             resolve_checkpoint(self._params().checkpoint or None)
         except (WeightsNotFoundError, ValueError) as err:
-            need = f"SAM needs its weights: press 'Choose weights file...' or set 'weights'. {err}"
+            need, details = NEEDS_WEIGHTS, str(err)
         if need is None and not self.image.value:
             need = "SAM needs an image: open one (File > Open, or File > Open Sample > Cellist)."
-        self.choose_weights_button.visible = need is not None and need.startswith(
-            "SAM needs its weights"
-        )
+        self.choose_weights_button.visible = need == NEEDS_WEIGHTS
         if need is not None:
             self.status.say(need)
+            self.status.tooltip = details or need
         return need
 
     def choose_weights(self, path: str | None = None) -> str:
