@@ -141,7 +141,7 @@ def test_version_3_store_gives_versions_to_the_project_that_used_them(location):
         assert new.project_id == 1
         assert [v.id for v in a.lineage(new.id)] == [1, 4, new.id]
     with ProjectStore(location, project="lab-b") as b:
-        assert b.opened_schema_version == SCHEMA_VERSION == 4
+        assert b.opened_schema_version == SCHEMA_VERSION == 5
         assert [v.id for v in b.model_versions()] == [2, 3, 4]
         labels, objects = b.load_annotations(2)
         assert labels[8:12, 9:14].min() == 2 and objects[1].model_version == 2
