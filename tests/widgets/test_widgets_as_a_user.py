@@ -68,6 +68,13 @@ def test_rates_show_as_typed(qtbot):
     assert fitted.methods == ("li",) and fitted.background == (True,)
 
 
+def test_one_control_per_setting(viewer, dock):
+    base = dock(viewer, "Base model")
+    base.model.value = "sam"
+    assert "checkpoint" not in base.params_form.controls  # the widget's "weights" sets it
+    assert base.params_form.value().checkpoint == ""  # the weights file goes to build_model
+
+
 # -- 1, 5. docked: labels readable, the dock scrolls, errors never widen it -------------------------
 def _cut_labels(widget) -> list[str]:
     from qtpy.QtWidgets import QLabel

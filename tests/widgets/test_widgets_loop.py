@@ -132,6 +132,7 @@ def test_fit_on_commit_then_predict_with_new_version(viewer, dock, notifications
     assert notifications.errors == []
     assert finetune.result.value.startswith("Saved threshold v1")
     assert len(finetune.plot.steps) == 6
+    assert finetune.params_form.controls["max_candidates"].value == 6  # the form is not reset
     assert base.version.value.startswith("v1")  # the Base model widget switched to the new version
     assert any(
         m.startswith("Base model: Run now predicts with threshold v1") for m in notifications.infos
