@@ -41,11 +41,11 @@ def hash_image(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def pack_pixels(image: np.ndarray) -> bytes:
-    """zlib-compressed ``np.save`` bytes of ``image`` (no pickles)."""
+def pack_pixels(image: np.ndarray, level: int = 6) -> bytes:
+    """zlib-compressed ``np.save`` bytes of ``image`` (no pickles); ``level`` 1 (fast) - 9."""
     buffer = io.BytesIO()
     np.save(buffer, as_pixel_array(image), allow_pickle=False)
-    return zlib.compress(buffer.getvalue(), level=6)
+    return zlib.compress(buffer.getvalue(), level=level)
 
 
 def unpack_pixels(blob: bytes) -> np.ndarray:
