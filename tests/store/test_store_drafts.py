@@ -257,3 +257,12 @@ def test_version_4_store_gains_predictions_and_drafts(tmp_path):
     assert _version(path) == str(SCHEMA_VERSION) == "5"
     assert "revision" in _columns(path, "drafts") and "model_name" in _columns(path, "predictions")
     assert _version(tmp_path / "cellist.sqlite.v4.bak") == "4"
+
+
+def test_count_objects_small_and_huge_ids():
+    from napari_cellist.store.work import count_objects
+
+    labels = prediction()
+    assert count_objects(labels) == 3 and count_objects(np.zeros((4, 4), np.int32)) == 0
+    labels[0, 0] = 2**31 - 1  # ids too large for a bincount: np.unique
+    assert count_objects(labels) == 4
