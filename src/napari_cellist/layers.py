@@ -18,6 +18,8 @@ from .types import DEFAULT_CLASS, ObjectMeta, Prediction
 LayerTuple = tuple[Any, dict[str, Any], str]
 ROLES = ("labels", "polygons", "centres")
 ELLIPSE_VERTICES = 48
+#: larger changes to a Labels layer are not undoable (about 0.5 GB of napari history in 3D)
+MAX_UNDO_PIXELS = 2**24
 #: edge colours of the polygons, one per class in order of appearance (the default class first)
 CLASS_COLOURS = ("yellow", "cyan", "magenta", "lime", "orange", "deepskyblue", "red", "white")
 
@@ -304,7 +306,8 @@ def paint_labels(layer: Any, labels: np.ndarray) -> int:
 
     Only the pixels that differ are written (napari's ``data_setitem`` within one
     ``block_history``), so Ctrl+Z in the viewer restores the previous labels. A label map of
-    another shape replaces the layer's data (napari then starts a new undo history).
+    another shape, or a change of more than :data:`MAX_UNDO_PIXELS` pixels (napari keeps the
+    index of every changed pixel), replaces the layer's data and napari starts a new history.
     """
     labels = np.asarray(labels)
     current = layer.data
@@ -313,6 +316,9 @@ def paint_labels(layer: Any, labels: np.ndarray) -> int:
         return int(labels.size)
     changed = current != labels
     n = int(changed.sum())
+    if n > MAX_UNDO_PIXELS:  # napari's history would hold indices of every pixel: replace
+        layer.data = labels
+        return n
     if n:
         with layer.block_history():
             layer.data_setitem(np.nonzero(changed), labels[changed].astype(current.dtype))
