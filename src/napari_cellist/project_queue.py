@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import STATUSES, ImageStatus, ProjectStore
+from .store import STATUSES, ImageStatus, PredictionRecord, ProjectStore
 from .types import ObjectMeta, Progress
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,66 @@ class ProjectQueue:
     def _prediction_objects(self, image_id: int) -> dict[int, ObjectMeta]:
         found = self.store.load_prediction(image_id)
         return {} if found is None else dict(found[2])
+
+    # -- predicting ---------------------------------------------------------------------------------
+    def predict(
+        self,
+        image_id: int,
+        model: Any,
+        *,
+        model_version: int | None = None,
+        refine: Any | None = None,
+        refine_version: int | None = None,
+        channel: int | None = None,
+    ) -> Generator[Progress, None, PredictionRecord]:
+        """Predict an image with the project's model and store the prediction (a generator).
+
+        For pre-labelling: run it in a worker for the image being opened and for
+        :meth:`prefetch_candidate`, so that Next shows a prediction at once.
+
+        Parameters
+        ----------
+        image_id : int
+            The image (its pixels come from the store or its file).
+        model : Segmenter
+            The model (``predict_iter``); its ``name`` is recorded with the prediction.
+        model_version : int, optional
+            Store id of the model's version, recorded with the prediction.
+        refine : Segmenter, optional
+            A model that takes prompts (``refine_iter``: SAM, AIR...): each object of the first
+            prediction is replaced by its mask ("base -> target"); recorded as
+            ``"<model> -> <refine>"`` with ``refine_version``.
+        refine_version : int, optional
+            Store id of the refining model's version.
+        channel : int, optional
+            Channel to segment in a colour / multi-channel image.
+
+        Yields
+        ------
+        Progress
+            The models' reports, prefixed with the model name.
+
+        Returns
+        -------
+        PredictionRecord
+            The stored prediction (now the image's current one).
+        """
+        from .images import prepare_grey
+        from .progress import relay
+
+        pixels = self.store.load_pixels(image_id)
+        rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and channel is None
+        grey = prepare_grey(pixels, rgb=rgb, channel=channel)
+        prediction = yield from relay(model.predict_iter(grey), prefix=f"{model.name}: ")
+        name, version = str(model.name), model_version
+        if refine is not None:
+            prediction = yield from relay(
+                refine.refine_iter(grey, prediction.labels), prefix=f"{refine.name}: "
+            )
+            name, version = f"{model.name} -> {refine.name}", refine_version
+        return self.store.save_prediction(
+            image_id, prediction.labels, prediction.objects, name, version
+        )
 
     # -- adding images -----------------------------------------------------------------------------
     def add(self, paths: Sequence[str | os.PathLike]) -> Generator[Progress, None, AddSummary]:

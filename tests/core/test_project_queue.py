@@ -143,3 +143,49 @@ def test_rows_sort_and_table(project):
         ["im3", "committed"],
     ]
     assert "threshold v1" in lines[2]
+
+
+class Grow:
+    """A stand-in refining model: every prompted object grows by one pixel row."""
+
+    name = "grow"
+
+    def refine_iter(self, image, prompts):
+        from napari_cellist.types import Prediction, Progress
+
+        yield Progress(1, 1, "refined")
+        grown = prompts.copy()
+        grown[1:][prompts[:-1] > 0] = prompts[:-1][prompts[:-1] > 0]
+        return Prediction(grown, {i: ObjectMeta(i, score=0.9) for i in np.unique(grown) if i})
+
+
+def test_predict_stores_the_prediction_with_its_model(tmp_path):
+    from napari_cellist.models import build_model
+
+    picture = np.zeros((48, 48), np.float32)
+    picture[5:15, 5:15] = picture[25:40, 20:35] = 1.0
+    with ProjectStore(tmp_path / "project") as store:
+        image_id = store.add_image(picture, name="two").id
+        queue = ProjectQueue(store)
+        model = build_model("threshold", None, {})
+        version = store.add_model_version("threshold", {}).id
+        reports = []
+        record = drain(queue.predict(image_id, model, model_version=version), reports.append)
+        assert reports and all(r.message.startswith("threshold: ") for r in reports)
+        assert (record.model_name, record.model_version, record.n_objects) == (
+            "threshold",
+            version,
+            2,
+        )
+        row = queue.rows()[0]
+        assert (row.status, row.model_name, row.model_version) == (
+            "predicted",
+            "threshold",
+            version,
+        )
+        opened = queue.open_image(image_id)
+        assert opened.source == "prediction" and opened.prediction_id == record.id
+        refined = drain(queue.predict(image_id, model, refine=Grow()))
+        assert refined.model_name == "threshold -> grow" and refined.model_version is None
+        _, labels, objects = store.load_prediction(image_id)
+        assert (labels > 0).sum() > (opened.labels > 0).sum() and objects[1].score == 0.9
