@@ -10,6 +10,8 @@ How a viewer uses it (the napari wiring lives in ``_widgets``; everything here t
     index = LabelIndex(labels)                            # on open
     # a brush stroke painted `region` (slices); `before` = labels[region] before the stroke
     update = after_paint(labels, index, region, before)
+    # or, from napari's Labels `paint` event: for indices, old_values, _ in event.value
+    update = after_pixels_changed(labels, index, indices, old_values)
     # a polygon of object 12 was moved, or a new polygon drawn (label_id=None)
     update = set_polygon(labels, index, 12, vertices)
     # a polygon or a centre of objects 4 and 9 was deleted
@@ -201,6 +203,43 @@ def after_paint(
     else:
         touched = set(np.unique(after).tolist()) | index.ids_in_region(region)
     return _recompute(labels, index, touched - {0}, region, tolerance)
+
+
+def after_pixels_changed(
+    labels: np.ndarray,
+    index: LabelIndex,
+    indices: tuple[np.ndarray, ...],
+    old_values: np.ndarray,
+    tolerance: float = 1.0,
+) -> LiveUpdate:
+    """Like :func:`after_paint`, from the changed pixels themselves (napari's ``paint`` event).
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        The label map after the edit.
+    index : LabelIndex
+        Its index before the edit; updated.
+    indices : tuple of np.ndarray
+        One integer coordinate array per axis of the pixels that were written (napari's
+        ``event.value[k][0]``).
+    old_values : np.ndarray
+        Their values before the edit (``event.value[k][1]``).
+    tolerance : float
+        Outline simplification in pixels.
+    """
+    coords = [np.asarray(i, np.int64).ravel() for i in indices]
+    if len(coords) != labels.ndim:
+        raise ValueError(
+            f"indices has {len(coords)} coordinate arrays; the label map has {labels.ndim} axes."
+        )
+    if coords[0].size == 0:
+        return LiveUpdate()
+    region = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
+    new_values = labels[tuple(coords)]
+    touched = set(np.unique(np.asarray(old_values).ravel()).tolist())
+    touched |= set(np.unique(new_values).tolist())
+    return _recompute(labels, index, touched - {0}, _clip(region, labels.shape), tolerance)
 
 
 def set_polygon(

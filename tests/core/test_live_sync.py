@@ -7,7 +7,14 @@ import pytest
 
 from napari_cellist import live_sync
 from napari_cellist.geometry import rasterize_polygon
-from napari_cellist.live_sync import LabelIndex, after_paint, delete_objects, full_sync, set_polygon
+from napari_cellist.live_sync import (
+    LabelIndex,
+    after_paint,
+    after_pixels_changed,
+    delete_objects,
+    full_sync,
+    set_polygon,
+)
 
 
 def grid(n: int = 6, size: int = 10, gap: int = 4) -> np.ndarray:
@@ -159,3 +166,20 @@ def test_before_of_the_wrong_shape_is_refused():
     with pytest.raises(ValueError, match="labels\\[region\\]"):
         after_paint(labels, LabelIndex(labels), (slice(0, 4), slice(0, 4)), np.zeros((2, 2)))
     assert live_sync.LiveUpdate().region is None
+
+
+def test_changed_pixels_as_napari_reports_them():
+    labels = grid()
+    index = LabelIndex(labels)
+    rows, cols = np.mgrid[10:20, 10:20]  # corners of objects 1, 2, 7 and 8 painted 2
+    indices = (rows.ravel(), cols.ravel())
+    old = labels[indices].copy()
+    labels[indices] = 2
+    update = after_pixels_changed(labels, index, indices, old)
+    assert set(update.centres) == {1, 2, 7, 8}
+    assert_matches_full(labels, index, update, [1, 2, 7, 8])
+    assert (
+        after_pixels_changed(labels, index, (np.array([], int),) * 2, np.array([])).region is None
+    )
+    with pytest.raises(ValueError, match="coordinate arrays"):
+        after_pixels_changed(labels, index, (rows.ravel(),), old)
