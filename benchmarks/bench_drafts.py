@@ -3,7 +3,9 @@
 1. Latency: a 2048 x 2048 label map of 1k / 5k objects (the live-sync benchmark's discs) with
    its outlines saved as a draft in one transaction (SQLite), the same without outlines,
    ``DraftWriter.submit`` with the copy of the label map (what the GUI thread pays per edit)
-   and the bare reference: ``pack_pixels`` of the label map alone (zlib level 6).
+   and the bare reference: ``pack_pixels`` of the label map alone (zlib level 6). Then the
+   longest stall of a 1 ms ticker on the main thread (the GUI thread's stand-in) while the
+   writer saves drafts every 0.25 s, vs the bare ticker.
 2. Crash test: an editor process (``--editor``, below) adds an image, starts a
    :class:`~napari_cellist.drafts.DraftWriter` and paints edit k = 1, 2, ... (object k in cell k
    of a grid), submitting a copy after each, every 5-30 ms; it is killed with SIGKILL at a
@@ -174,6 +176,9 @@ def latency(n_objects: int, folder: Path, repeats: int = 5) -> dict:
         writer = DraftWriter(store, interval_s=1.0)
         submit = timed(lambda: writer.submit(image_id, DraftSnapshot(labels.copy(), polygons)))
         writer.close()
+        stall_bare = main_thread_stall(None, image_id, labels, None)
+        stall_labels = main_thread_stall(store, image_id, labels, None)
+        stall_outlines = main_thread_stall(store, image_id, labels, polygons)
     return {
         "objects": n_objects,
         "bare_compress_ms": bare,
@@ -182,7 +187,32 @@ def latency(n_objects: int, folder: Path, repeats: int = 5) -> dict:
         "save_labels_only_ms": labels_only,
         "copy_ms": copy,
         "submit_with_copy_ms": submit,
+        "stall_bare_ms": stall_bare,
+        "stall_writing_labels_ms": stall_labels,
+        "stall_writing_outlines_ms": stall_outlines,
     }
+
+
+def main_thread_stall(store, image_id: int, labels, polygons, seconds: float = 3.0) -> float:
+    """Longest gap (ms) of a 1 ms ticker on this thread while a DraftWriter saves a draft
+    every 0.25 s in the background (store None: the bare ticker). The GIL is what a writer
+    thread can take from the GUI thread; this measures it."""
+    from napari_cellist.drafts import DraftWriter
+    from napari_cellist.store import DraftSnapshot
+
+    writer = None if store is None else DraftWriter(store, interval_s=0.25)
+    ticks = [time.perf_counter()]
+    end = ticks[0] + seconds
+    n = 0
+    while ticks[-1] < end:
+        if writer is not None and n % 50 == 0:
+            writer.submit(image_id, DraftSnapshot(labels, polygons, n_edits=n))
+        n += 1
+        time.sleep(0.001)
+        ticks.append(time.perf_counter())
+    if writer is not None:
+        writer.close()
+    return float(np.diff(ticks).max() * 1000)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,6 +239,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['objects']:>8} {r['bare_compress_ms']:>12.1f} {r['save_draft_ms']:>14.1f} "
             f"{r['save_over_bare']:>9.1f}x {r['save_labels_only_ms']:>15.1f} {r['copy_ms']:>8.2f} "
             f"{r['submit_with_copy_ms']:>10.2f}"
+        )
+    print(
+        f"{'objects':>8} {'longest stall of the main thread (ms): bare':>44} "
+        f"{'writing labels':>15} {'writing labels + outlines':>26}"
+    )
+    for r in rows:
+        print(
+            f"{r['objects']:>8} {r['stall_bare_ms']:>44.1f} {r['stall_writing_labels_ms']:>15.1f} "
+            f"{r['stall_writing_outlines_ms']:>26.1f}"
         )
     made = sum(t.made for t in trials)
     recovered = sum(t.recovered for t in trials)

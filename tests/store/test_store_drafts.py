@@ -266,3 +266,14 @@ def test_count_objects_small_and_huge_ids():
     assert count_objects(labels) == 3 and count_objects(np.zeros((4, 4), np.int32)) == 0
     labels[0, 0] = 2**31 - 1  # ids too large for a bincount: np.unique
     assert count_objects(labels) == 4
+
+
+def test_packed_polygons_round_trip():
+    from napari_cellist.store.work import pack_polygons, unpack_polygons
+
+    polygons = {5: np.array([[0.5, 1.0], [2.0, 3.0], [4.0, 1.0]]), 2: np.arange(8.0).reshape(4, 2)}
+    found = unpack_polygons(pack_polygons(polygons))
+    assert list(found) == [5, 2]
+    for label_id, vertices in polygons.items():
+        np.testing.assert_array_equal(found[label_id], vertices)
+    assert unpack_polygons(pack_polygons({})) == {}

@@ -190,7 +190,7 @@ class Draft(Base):
 
     Written by :class:`napari_cellist.drafts.DraftWriter` every second or so while a person
     edits; :meth:`~napari_cellist.store.ProjectStore.commit_draft` turns it into a commit and
-    deletes it. ``labels`` is a packed int32 label map; ``polygons`` ``{id: [[row, col], ...]}``,
+    deletes it. ``labels`` is a packed int32 label map; ``polygons`` packed outlines by id,
     ``classes`` ``{id: class name}``, ``points`` ``[[row, col], ...]`` (NULL: not given).
     """
 
@@ -199,9 +199,9 @@ class Draft(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), unique=True)
     labels: Mapped[bytes] = mapped_column(_BLOB, deferred=True)
     shape: Mapped[list] = mapped_column(JSON)
-    polygons: Mapped[dict | None] = mapped_column(
-        JSON(none_as_null=True), nullable=True, deferred=True
-    )
+    # packed outlines (see work.pack_polygons): a blob, not JSON, so that saving thousands of
+    # outlines every second does not hold the GIL for long on the viewer's writer thread
+    polygons: Mapped[bytes | None] = mapped_column(_BLOB, nullable=True, deferred=True)
     classes: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     points: Mapped[list | None] = mapped_column(
         JSON(none_as_null=True), nullable=True, deferred=True

@@ -8,7 +8,9 @@ older than that. :meth:`~napari_cellist.store.ProjectStore.commit_draft` promote
 
 from __future__ import annotations
 
+import io
 import logging
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +46,8 @@ class DraftSnapshot:
         writer reads it later, on another thread: hand over a copy, never the live layer data.
     polygons : Mapping[int, np.ndarray], optional
         ``(N, 2)`` (row, col) outlines by label id (2D); None: not given (traced at commit).
-        The label map already holds every polygon edit (live sync writes them into it), so
-        drafts written every second are best saved without them: encoding thousands of
-        outlines as JSON holds the GIL for a noticeable time (see ``benchmarks/bench_drafts``).
+        The label map already holds every polygon edit (live sync writes them into it), so a
+        draft may leave them out; they are stored packed (:func:`pack_polygons`).
     classes : Mapping[int, str], optional
         Class name by label id; ids without one get the default class at commit.
     points : np.ndarray, optional
@@ -263,12 +264,7 @@ class WorkStore(CommitHistoryStore):
         points = None
         if snapshot.points is not None:
             points = points_to_json(check_points(snapshot.points, labels.shape))
-        polygons = None
-        if snapshot.polygons is not None:
-            polygons = {
-                str(int(k)): np.asarray(v, float).reshape(-1, 2).tolist()
-                for k, v in snapshot.polygons.items()
-            }
+        polygons = None if snapshot.polygons is None else pack_polygons(snapshot.polygons)
         classes = None
         if snapshot.classes is not None:
             classes = {str(int(k)): str(v) for k, v in snapshot.classes.items()}
@@ -348,11 +344,7 @@ class WorkStore(CommitHistoryStore):
 
     def _stored_draft(self, row: Draft) -> StoredDraft:
         ndim = len(row.shape)
-        polygons = None
-        if row.polygons is not None:
-            polygons = {
-                int(k): np.asarray(v, float).reshape(-1, 2) for k, v in row.polygons.items()
-            }
+        polygons = None if row.polygons is None else unpack_polygons(row.polygons)
         snapshot = DraftSnapshot(
             labels=unpack_pixels(row.labels).astype(np.int32, copy=False),
             polygons=polygons,
@@ -376,6 +368,27 @@ class WorkStore(CommitHistoryStore):
                 f"{self._where}; record it with store.add_model_version() first, or pass "
                 "model_version=None."
             )
+
+
+def pack_polygons(polygons: Mapping[int, np.ndarray]) -> bytes:
+    """Outlines ``{id: (N, 2) (row, col)}`` as one compressed blob (three ``np.save`` arrays:
+    ids, vertex counts, all vertices); NumPy work only, no per-vertex Python objects."""
+    ids = np.fromiter((int(k) for k in polygons), np.int64, len(polygons))
+    arrays = [np.asarray(v, np.float64).reshape(-1, 2) for v in polygons.values()]
+    counts = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+    vertices = np.concatenate(arrays) if arrays else np.zeros((0, 2))
+    buffer = io.BytesIO()
+    for array in (ids, counts, vertices):
+        np.save(buffer, array, allow_pickle=False)
+    return zlib.compress(buffer.getvalue(), LABELS_COMPRESSION)
+
+
+def unpack_polygons(blob: bytes) -> dict[int, np.ndarray]:
+    """Inverse of :func:`pack_polygons`."""
+    buffer = io.BytesIO(zlib.decompress(blob))
+    ids, counts, vertices = (np.load(buffer, allow_pickle=False) for _ in range(3))
+    parts = np.split(vertices, np.cumsum(counts)[:-1]) if len(ids) else []
+    return {int(i): part for i, part in zip(ids, parts, strict=True)}
 
 
 def count_objects(labels: np.ndarray) -> int:
