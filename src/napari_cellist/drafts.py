@@ -24,9 +24,11 @@ through a signal). Nothing here imports Qt or napari.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -68,6 +70,8 @@ class DraftWriter:
 
     Notes
     -----
+    A writer still open when the interpreter exits normally is closed then (what is pending
+    is written); a killed process loses at most the last ``interval_s`` or so of edits.
     A snapshot's arrays are read later, on the writer thread: pass copies that nobody changes
     afterwards (``labels.copy()`` of a 2048 x 2048 int32 map takes a few milliseconds).
     """
@@ -98,6 +102,7 @@ class DraftWriter:
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cellist-draft-writer", daemon=True)
         self._thread.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- what the viewer calls -------------------------------------------------------------------
     def submit(self, image_id: int, snapshot: DraftSnapshot) -> None:
@@ -219,3 +224,10 @@ class DraftWriter:
             self._on_error(error, image_ids)
         except Exception:  # noqa: BLE001
             logger.exception("on_error callback failed while reporting: %s", error)
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    """At interpreter exit, write what a writer that was never closed still holds."""
+    writer = ref()
+    if writer is not None and not writer._closing:
+        writer.close(timeout_s=10.0)

@@ -124,3 +124,22 @@ def test_killed_editor_loses_no_edit_older_than_the_interval(tmp_path):
     assert sum(t.required for t in trials) > 0
     assert [t.lost_required for t in trials] == [0] * 6
     assert all(t.recovered >= t.required for t in trials)
+
+
+def test_pending_drafts_are_written_when_the_program_exits_without_close(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from napari_cellist.drafts import DraftWriter\n"
+        "from napari_cellist.store import DraftSnapshot, ProjectStore\n"
+        f"store = ProjectStore({str(tmp_path / 'p')!r})\n"
+        "image_id = store.add_image(np.zeros((4, 4), np.uint8)).id\n"
+        "writer = DraftWriter(store, interval_s=60)\n"
+        "for n in (1, 2, 3):\n"
+        "    writer.submit(image_id, DraftSnapshot(np.full((4, 4), n, np.int32), n_edits=n))\n"
+    )  # the first is written at once, the others wait for the 60 s interval: exit writes them
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    with ProjectStore(tmp_path / "p", read_only=True) as store:
+        assert store.draft(1).n_edits == 3
