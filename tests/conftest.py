@@ -22,6 +22,10 @@ import tifffile
 
 from napari_cellist._sample_data import sample_image_path, sample_mask_path
 
+# Tests never reach the internet: pretrained weights are not downloaded unless a test (the local
+# HTTP server ones in tests/models/test_downloads.py) turns this off for itself.
+os.environ.setdefault("CELLIST_OFFLINE", "1")
+
 DATA = Path(os.environ.get("CELLIST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DATA_FIXTURES = {"data_dir", "read_pair"}
 

@@ -32,12 +32,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..downloads import WeightsNotFoundError as WeightsNotFoundError  # re-exported
 from ..progress import drain
 from ..types import FitResult, Prediction, Progress, Sample
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Model weights are missing; the message says which file to obtain and where to put it."""
 
 
 def params_from_mapping(params_type: type, values: Mapping[str, Any] | None) -> Any:

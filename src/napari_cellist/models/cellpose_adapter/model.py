@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...borders import crop_border, crop_labels, mirror_border, mirror_width
+from ...devices import device_job, release_device_memory, resolve_device
 from ...io.writers import atomic_open
 from ...metrics import score_images
 from ...progress import drain, relay
@@ -20,7 +21,7 @@ from ...types import FitResult, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, WeightsNotFoundError, params_from_mapping, params_to_dict
 from . import inference, training
 from .params import CellposeParams, CellposeTrainParams
-from .weights import ResolvedWeights, build_network, resolve_weights
+from .weights import ResolvedWeights, build_network, ensure_weights_iter, resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,13 @@ PARAMS_KEY = "napari_cellist.params_json"  # extra state-dict entry; Cellpose ig
 
 
 class CellposeModel(TrainableSegmenter):
-    """Cellpose 3 (CPnet: ``cyto3``, ``nuclei``, custom) on the CPU.
+    """Cellpose 3 (CPnet: ``cyto3``, ``nuclei``, custom) on the chosen device (``params.device``).
 
     ``params.model`` chooses the network: a pretrained name found in Cellpose's model folder, a
     model file, or ``""`` for the network this object holds (trained by :meth:`fit_iter` or loaded
-    by :meth:`load`). Weights are looked up before Cellpose is asked to build anything, so a missing
-    file raises :class:`WeightsNotFoundError` instead of a download attempt.
+    by :meth:`load`). A missing pretrained file is downloaded (verified) by :meth:`predict_iter`
+    before Cellpose is asked to build anything; offline, :class:`WeightsNotFoundError` says where
+    to put it.
     """
 
     name: ClassVar[str] = "cellpose"
@@ -62,8 +64,18 @@ class CellposeModel(TrainableSegmenter):
             The chosen weights are not on this computer (the message says where to put them).
         """
         params = params or self.params
+        yield from self._download_iter(params.model)
         yield Progress(1, 4, "loading the Cellpose network")
-        network = self.network(params.model)
+        try:
+            prediction = yield from self._predict(image, params)
+        finally:
+            release_device_memory(self._device(params))
+        return prediction
+
+    def _predict(
+        self, image: np.ndarray, params: CellposeParams
+    ) -> Generator[Progress, None, Prediction]:
+        network = self.network(params.model, params.device)
         x = inference.cellpose_input(image, params)
         if params.do_3D and x.ndim != 4:
             raise ValueError("3D mode needs a (Z, Y, X) stack; turn 'do_3D' off for a 2D image.")
@@ -81,19 +93,40 @@ class CellposeModel(TrainableSegmenter):
         yield Progress(4, 4, f"{prediction.count} objects")
         return prediction
 
-    def network(self, spec: str | None = None) -> Any:
-        """The ``cellpose.models.CellposeModel`` for ``spec`` (default ``params.model``), cached."""
+    def _download_iter(self, spec: str) -> Generator[Progress, None, None]:
+        """Fetch a missing pretrained network (first use), yielding download progress."""
+        if spec and (self._network is None or spec != self._network_spec):
+            yield from ensure_weights_iter(spec)
+
+    def _device(self, params: CellposeParams | None = None) -> Any:
+        return resolve_device((params or self.params).device)
+
+    def network(self, spec: str | None = None, device: str | None = None) -> Any:
+        """The ``cellpose.models.CellposeModel`` for ``spec`` (default ``params.model``) on the
+        chosen device (default ``params.device``), cached; a held network moves to the device."""
         spec = self.params.model if spec is None else str(spec)
+        target = resolve_device(self.params.device if device is None else device)
         if self._network is not None and spec in ("", self._network_spec):
-            return self._network
+            return self._moved(target)
         if not spec:
             raise WeightsNotFoundError(
                 "This Cellpose model has no network yet: choose a pretrained name or a model file "
                 "in 'model', or train it first (Fine-tune / cellist train)."
             )
         weights = resolve_weights(spec)
-        self._network, self._network_spec, self._weights = build_network(weights), spec, weights
+        network = build_network(weights, device=target)
+        self._network, self._network_spec, self._weights = network, spec, weights
         return self._network
+
+    def _moved(self, device: Any) -> Any:
+        """The held network on ``device`` (Cellpose keeps its device in ``.device``/``.gpu``)."""
+        network = self._network
+        if network.device != device:
+            network.net.to(device)
+            network.device, network.gpu = device, device.type != "cpu"
+            if getattr(network, "net_ortho", None) is not None:
+                network.net_ortho.to(device)
+        return network
 
     # ------------------------------------------------------------------ training
     def fit_iter(
@@ -107,15 +140,8 @@ class CellposeModel(TrainableSegmenter):
         (batch-norm statistics re-estimated, ready to predict) and nothing is written to disk.
         """
         tp = train_params or CellposeTrainParams()
-        import torch
-
-        threads = torch.get_num_threads()
-        if tp.num_threads:
-            torch.set_num_threads(tp.num_threads)
-        try:
+        with device_job(self.params.device, tp.num_threads):
             return (yield from self._fit(samples, tp))
-        finally:
-            torch.set_num_threads(threads)
 
     def _fit(
         self, samples: Sequence[Sample], tp: CellposeTrainParams
@@ -130,7 +156,9 @@ class CellposeModel(TrainableSegmenter):
         train = training.prepare_planes(train_set, diam_mean, self.params, tp.min_train_masks)
         val = training.prepare_planes(val_set, diam_mean, self.params, 1) if val_set else None
         diam_labels = float(np.mean(train.diameters))
-        network.net.diam_labels.data = torch.tensor([diam_labels], dtype=torch.float32)
+        network.net.diam_labels.data = torch.tensor(
+            [diam_labels], dtype=torch.float32, device=network.device
+        )
         network.diam_labels = diam_labels
         self._network, self._network_spec, self._weights = network, "", None
         self.params = replace(self.params, model="")
@@ -152,8 +180,9 @@ class CellposeModel(TrainableSegmenter):
     def _starting_network(self, tp: CellposeTrainParams) -> tuple[Any, str]:
         torch_seed(tp.seed)
         start = tp.start_from.strip()
+        device = self._device()
         if start == "scratch":
-            return build_network(None, tp.diam_mean), "scratch"
+            return build_network(None, tp.diam_mean, device), "scratch"
         if start in ("auto", "current"):
             try:
                 return self.network(), self._network_spec or self.params.model
@@ -163,8 +192,9 @@ class CellposeModel(TrainableSegmenter):
                 logger.warning(
                     "No weights for %r: training Cellpose from scratch.", self.params.model
                 )
-                return build_network(None, tp.diam_mean), "scratch"
-        return build_network(resolve_weights(start)), start
+                return build_network(None, tp.diam_mean, device), "scratch"
+        weights = drain(ensure_weights_iter(start))
+        return build_network(weights, device=device), start
 
     def _validation_scores(self, samples: Sequence[Sample]) -> dict[str, float]:
         preds = [drain(self.predict_iter(s.image)).labels for s in samples]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...devices import DEVICE_CHOICES
+
 PRETRAINED_NAMES = ("cyto3", "nuclei", "cyto2", "cyto")
 
 
@@ -19,10 +21,19 @@ class CellposeParams:
         default="cyto3",
         metadata={
             "help": "Which Cellpose network: 'cyto3' (cells and nuclei, the generalist), 'nuclei', "
-            "'cyto2', 'cyto', or the path of a model file (a Cellpose 3 model or a checkpoint "
-            "trained here). Pretrained files are read from Cellpose's model folder; nothing is "
-            "downloaded.",
+            "'cyto2', 'cyto' (or a dataset model such as 'tissuenet_cp3'), or the path of a model "
+            "file (a Cellpose 3 model or a checkpoint trained here). Pretrained files live in "
+            "Cellpose's model folder and are downloaded there on first use (not with "
+            "CELLIST_OFFLINE=1).",
             "suggestions": PRETRAINED_NAMES,
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "Where the network runs: 'auto' = an NVIDIA GPU (cuda), else an Apple GPU "
+            "(mps), else the CPU.",
+            "choices": DEVICE_CHOICES,
         },
     )
     diameter: float | None = field(

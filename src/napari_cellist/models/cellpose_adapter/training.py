@@ -138,8 +138,8 @@ def seg_loss(lbl: np.ndarray, y: object) -> object:
     import torch
     from torch import nn
 
-    flows = 5.0 * torch.from_numpy(lbl[:, 1:])
-    inside = torch.from_numpy(lbl[:, 0] > 0.5).float()
+    flows = 5.0 * torch.from_numpy(lbl[:, 1:]).to(y.device)
+    inside = torch.from_numpy(lbl[:, 0] > 0.5).float().to(y.device)
     return nn.functional.mse_loss(
         y[:, :2], flows
     ) / 2.0 + nn.functional.binary_cross_entropy_with_logits(y[:, -1], inside)
@@ -215,7 +215,6 @@ def _train_one_epoch(
     rate: float,
     per_epoch: int,
 ) -> float:
-    import torch
 
     np.random.seed(tp.seed + epoch)
     for group in optimizer.param_groups:
@@ -226,7 +225,7 @@ def _train_one_epoch(
     for start in range(0, per_epoch, tp.batch_size):
         indices = order[start : start + tp.batch_size]
         x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range)
-        loss = seg_loss(lbl, net(torch.from_numpy(x))[0])
+        loss = seg_loss(lbl, net(_on_device(net, x))[0])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -257,7 +256,7 @@ def recalibrate_batchnorm(
         with torch.no_grad():
             for _ in range(n_batches):
                 indices = np.random.permutation(np.resize(np.arange(len(planes)), tp.batch_size))
-                net(torch.from_numpy(augmented_batch(planes, indices, tp.bsize, tp.scale_range)[0]))
+                net(_on_device(net, augmented_batch(planes, indices, tp.bsize, tp.scale_range)[0]))
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
@@ -284,4 +283,11 @@ def _batch_loss(net: object, x: np.ndarray, lbl: np.ndarray) -> float:
 
     net.eval()
     with torch.no_grad():
-        return float(seg_loss(lbl, net(torch.from_numpy(x))[0]).item())
+        return float(seg_loss(lbl, net(_on_device(net, x))[0]).item())
+
+
+def _on_device(net: object, x: np.ndarray) -> object:
+    """float32 batch ``x`` as a tensor on the device of ``net``'s weights (CPU, CUDA or MPS)."""
+    import torch
+
+    return torch.from_numpy(x).to(next(net.parameters()).device)

@@ -1,10 +1,13 @@
-"""Finding Cellpose weights on this computer, never downloading them.
+"""Cellpose weights: found in Cellpose's model folder, downloaded there on first use.
 
-Cellpose 3 downloads a missing pretrained file from cellpose.org when a model is built by name. A
-computer without internet would hang or fail deep inside that call, so this module resolves a
-name to a file in Cellpose's model folder *before* anything is built, and raises
-:class:`~napari_cellist.models.base.WeightsNotFoundError` with the file name, the folder and the
-alternatives (pick a file, train from scratch) when the file is not there.
+A pretrained name (``cyto3``, ``nuclei``, the ``*_cp3`` dataset models...) is resolved to a file
+in Cellpose's own model folder (``$CELLPOSE_LOCAL_MODELS_PATH`` or ``~/.cellpose/models``, under
+Cellpose's own file names, so Cellpose's GUI and command line find the same files). A missing
+file is fetched by :func:`ensure_weights_iter` through :mod:`napari_cellist.downloads` (verified,
+atomic, with progress and Stop) *before* Cellpose is asked to build anything, so Cellpose never
+downloads by itself. Offline (``CELLIST_OFFLINE=1``) or when the download fails,
+:class:`~napari_cellist.models.base.WeightsNotFoundError` names the file, its URL, the folder and
+the alternatives (pick a file, train from scratch).
 """
 
 from __future__ import annotations
@@ -12,22 +15,22 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import downloads
+from ...progress import relay
+from ...types import Progress
 from ..base import WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
-MODEL_DIR_ENV = "CELLPOSE_LOCAL_MODELS_PATH"
-MODEL_URL = "https://www.cellpose.org/models"
+MODEL_DIR_ENV = downloads.CELLPOSE_DIR_ENV
+MODEL_URL = downloads.CELLPOSE_URL
 # Pretrained networks of Cellpose 3 (cellpose.models.MODEL_NAMES, the CPnet ones).
-KNOWN_NAMES = (
-    "cyto3", "nuclei", "cyto2", "cyto", "cyto2_cp3", "tissuenet_cp3", "livecell_cp3",
-    "yeast_PhC_cp3", "yeast_BF_cp3", "bact_phase_cp3", "bact_fluor_cp3", "deepbacs_cp3",
-    "neurips_cellpose_default", "neurips_grayscale_cyto2",
-)  # fmt: skip
+KNOWN_NAMES = downloads.CELLPOSE_NAMES
 TRAIN_HINT = (
     "or train a Cellpose model from scratch on your committed annotations (Fine-tune with "
     "start from 'scratch'; command line: cellist train --model cellpose --train-param "
@@ -64,18 +67,34 @@ def model_dir() -> Path:
 
     Read at call time (``cellpose.models.MODEL_DIR`` is fixed when Cellpose is imported).
     """
-    env = os.environ.get(MODEL_DIR_ENV)
-    return Path(env) if env else Path.home() / ".cellpose" / "models"
+    return downloads.cache_folder("cellpose")
 
 
-def pretrained_filename(name: str) -> str:
-    """File name Cellpose 3 stores the pretrained network ``name`` under."""
-    return f"{name}torch_0" if name in ("cyto", "cyto2", "nuclei") else name
+pretrained_filename = downloads.cellpose_filename
+size_filename = downloads.cellpose_size_filename
 
 
-def size_filename(name: str) -> str:
-    """File name of the size model (automatic diameter) of a pretrained network."""
-    return "size_cyto3.npy" if name == "cyto3" else f"size_{name}torch_0.npy"
+def ensure_weights_iter(spec: str) -> Generator[Progress, None, ResolvedWeights]:
+    """:func:`resolve_weights`, downloading a missing pretrained network (and its size model)
+    first; yields download progress.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        Offline, or the download failed (the message says why and where to put the file).
+    """
+    spec = str(spec).strip()
+    if spec in KNOWN_NAMES and not (model_dir() / pretrained_filename(spec)).is_file():
+        if downloads.is_offline():
+            return resolve_weights(spec)  # raises the offline message
+        yield from relay(downloads.fetch_iter(f"cellpose/{spec}"))
+        size_name = f"cellpose/{size_filename(spec)}"
+        if size_name in downloads.REGISTRY:
+            try:
+                yield from relay(downloads.fetch_iter(size_name))
+            except WeightsNotFoundError as err:  # optional: diameters then come from the image
+                logger.warning("Cellpose size model not downloaded: %s", err)
+    return resolve_weights(spec)
 
 
 def resolve_weights(spec: str) -> ResolvedWeights:
@@ -107,7 +126,8 @@ def resolve_weights(spec: str) -> ResolvedWeights:
             size = folder / size_filename(spec)
             return ResolvedWeights(path, spec, size if size.is_file() else None)
         raise WeightsNotFoundError(
-            f"The Cellpose '{spec}' weights are not on this computer (nothing is downloaded). "
+            f"The Cellpose '{spec}' weights are not on this computer"
+            f"{' and ' + downloads.OFFLINE_ENV + ' is set' if downloads.is_offline() else ''}. "
             f"Put the file '{path.name}' (from {MODEL_URL}/{path.name}) into the folder {folder} "
             f"(or set {MODEL_DIR_ENV} to the folder that holds it), choose a model file in the "
             f"'model' parameter, {TRAIN_HINT}"
@@ -122,10 +142,23 @@ def resolve_weights(spec: str) -> ResolvedWeights:
     )
 
 
-def build_network(weights: ResolvedWeights | None, diam_mean: float = 30.0) -> Any:
-    """A CPU ``cellpose.models.CellposeModel`` from a resolved file, or with random weights.
+def build_network(
+    weights: ResolvedWeights | None, diam_mean: float = 30.0, device: Any = None
+) -> Any:
+    """A ``cellpose.models.CellposeModel`` on ``device`` from a resolved file, or with random
+    weights.
 
-    Only ever called with a file that exists, so Cellpose never tries to download.
+    Only ever called with a file that exists, so Cellpose never tries to download. The file is
+    loaded with ``map_location`` = the device (Cellpose's ``load_model``).
+
+    Parameters
+    ----------
+    weights : ResolvedWeights or None
+        None: random weights (training from scratch).
+    diam_mean : float
+        Diameter the network works at (random weights only).
+    device : torch.device, optional
+        Default: the CPU.
 
     Raises
     ------
@@ -137,17 +170,18 @@ def build_network(weights: ResolvedWeights | None, diam_mean: float = 30.0) -> A
     from ._backend import cellpose_modules
 
     models = cellpose_modules()[0]
-    cpu = torch.device("cpu")
+    device = torch.device("cpu") if device is None else torch.device(device)
+    gpu = device.type != "cpu"
     if weights is None:
         model = models.CellposeModel(
-            gpu=False, device=cpu, pretrained_model=False, diam_mean=diam_mean, nchan=2
+            gpu=gpu, device=device, pretrained_model=False, diam_mean=diam_mean, nchan=2
         )
         model.net_ortho = None  # Cellpose sets it only when it loads weights; 3D mode reads it
         return model
     try:
         model = models.CellposeModel(
-            gpu=False,
-            device=cpu,
+            gpu=gpu,
+            device=device,
             pretrained_model=str(weights.path),
             diam_mean=weights.diam_mean,
             nchan=2,
@@ -165,5 +199,10 @@ def build_network(weights: ResolvedWeights | None, diam_mean: float = 30.0) -> A
             f"{weights.path} is not a Cellpose 3 model file ({type(err).__name__}: {err}). "
             "Cellpose 4 (cpsam) files need Cellpose 4; pick a cyto3/nuclei/custom Cellpose 3 file."
         ) from err
-    logger.info("Loaded Cellpose weights %s (diam_mean %.1f)", weights.path, float(model.diam_mean))
+    logger.info(
+        "Loaded Cellpose weights %s on %s (diam_mean %.1f)",
+        weights.path,
+        device,
+        float(model.diam_mean),
+    )
     return model
