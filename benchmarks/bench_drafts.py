@@ -201,12 +201,13 @@ def main_thread_stall(store, image_id: int, labels, polygons, seconds: float = 3
     from napari_cellist.store import DraftSnapshot
 
     writer = None if store is None else DraftWriter(store, interval_s=0.25)
+    count = len(polygons) if polygons else None  # as a viewer knows it from its LabelIndex
     ticks = [time.perf_counter()]
     end = ticks[0] + seconds
     n = 0
     while ticks[-1] < end:
         if writer is not None and n % 50 == 0:
-            writer.submit(image_id, DraftSnapshot(labels, polygons, n_edits=n))
+            writer.submit(image_id, DraftSnapshot(labels, polygons, n_edits=n, n_objects=count))
         n += 1
         time.sleep(0.001)
         ticks.append(time.perf_counter())
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         "required_lost": lost_required,
         "oldest_lost_age_s": oldest,
         "interval_s": args.interval,
+        "load_average_1min": os.getloadavg()[0],
     }
     with open(args.out, "w") as handle:
         json.dump(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -123,7 +124,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['max_ms']:>8.2f} {r['full_sync_ms']:>13.0f} {r['full_over_edit']:>9.0f}x"
         )
     with open(args.out, "w") as handle:
-        json.dump({"repeats": REPEATS, "rows": rows}, handle, indent=2)
+        json.dump(
+            {"repeats": REPEATS, "load_average_1min": os.getloadavg()[0], "rows": rows},
+            handle,
+            indent=2,
+        )
     print(f"wrote {args.out}")
 
 

@@ -77,8 +77,9 @@ def test_draft_round_trip_and_replacement(store):
     np.testing.assert_array_equal(loaded.snapshot.points, points)
     assert loaded.snapshot.classes == {7: "mitosis"} and loaded.record == first
 
+    assert store.save_draft(image_id, DraftSnapshot(corrected(), n_objects=3)).n_objects == 3
     second = store.save_draft(image_id, DraftSnapshot(prediction()))  # replaces, one per image
-    assert second.revision == 2 and second.updated_at >= first.updated_at
+    assert second.revision == 3 and second.updated_at >= first.updated_at
     again = store.load_draft(image_id).snapshot
     np.testing.assert_array_equal(again.labels, prediction())
     assert again.polygons is None and again.points is None and again.classes is None

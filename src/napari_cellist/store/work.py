@@ -60,6 +60,9 @@ class DraftSnapshot:
         the corrections log of the commit is the diff to it.
     n_edits : int
         Edits made so far (shown as the image's corrections in the project table).
+    n_objects : int or None
+        Objects in ``labels`` when the caller knows it (``len(LabelIndex)`` of
+        :mod:`napari_cellist.live_sync`); None: counted when saved (a pass over the map).
     """
 
     labels: np.ndarray
@@ -69,6 +72,7 @@ class DraftSnapshot:
     based_on_commit: int | None = None
     prediction_id: int | None = None
     n_edits: int = 0
+    n_objects: int | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,9 @@ class WorkStore(CommitHistoryStore):
             "polygons": polygons,
             "classes": classes,
             "points": points,
-            "n_objects": count_objects(labels),
+            "n_objects": (
+                count_objects(labels) if snapshot.n_objects is None else int(snapshot.n_objects)
+            ),
             "n_edits": int(snapshot.n_edits),
             "based_on_commit": snapshot.based_on_commit,
             "prediction_id": snapshot.prediction_id,
