@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 DATA_ENV = "CELLIST_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -65,3 +67,31 @@ def data_folder(name: str) -> Path:
 def result_path(file_name: str) -> Path:
     """Default path of a result JSON: ``benchmarks/results/<file_name>``."""
     return RESULTS / file_name
+
+
+def tiled_real_image(size: int, pattern: str = "ctc_gowt1_hela/images/gowt1_*.tif") -> np.ndarray:
+    """A ``(size, size)`` grey image made by tiling the real images matching ``pattern`` (under
+    :func:`data_root`) side by side, mirrored at odd positions so that the seams look like
+    continuous tissue; for speed and memory benchmarks at sizes no real data set has.
+
+    Raises
+    ------
+    ValueError
+        If no image matches ``pattern``.
+    """
+    import tifffile
+
+    paths = sorted(data_root().glob(pattern))
+    if not paths:
+        raise ValueError(f"no image matches {pattern!r} under {data_root()}")
+    tiles = [tifffile.imread(p) for p in paths]
+    rows, cols = min(t.shape[0] for t in tiles), min(t.shape[1] for t in tiles)
+    tiles = [t[:rows, :cols] for t in tiles]
+    out = np.empty((size, size), tiles[0].dtype)
+    for i, r0 in enumerate(range(0, size, rows)):
+        for j, c0 in enumerate(range(0, size, cols)):
+            tile = tiles[(i * 7 + j) % len(tiles)]
+            tile = tile[::-1] if i % 2 else tile
+            tile = tile[:, ::-1] if j % 2 else tile
+            out[r0 : r0 + rows, c0 : c0 + cols] = tile[: size - r0, : size - c0]
+    return out

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure
 
-from .geometry import areas, fill_holes
+from .geometry import areas, distance_to_background, fill_holes
 from .images import is_constant
 
 
@@ -70,7 +70,7 @@ def diameter_from_image(image: np.ndarray, invert: bool = False) -> float:
     props = [p for p in measure.regionprops(labels) if p.area >= 16]
     if not props:
         return 4.0
-    dist = ndi.distance_transform_edt(mask)
+    dist = distance_to_background(mask)
     diameters, weights = [], []
     for prop in props:
         if prop.solidity > 0.9:

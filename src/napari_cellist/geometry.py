@@ -185,10 +185,45 @@ def areas(labels: np.ndarray) -> dict[int, int]:
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of a bool mask ``(Y, X)``; a ``(Z, Y, X)`` mask plane by plane (a 3D fill
-    would also close tunnels between planes)."""
+    would also close tunnels between planes). Same result as
+    :func:`scipy.ndimage.binary_fill_holes`; 2D by an OpenCV flood fill of the background from
+    outside the image."""
+    mask = np.asarray(mask, bool)
     if mask.ndim == 3:
-        return np.stack([ndi.binary_fill_holes(plane) for plane in mask])
-    return ndi.binary_fill_holes(mask)
+        return np.stack([fill_holes(plane) for plane in mask])
+    if mask.ndim != 2:
+        return ndi.binary_fill_holes(mask)
+    outside = cv2.copyMakeBorder(mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    # floodFill needs a mask 2 px larger; 4-connected like binary_fill_holes' default structure
+    cv2.floodFill(outside, None, (0, 0), 1, flags=4)
+    return mask | (outside[1:-1, 1:-1] == 0)
+
+
+def distance_to_background(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (pixels) of each pixel of a bool mask to the nearest background pixel
+    (0 on the background); float32 of the mask's shape. Same values as
+    :func:`scipy.ndimage.distance_transform_edt` (pixels outside the image are not background);
+    2D by OpenCV's exact transform, several times faster."""
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        return ndi.distance_transform_edt(mask).astype(np.float32)
+    return cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``iterations`` dilations of a bool mask by the cross (4-/6-connected) element: the pixels
+    within a city-block distance ``iterations`` of the mask. Same as
+    :func:`scipy.ndimage.binary_dilation` ``(mask, iterations=...)``; 2D in one OpenCV distance
+    transform, whatever the number of iterations."""
+    mask = np.asarray(mask, bool)
+    if iterations <= 0:
+        return mask.copy()
+    if mask.ndim != 2:
+        return ndi.binary_dilation(mask, iterations=iterations)
+    if not mask.any():
+        return mask.copy()
+    outside = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L1, 3)
+    return outside <= iterations
 
 
 def encode_mask(mask: np.ndarray) -> dict:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, segmentation
 from skimage.feature import peak_local_max
 
 from ...diameters import diameter_from_image
-from ...geometry import fill_holes
+from ...geometry import dilate, distance_to_background, fill_holes
 from ...images import is_constant
 from .params import METHODS, SCALES, ThresholdParams
 
@@ -38,22 +39,30 @@ def _threshold_level(image: np.ndarray, method: str, level: float | None) -> flo
     return float(getattr(filters, f"threshold_{method}")(clipped))
 
 
+def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing (``sigma`` pixels, mirrored borders, truncated at 4 sigma): the values
+    of :func:`scipy.ndimage.gaussian_filter`, by OpenCV for 2D float32 images (several times
+    faster)."""
+    if sigma <= 0:
+        return image
+    if image.ndim != 2 or image.dtype != np.float32:
+        return ndi.gaussian_filter(image, sigma)
+    size = 2 * int(4.0 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(image, (size, size), sigma, borderType=cv2.BORDER_REFLECT)
+
+
 def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float) -> np.ndarray:
     """Binary foreground of a grey image (2D or 3D) after smoothing and background removal."""
-    work = -image if params.invert else image
+    signed = -image if params.invert else image
     radius = params.background_radius
-    if radius:
-        work = work - estimate_background(work, radius)
     sigma = params.smoothing if params.smoothing is not None else diameter / 25.0
-    if sigma > 0:
-        work = ndi.gaussian_filter(work, sigma)
+    smooth = gaussian(signed, sigma)
+    # without background removal the smoothed image is the one thresholded: smooth it once
+    work = gaussian(signed - estimate_background(signed, radius), sigma) if radius else smooth
     if params.method != "manual":
         work = rescale_intensity(work, params.intensity_scale)
     mask = work > _threshold_level(work, params.method, params.level)
     if params.local_refine and params.method != "manual":
-        smooth = (
-            ndi.gaussian_filter(-image if params.invert else image, sigma) if sigma > 0 else image
-        )
         mask = refine_locally(smooth, mask, diameter)
     if params.fill_holes:
         mask = fill_holes(mask)
@@ -93,7 +102,7 @@ def refine_locally(image: np.ndarray, mask: np.ndarray, diameter: float) -> np.n
             continue
         local = values > filters.threshold_otsu(values)
         refined[window] |= local
-    return refined & ndi.binary_dilation(mask, iterations=grow)
+    return refined & dilate(mask, grow)
 
 
 def estimate_background(image: np.ndarray, radius: float) -> np.ndarray:
@@ -127,13 +136,13 @@ def split_touching(
     ``intensity_weight`` > 0 the landscape is ``distance * intensity ** weight``, so that cuts also
     follow the dim gaps between bright touching nuclei.
     """
-    dist = ndi.distance_transform_edt(mask)
+    dist = distance_to_background(mask)
     if intensity is not None and intensity_weight > 0:
         inside = intensity[mask]
         low, high = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
         relative = np.clip((intensity - low) / max(high - low, 1e-6), 0.05, 1.0)
         dist = dist * relative**intensity_weight
-    dist = ndi.gaussian_filter(dist, max(1.0, diameter / 20.0))
+    dist = gaussian(dist.astype(np.float32, copy=False), max(1.0, diameter / 20.0))
     min_distance = max(1, int(round(seed_spacing * diameter)))
     components = measure.label(mask)
     peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
