@@ -35,8 +35,9 @@ def predict_image(
     return drain(model.predict_iter(image))
 
 
-#: Peak memory of a prediction per pixel beyond the decoded image: 43 bytes measured with
-#: tracemalloc for the threshold model on a 2048 x 2048 image, plus the float32 grey copy.
+#: Peak memory of a prediction per pixel beyond the decoded image, an upper bound: tracemalloc
+#: measured 43 bytes (scipy threshold model) and 34 bytes (OpenCV threshold model) per pixel on
+#: a 2048 x 2048 HeLa tile, plus 4 for the float32 grey copy. Models that tile need less.
 PREDICT_BYTES_PER_PIXEL = 48
 MAPPING_FILE = "mapping.csv"
 
