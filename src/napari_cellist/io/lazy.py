@@ -90,8 +90,9 @@ def is_lazy_path(path: str | Path) -> bool:
 
 
 def is_large(path: str | Path, limit: int = LARGE_BYTES) -> bool:
-    """True when the full-resolution image at ``path`` holds more than ``limit`` bytes (or is an
-    OME-Zarr folder, which is always read lazily)."""
+    """True when the full-resolution image at ``path`` holds more than ``limit`` bytes, is a
+    pyramidal TIFF or an OME-Zarr folder (always read lazily); False for a file that cannot be
+    read as TIFF (the eager reader reports why)."""
     path = Path(path)
     if path.suffix.lower() == ".zarr" or _is_zarr_folder(path):
         return True
@@ -99,9 +100,12 @@ def is_large(path: str | Path, limit: int = LARGE_BYTES) -> bool:
         return False
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        return series.size * series.dtype.itemsize > limit or len(series.levels) > 1
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return series.size * series.dtype.itemsize > limit or len(series.levels) > 1
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+        return False  # not readable as TIFF: the eager reader reports why
 
 
 def open_lazy(path: str | Path) -> LazyImage:
