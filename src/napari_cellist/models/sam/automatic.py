@@ -36,6 +36,110 @@ class AutomaticParams:
     min_mask_region_area: int = 0
 
 
+# An object should span at least this many pixels of SAM's 256 x 256 low-resolution masks.
+MIN_OBJECT_MASK_PX = 6.0
+# Prompt spacing in object diameters: a grid this fine puts a point inside every round object
+# (a disk of diameter d always holds a point of a square grid of spacing < d / sqrt(2)).
+POINT_SPACING = 0.7
+
+
+@dataclass(frozen=True)
+class EverythingPlan:
+    """How "segment everything" covers an image, and what it will cost.
+
+    Parameters
+    ----------
+    tile_size : int
+        Tile edge in image pixels (each tile is resized to the model's input).
+    overlap : int
+        Overlap of neighbouring tiles in pixels (at least one object diameter).
+    points_per_side : int
+        Prompt grid per tile side.
+    n_tiles : int
+        Tiles of the image.
+    diameter : float
+        Object diameter in pixels the plan is sized for.
+    seconds : float or None
+        Estimated run time (embedding and decoding) on the model's device, when known.
+    """
+
+    tile_size: int
+    overlap: int
+    points_per_side: int
+    n_tiles: int
+    diameter: float
+    seconds: float | None = None
+
+    @property
+    def prompts(self) -> int:
+        """Prompt points decoded in all (tiles x points per tile)."""
+        return self.n_tiles * self.points_per_side**2
+
+    def describe(self) -> str:
+        """One line for a progress bar / the log."""
+        from .estimates import describe_seconds
+
+        cost = "" if self.seconds is None else f", {describe_seconds(self.seconds)}"
+        return (
+            f"segment everything: {self.n_tiles} tile(s) of {self.tile_size} px, "
+            f"{self.points_per_side}x{self.points_per_side} points each for objects of "
+            f"~{self.diameter:.0f} px{cost}"
+        )
+
+
+def plan_everything(
+    image_shape: tuple[int, int],
+    diameter: float,
+    model_input: int,
+    max_points_per_side: int = 32,
+    min_points_per_side: int = 4,
+) -> EverythingPlan:
+    """Size the tile grid and the prompt grid to the image and the objects.
+
+    A tile is as large as possible while an object of ``diameter`` still spans
+    :data:`MIN_OBJECT_MASK_PX` pixels of SAM's low-resolution mask (``diameter * 256 / tile``),
+    never smaller than the model's input (a tiny model does not cut an image into hundreds of
+    tiles), never larger than the image. Prompts are spaced :data:`POINT_SPACING` diameters
+    apart, at most ``max_points_per_side`` per side.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(Y, X)`` in pixels.
+    diameter : float
+        Typical object diameter in pixels (> 0).
+    model_input : int
+        The model's input edge (``sam.image_encoder.img_size``: 1024 for the official models).
+    max_points_per_side, min_points_per_side : int
+        Bounds of the prompt grid per tile side.
+    """
+    if diameter <= 0:
+        raise ValueError(f"The object diameter must be positive, got {diameter}.")
+    from .embeddings import tile_grid
+
+    longest = max(int(image_shape[0]), int(image_shape[1]))
+    wanted = int(diameter * 256 / MIN_OBJECT_MASK_PX)
+    tile = min(max(wanted, int(model_input)), longest)
+    overlap = min(int(np.ceil(1.5 * diameter)), tile // 2)
+    points = int(np.ceil(tile / (POINT_SPACING * diameter)))
+    points = int(
+        np.clip(points, min_points_per_side, max(min_points_per_side, max_points_per_side))
+    )
+    n_tiles = len(tile_grid(tuple(int(v) for v in image_shape), tile, overlap))
+    return EverythingPlan(tile, overlap, points, n_tiles, float(diameter))
+
+
+def estimate_plan(plan: EverythingPlan, sam: Any) -> EverythingPlan:
+    """``plan`` with :attr:`EverythingPlan.seconds` estimated for ``sam`` on its device."""
+    from dataclasses import replace
+
+    from .estimates import decoder_seconds_per_point, embedding_seconds
+
+    per_point = decoder_seconds_per_point(sam, plan.tile_size)
+    seconds = embedding_seconds(sam, plan.n_tiles) + plan.prompts * per_point
+    return replace(plan, seconds=seconds)
+
+
 def paint_masks(
     masks: Sequence[np.ndarray],
     scores: Sequence[float],
@@ -237,7 +341,7 @@ def _predict_boxes(
         masks, iou, _ = predictor.predict_torch(
             None,
             None,
-            boxes=torch.as_tensor(transformed, dtype=torch.float32),
+            boxes=torch.as_tensor(transformed, dtype=torch.float32, device=predictor.device),
             multimask_output=False,
         )
     return masks[:, 0].cpu().numpy(), [float(v) for v in iou[:, 0]]

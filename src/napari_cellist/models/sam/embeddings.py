@@ -177,7 +177,7 @@ class EmbeddingCache:
 
 
 def compute_embedding_iter(
-    predictor: Any, rgb: np.ndarray, tiles: list[Tile], key: str
+    predictor: Any, rgb: np.ndarray, tiles: list[Tile], key: str, note: str = ""
 ) -> Generator[Progress, None, ImageEmbedding]:
     """Embed every tile of ``rgb`` with a ``SamPredictor``, yielding one Progress per tile.
 
@@ -191,9 +191,11 @@ def compute_embedding_iter(
         From :func:`tile_grid`.
     key : str
         Cache key stored in the result.
+    note : str
+        Added to the first report (e.g. the estimated time).
     """
     out = []
-    yield Progress(0, len(tiles), "computing SAM image embedding")
+    yield Progress(0, len(tiles), "computing SAM image embedding" + (f" ({note})" if note else ""))
     for i, tile in enumerate(tiles):
         predictor.set_image(np.ascontiguousarray(rgb[tile.slices]))
         features = predictor.features.detach().cpu().numpy().astype(np.float32)

@@ -88,7 +88,11 @@ class PromptableSegmenter:
         self._active_tile: int | None = None
 
     def embed_iter(
-        self, image: np.ndarray, rgb: bool = False
+        self,
+        image: np.ndarray,
+        rgb: bool = False,
+        tile_size: int | None = None,
+        overlap: int | None = None,
     ) -> Generator[Progress, None, ImageEmbedding]:
         """Embedding of a 2D image (from the cache when possible), yielding progress per tile.
 
@@ -101,13 +105,26 @@ class PromptableSegmenter:
             ``(Y, X)`` grey (any dtype) or ``(Y, X, 3|4)`` colour when ``rgb``.
         rgb : bool
             The last axis holds colours.
+        tile_size, overlap : int, optional
+            Tiling in image pixels (default: the segmenter's); a tile larger than the model's
+            input is shrunk to it by SAM.
         """
+        from .estimates import describe_seconds, embedding_seconds
+
+        size = int(tile_size or self.tile_size)
+        overlap = int(self.overlap if overlap is None else min(overlap, size // 2))
         rgb_image = to_uint8_rgb(image, rgb)
-        key = embedding_key(rgb_image, self.model_id, self.tile_size, self.overlap)
+        key = embedding_key(rgb_image, self.model_id, size, overlap)
         embedding = self.cache.get(key)
         if embedding is None:
-            tiles = tile_grid(rgb_image.shape[:2], self.tile_size, self.overlap)
-            embedding = yield from compute_embedding_iter(self._encoder, rgb_image, tiles, key)
+            tiles = tile_grid(rgb_image.shape[:2], size, overlap)
+            seconds = embedding_seconds(self.sam, len(tiles))
+            device = next(self.sam.parameters()).device
+            logger.info("SAM embedding of %d tile(s) on %s: %.1f s", len(tiles), device, seconds)
+            note = f"{len(tiles)} tile(s) on {device.type}, {describe_seconds(seconds)}"
+            embedding = yield from compute_embedding_iter(
+                self._encoder, rgb_image, tiles, key, note
+            )
             self._encoder.reset_image()
             self.cache.put(embedding)
         else:
@@ -116,10 +133,14 @@ class PromptableSegmenter:
         return embedding
 
     def set_image_iter(
-        self, image: np.ndarray, rgb: bool = False
+        self,
+        image: np.ndarray,
+        rgb: bool = False,
+        tile_size: int | None = None,
+        overlap: int | None = None,
     ) -> Generator[Progress, None, ImageEmbedding]:
         """:meth:`embed_iter`, then make the embedding current."""
-        embedding = yield from self.embed_iter(image, rgb)
+        embedding = yield from self.embed_iter(image, rgb, tile_size, overlap)
         self.set_embedding(embedding)
         return embedding
 

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...devices import release_device_memory, resolve_device
+from ...diameters import diameter_from_image
 from ...progress import relay
 from ...types import ObjectMeta, Prediction, Progress
 from ..base import Segmenter
@@ -45,15 +47,37 @@ class SamModel(Segmenter):
         """The :class:`~.interactive.PromptableSegmenter` of the current parameters."""
         return self.interactive_for(self.params)
 
+    def load_iter(self, params: SamParams | None = None) -> Generator[Progress, None, Any]:
+        """Download the checkpoint if it is a registry name not yet on disk (progress, Stop),
+        then load it: returns the promptable segmenter."""
+        from .weights import ensure_checkpoint_iter
+
+        params = params or self.params
+        if self._loaded is None or self._loaded[0] != self._key(params):
+            yield from ensure_checkpoint_iter(params.checkpoint or None, params.model_type)
+        return self.interactive_for(params)
+
+    @staticmethod
+    def _key(params: SamParams) -> tuple[Any, ...]:
+        return (
+            params.checkpoint,
+            params.model_type,
+            params.tile_overlap,
+            params.disk_cache,
+            str(resolve_device(params.device)),
+        )
+
     def interactive_for(self, params: SamParams) -> Any:
-        """Load (once per checkpoint/tiling) and return the promptable segmenter."""
+        """Load (once per checkpoint/tiling/device) and return the promptable segmenter."""
         from .embeddings import EmbeddingCache
         from .interactive import PromptableSegmenter
         from .weights import cache_dir, load_sam
 
-        key = (params.checkpoint, params.model_type, params.tile_overlap, params.disk_cache)
+        key = self._key(params)
         if self._loaded is None or self._loaded[0] != key:
-            sam, model_id = load_sam(params.checkpoint or None, params.model_type)
+            sam, model_id = load_sam(
+                params.checkpoint or None, params.model_type, resolve_device(params.device)
+            )
             folder = cache_dir() / "embeddings" if params.disk_cache else None
             segmenter = PromptableSegmenter(
                 sam, model_id, EmbeddingCache(folder), overlap=params.tile_overlap
@@ -85,10 +109,24 @@ class SamModel(Segmenter):
         rgb : bool
             The last axis of ``image`` holds colours.
         """
+        params = params or self.params
+        segmenter = yield from self.load_iter(params)
+        try:
+            return (yield from self._predict(segmenter, image, params, prompt_labels, classes, rgb))
+        finally:
+            release_device_memory(resolve_device(params.device))
+
+    def _predict(
+        self,
+        segmenter: Any,
+        image: np.ndarray,
+        params: SamParams,
+        prompt_labels: np.ndarray | None,
+        classes: Mapping[int, str] | None,
+        rgb: bool,
+    ) -> Generator[Progress, None, Prediction]:
         from .automatic import AutomaticParams, refine_boxes_iter, segment_everything_iter
 
-        params = params or self.params
-        segmenter = self.interactive_for(params)
         image = np.asarray(image)
         spatial = image.shape[:-1] if rgb else image.shape
         planes = image[None] if len(spatial) == 2 else image
@@ -111,13 +149,36 @@ class SamModel(Segmenter):
         results = []
         for z, plane in enumerate(planes):
             prefix = f"plane {z + 1}/{len(planes)}: " if len(planes) > 1 else ""
-            yield from relay(segmenter.set_image_iter(plane, rgb), prefix=prefix)
             if prompts is None:
-                job = segment_everything_iter(segmenter, auto)
+                plan = self.plan(plane, params, rgb, segmenter.sam)
+                logger.info("%s", plan.describe())
+                yield Progress(0, plan.n_tiles, prefix + plan.describe())
+                yield from relay(
+                    segmenter.set_image_iter(plane, rgb, plan.tile_size, plan.overlap),
+                    prefix=prefix,
+                )
+                job = segment_everything_iter(
+                    segmenter, replace(auto, points_per_side=plan.points_per_side)
+                )
             else:
+                yield from relay(segmenter.set_image_iter(plane, rgb), prefix=prefix)
                 job = refine_boxes_iter(segmenter, prompts[z], classes)
             results.append((yield from relay(job, prefix=prefix)))
         return results[0] if len(spatial) == 2 else _stack(results)
+
+    @staticmethod
+    def plan(image: np.ndarray, params: SamParams, rgb: bool, sam: Any) -> Any:
+        """The :class:`~.automatic.EverythingPlan` (tiles, prompts, estimated seconds) of a 2D
+        ``image`` with ``sam``; the object diameter is ``params.diameter`` or estimated."""
+        from .automatic import estimate_plan, plan_everything
+
+        grey = np.asarray(image, np.float32)
+        grey = grey[..., :3].mean(axis=-1) if rgb else grey
+        diameter = params.diameter or diameter_from_image(grey)
+        plan = plan_everything(
+            grey.shape, diameter, int(sam.image_encoder.img_size), params.points_per_side
+        )
+        return estimate_plan(plan, sam)
 
     def refine_iter(
         self, image: np.ndarray, prompt_labels: np.ndarray, params: SamParams | None = None

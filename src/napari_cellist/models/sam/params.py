@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...devices import DEVICE_CHOICES
+
 MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h")
 
 
@@ -14,7 +16,27 @@ class SamParams:
     checkpoint: str = field(
         default="",
         metadata={
-            "help": "SAM checkpoint file (.pth) or a folder holding one; empty = the cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam)."
+            "help": "SAM checkpoint file (.pth), a folder holding one, or a model name "
+            "downloaded on first use: vit_b, vit_l, vit_h (official) or micro-sam's microscopy "
+            "models vit_b_lm, vit_l_lm, vit_b_em_organelles, vit_l_em_organelles; empty = the "
+            "cache folder ($CELLIST_SAM_CACHE or ~/.cache/napari-cellist/sam), else vit_b.",
+            "suggestions": ("vit_b", "vit_b_lm", "vit_l_lm", "vit_l", "vit_h"),
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "Where SAM runs: 'auto' = an NVIDIA GPU (cuda), else an Apple GPU (mps), "
+            "else the CPU.",
+            "choices": DEVICE_CHOICES,
+        },
+    )
+    diameter: float = field(
+        default=0.0,
+        metadata={
+            "help": "Segment everything: typical object diameter in pixels, which sizes the tiles "
+            "and the prompt grid; 0 = estimate it from the image.",
+            "min": 0.0,
         },
     )
     model_type: str = field(
@@ -28,7 +50,8 @@ class SamParams:
     points_per_side: int = field(
         default=32,
         metadata={
-            "help": "Segment everything: prompt points per image side (per tile).",
+            "help": "Segment everything: at most this many prompt points per tile side (fewer "
+            "for large objects).",
             "min": 1,
             "max": 128,
         },

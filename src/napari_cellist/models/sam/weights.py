@@ -1,10 +1,14 @@
-"""Finding and loading Segment Anything checkpoints.
+"""Finding, downloading and loading Segment Anything checkpoints.
 
-A checkpoint is either a file the user picks or one of the official files in the cache folder
-(``$CELLIST_SAM_CACHE``, default ``~/.cache/napari-cellist/sam``) under its standard name. The
-architecture is read from the state dict's tensor shapes, so the official ``vit_b``/``vit_l``/
-``vit_h`` files and smaller (e.g. test or distilled) ViT-SAMs load through the same path; a JSON
-sidecar ``<checkpoint>.json`` may override inferred values (e.g. ``decoder_num_heads``).
+A checkpoint is a file the user picks, a registry name downloaded on first use (``vit_b``,
+``vit_l``, ``vit_h``: the official files in ``$CELLIST_SAM_CACHE``, default
+``~/.cache/napari-cellist/sam``; ``vit_b_lm``, ``vit_l_lm``, ``vit_b_em_organelles``...:
+micro-sam's microscopy models in micro-sam's own cache folder), or empty for whatever official
+file is in the cache folder. The architecture is read from the state dict's tensor shapes, so the
+official files, micro-sam's fine-tuned ones (saved as ``{"model_state": ..., "decoder_state":
+...}`` with ``sam.``-prefixed keys) and smaller (test or distilled) ViT-SAMs load through the same
+path; a JSON sidecar ``<checkpoint>.json`` may override inferred values (e.g.
+``decoder_num_heads``). Checkpoints are loaded with ``map_location`` = the chosen device.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import gc
 import hashlib
 import json
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ... import downloads
+from ...progress import relay
+from ...types import Progress
 from ..base import WeightsNotFoundError
 from .architecture import SamConfig, build_sam, infer_config
 
@@ -31,12 +37,51 @@ CHECKPOINT_NAMES = {
     "vit_h": "sam_vit_h_4b8939.pth",
 }
 DOWNLOAD_URL = "https://dl.fbaipublicfiles.com/segment_anything/{name}"
-CACHE_ENV = "CELLIST_SAM_CACHE"
+CACHE_ENV = downloads.SAM_DIR_ENV
+MICRO_SAM_MODELS = downloads.MICRO_SAM_MODELS
 
 
 def cache_dir() -> Path:
     """Folder holding checkpoints and embeddings (``$CELLIST_SAM_CACHE`` or the default)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "napari-cellist" / "sam")
+    return downloads.cache_folder("sam")
+
+
+def registry_name(checkpoint: str | Path | None, model_type: str = "vit_b") -> str | None:
+    """The downloads-registry key a checkpoint choice stands for, or None for a path.
+
+    ``"vit_b"``/``"vit_l"``/``"vit_h"`` -> ``"sam/..."``; micro-sam names (``"vit_b_lm"``) ->
+    ``"micro_sam/..."``; empty with an explicit ``model_type`` -> that official file.
+    """
+    text = str(checkpoint or "").strip()
+    if not text:
+        return f"sam/{model_type}" if model_type in CHECKPOINT_NAMES else None
+    if text in CHECKPOINT_NAMES:
+        return f"sam/{text}"
+    if text in MICRO_SAM_MODELS:
+        return f"micro_sam/{text}"
+    return None
+
+
+def ensure_checkpoint_iter(
+    checkpoint: str | Path | None, model_type: str = "auto"
+) -> Generator[Progress, None, Path]:
+    """:func:`resolve_checkpoint`, downloading a registry model on first use (yields progress).
+
+    With an empty ``checkpoint`` and ``model_type="auto"``, a file already in the cache folder
+    is used, else ``vit_b`` is downloaded. Offline (``CELLIST_OFFLINE=1``) nothing is fetched
+    and the error says which file to put where.
+    """
+    name = registry_name(checkpoint, model_type)
+    if name is None and not str(checkpoint or "").strip():
+        try:
+            return resolve_checkpoint(None, model_type)
+        except WeightsNotFoundError:
+            if downloads.is_offline():
+                raise
+            name = "sam/vit_b"
+    if name is None:
+        return resolve_checkpoint(checkpoint, model_type)
+    return (yield from relay(downloads.fetch_iter(name)))
 
 
 def resolve_checkpoint(checkpoint: str | Path | None, model_type: str = "vit_b") -> Path:
@@ -58,6 +103,16 @@ def resolve_checkpoint(checkpoint: str | Path | None, model_type: str = "vit_b")
     """
     if checkpoint and Path(checkpoint).expanduser().is_file():
         return Path(checkpoint).expanduser()
+    name = registry_name(checkpoint, "auto")
+    if name is not None:
+        found = downloads.find(name)
+        if found is not None:
+            return found
+        raise WeightsNotFoundError(
+            f"The SAM weights '{checkpoint}' are not on this computer"
+            f"{' and ' + downloads.OFFLINE_ENV + ' is set' if downloads.is_offline() else ''}. "
+            f"{downloads.how_to_get(downloads.get_file(name))}"
+        )
     folder = Path(checkpoint).expanduser() if checkpoint else cache_dir()
     if checkpoint and not folder.is_dir():
         raise WeightsNotFoundError(
@@ -83,41 +138,82 @@ def _how_to_get(model_type: str, folder: Path) -> str:
     )
 
 
-def load_sam(checkpoint: str | Path | None, model_type: str = "auto") -> tuple[Any, str]:
-    """Load a SAM checkpoint on the CPU.
+@dataclass
+class LoadedSam:
+    """A SAM model ready to use, with what its checkpoint carried besides the weights.
+
+    ``extra`` holds the other entries of a micro-sam checkpoint (e.g. ``decoder_state``, the
+    weights of micro-sam's instance-segmentation decoder), kept for callers that use them.
+    """
+
+    sam: Any
+    model_id: str
+    path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sam(
+    checkpoint: str | Path | None, model_type: str = "auto", device: Any = None
+) -> tuple[Any, str]:
+    """Load a SAM checkpoint (already on disk) onto ``device``.
 
     Parameters
     ----------
     checkpoint : str, Path or None
-        See :func:`resolve_checkpoint`.
+        See :func:`resolve_checkpoint` (use :func:`ensure_checkpoint_iter` to download first).
     model_type : str
         ``"auto"`` (read the architecture from the file) or ``"vit_b"``/``"vit_l"``/``"vit_h"``
         (built by ``segment_anything.sam_model_registry``).
+    device : torch.device or str, optional
+        Where the weights go (``map_location``); default the CPU.
 
     Returns
     -------
     sam : segment_anything.modeling.Sam
-        The model in eval mode.
+        The model in eval mode on ``device``.
     model_id : str
         Identifies the weights (file name, size and a hash of its head and tail) for caches.
     """
     path = resolve_checkpoint(checkpoint, "vit_b" if model_type == "auto" else model_type)
+    loaded = load_sam_file(path, model_type, device)
+    return loaded.sam, loaded.model_id
+
+
+def load_sam_file(path: str | Path, model_type: str = "auto", device: Any = None) -> LoadedSam:
+    """Load the checkpoint file ``path`` onto ``device`` (see :func:`load_sam`)."""
+    import torch
+
+    path = Path(path)
+    device = torch.device("cpu") if device is None else torch.device(device)
     with _cyclic_gc_paused():
-        sam = _build_and_load(path, model_type)
-    logger.info("Loaded SAM checkpoint %s", path)
-    return sam.eval(), model_id(path)
+        sam, extra = _build_and_load(path, model_type, device)
+    logger.info("Loaded SAM checkpoint %s on %s", path, device)
+    return LoadedSam(sam.eval(), model_id(path), path, extra)
 
 
-def _build_and_load(path: Path, model_type: str) -> Any:
+def split_checkpoint(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(sam_state_dict, extra)`` of a checkpoint in any of the known layouts.
+
+    * a plain SAM state dict (official files);
+    * ``{"model": state_dict}``;
+    * micro-sam / torch_em: ``{"model_state": state_dict with "sam."-prefixed keys,
+      "decoder_state": ..., ...}`` (the other entries are returned in ``extra``).
+    """
+    if not isinstance(state, dict) or "image_encoder.pos_embed" in state:
+        return state, {}
+    for key in ("model_state", "model"):
+        if key in state and isinstance(state[key], dict):
+            inner = {
+                (k[len("sam.") :] if k.startswith("sam.") else k): v for k, v in state[key].items()
+            }
+            return inner, {k: v for k, v in state.items() if k != key}
+    return state, {}
+
+
+def _build_and_load(path: Path, model_type: str, device: Any) -> tuple[Any, dict[str, Any]]:
     from .torchvision_compat import load_segment_anything
 
-    state_dict = _read_state_dict(path)
-    if (
-        isinstance(state_dict, dict)
-        and "model" in state_dict
-        and "image_encoder.pos_embed" not in state_dict
-    ):
-        state_dict = state_dict["model"]
+    state_dict, extra = split_checkpoint(_read_state_dict(path, device))
     standard = {name: type_ for type_, name in CHECKPOINT_NAMES.items()}
     if model_type == "auto" and path.name in standard:
         model_type = standard[path.name]
@@ -126,7 +222,7 @@ def _build_and_load(path: Path, model_type: str) -> Any:
     else:
         sam = build_sam(_with_sidecar(infer_config(state_dict), path))
     sam.load_state_dict(state_dict)
-    return sam
+    return sam.to(device), extra
 
 
 @contextmanager
@@ -148,15 +244,19 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_state_dict(path: Path) -> dict[str, Any]:
-    """Tensors of a checkpoint; memory-mapped when the format allows, which also keeps the
-    GIL free enough for a responsive viewer while a worker thread loads 375 MB-2.5 GB."""
+def _read_state_dict(path: Path, device: Any = None) -> dict[str, Any]:
+    """Tensors of a checkpoint, loaded with ``map_location=device``; memory-mapped on the CPU
+    when the format allows, which also keeps the GIL free enough for a responsive viewer while a
+    worker thread loads 375 MB-2.5 GB."""
     import torch
 
+    location = torch.device("cpu") if device is None else torch.device(device)
+    if location.type != "cpu":
+        return torch.load(path, map_location=location, weights_only=True)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location=location, weights_only=True, mmap=True)
     except RuntimeError:  # legacy (non-zip) checkpoint format: no mmap
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=location, weights_only=True)
 
 
 def _with_sidecar(config: SamConfig, path: Path) -> SamConfig:
