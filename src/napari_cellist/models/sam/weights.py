@@ -214,10 +214,7 @@ def _build_and_load(path: Path, model_type: str, device: Any) -> tuple[Any, dict
     from .torchvision_compat import load_segment_anything
 
     state_dict, extra = split_checkpoint(_read_state_dict(path, device))
-    standard = {name: type_ for type_, name in CHECKPOINT_NAMES.items()}
-    if model_type == "auto" and path.name in standard:
-        model_type = standard[path.name]
-    if model_type in CHECKPOINT_NAMES:
+    if model_type in CHECKPOINT_NAMES:  # "auto" reads the architecture from the tensors
         sam = load_segment_anything().sam_model_registry[model_type](checkpoint=None)
     else:
         sam = build_sam(_with_sidecar(infer_config(state_dict), path))
