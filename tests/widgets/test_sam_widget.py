@@ -153,3 +153,35 @@ def test_rgb_images_are_prompted_in_colour(setup, cells, monkeypatch):
         np.array_equal(viewer.layers["colour sam preview"].data > 0, expected)
         and shown.errors == []
     )
+
+
+def test_download_button_fetches_the_weights_and_embeds(
+    make_napari_viewer, tmp_path, monkeypatch, cells, dock, notifications
+):
+    from napari_cellist import downloads
+    from napari_cellist.types import Progress
+
+    monkeypatch.setenv("CELLIST_SYNC", "1")
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    checkpoint = architecture.write_random_checkpoint(tmp_path / "tiny.pth")
+    fetched = []
+
+    def fake_fetch_iter(name):  # the network stays out of the test: the file is "downloaded"
+        fetched.append(name)
+        yield Progress(1, 1, "downloading")
+        return checkpoint
+
+    monkeypatch.setattr(downloads, "fetch_iter", fake_fetch_iter)
+    monkeypatch.delenv(downloads.OFFLINE_ENV, raising=False)  # tests run offline by default
+    viewer = make_napari_viewer()
+    set_session(viewer, LabellingSession(tmp_path / "project"))
+    viewer.add_image(cells, name="cells")
+    widget = dock(viewer, "Segment Anything")
+    assert not widget.download_button.native.isHidden()
+    assert widget.download_weights()
+    assert fetched == ["sam/vit_b"] and widget._embedded_for == ("cells", 0)
+    assert widget.download_button.native.isHidden() and notifications.errors == []
+    monkeypatch.setenv(downloads.OFFLINE_ENV, "1")
+    widget.checkpoint.value = str(tmp_path / "missing.pth")
+    assert widget.download_button.native.isHidden()  # offline: only "Choose weights file..."
+    assert not widget.choose_weights_button.native.isHidden()

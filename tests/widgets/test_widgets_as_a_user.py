@@ -108,6 +108,7 @@ def test_a_failure_is_one_notification_that_never_widens_the_dock(
 ):
     monkeypatch.setenv("CELLIST_SYNC", "0")  # napari's worker, as in the viewer
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("CELLIST_OFFLINE", "1")  # no download: the weights stay missing
     viewer = make_napari_viewer(show=True)
     set_session(viewer, LabellingSession(tmp_path / "project"))
     viewer.open_sample("napari-cellist", "nuclei")
@@ -340,6 +341,7 @@ def test_a_worker_error_outside_napari_run_does_not_abort_the_process(tmp_path):
         "CELLIST_SYNC": "0",
         "CELLPOSE_LOCAL_MODELS_PATH": str(tmp_path),
         "QT_QPA_PLATFORM": "offscreen",
+        "CELLIST_OFFLINE": "1",
     }
     env["CELLIST_PROJECT"] = str(tmp_path / "project")
     done = subprocess.run(

@@ -9,6 +9,7 @@ def test_cellpose_fine_tune_creates_a_version_the_base_model_uses(
     viewer, dock, notifications, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("CELLIST_OFFLINE", "1")  # no download: the weights stay missing
     truth = np.asarray(viewer.layers["nuclei ground truth"].data)
     viewer.add_image(np.asarray(viewer.layers["nuclei"].data)[:192, :192], name="crop")
     viewer.add_labels(truth[:192, :192].astype(np.int32), name="crop labels")

@@ -31,9 +31,10 @@ from .base_model import ask_file
 
 logger = logging.getLogger(__name__)
 POLARITY = ("object (o)", "background (b)")
+DOWNLOAD = "sam/vit_b"  # the registry file the Download button fetches
 NEEDS_WEIGHTS = (
-    "SAM needs its weights: press 'Choose weights file...' and pick a SAM checkpoint (.pth, "
-    "e.g. sam_vit_b_01ec64.pth); hover here for where to get one."
+    "SAM needs its weights: press 'Download SAM weights', or 'Choose weights file...' and pick "
+    "a SAM checkpoint (.pth, e.g. sam_vit_b_01ec64.pth); hover here for where to get one."
 )
 BUTTONS = ("Accept (y)", "Reject (n)", "Segment everything", "Refine objects by their boxes")
 TOOLTIPS = {
@@ -52,7 +53,8 @@ class SamWidget(DockWidget):
     """Interactive Segment Anything on the chosen image layer.
 
     Public actions: :meth:`accept`, :meth:`reject`, :meth:`segment_everything`,
-    :meth:`refine_boxes`, :meth:`choose_weights`, :meth:`request_embedding`.
+    :meth:`refine_boxes`, :meth:`choose_weights`, :meth:`download_weights`,
+    :meth:`request_embedding`.
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -74,7 +76,12 @@ class SamWidget(DockWidget):
         )
         self.status = StatusLine()
         self.runner = JobRunner()
-        settings = [self.image, self.checkpoint, self.choose_weights_button, self.polarity]
+        self.download_button = PushButton(
+            text=f"Download SAM weights ({DOWNLOAD.split('/')[1]})",
+            tooltip="Download the official SAM checkpoint into the cache folder (once, ~375 MB).",
+        )
+        settings = [self.image, self.checkpoint, self.choose_weights_button, self.download_button]
+        settings.append(self.polarity)
         self.extend([Container(labels=True, widgets=settings)])
         self.extend([self.accept_button, self.reject_button, self.everything_button])
         self.extend([self.refine_button, self.status, self.runner])
@@ -86,6 +93,7 @@ class SamWidget(DockWidget):
         self.everything_button.changed.connect(self.segment_everything)
         self.refine_button.changed.connect(self.refine_boxes)
         self.choose_weights_button.changed.connect(lambda: self.choose_weights())
+        self.download_button.changed.connect(self.download_weights)
         self.listen(self.viewer.dims.events.current_step, self._on_plane_changed)
         self._embedded_for: tuple[str, int] | None = None  # image and plane of the embedding
         self._requested: tuple[str, int] | None = None
@@ -107,11 +115,29 @@ class SamWidget(DockWidget):
             need, details = NEEDS_WEIGHTS, str(err)
         if need is None and not self.image.value:
             need = "SAM needs an image: open one (File > Open, or File > Open Sample > Cellist)."
+        from ..downloads import is_offline
+
         self.choose_weights_button.visible = need == NEEDS_WEIGHTS
+        self.download_button.visible = need == NEEDS_WEIGHTS and not is_offline()
         if need is not None:
             self.status.say(need)
             self.status.tooltip = details or need
         return need
+
+    def download_weights(self) -> bool:
+        """Download SAM's checkpoint in the background, then use it; False if it did not start."""
+        from ..downloads import fetch_iter
+
+        if self.runner.busy:
+            notify_error("Another job is still running: wait for it or press Stop.")
+            return False
+        self.status.say(f"downloading {DOWNLOAD}...")
+        self.runner.run(
+            lambda: fetch_iter(DOWNLOAD),
+            on_done=lambda path: self.choose_weights(str(path)),
+            on_error=lambda _err: self.explain_needs(),
+        )
+        return True
 
     def choose_weights(self, path: str | None = None) -> str:
         """Use a SAM checkpoint (asked for in a dialog when ``path`` is None); returns the path."""
