@@ -68,6 +68,42 @@ def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]
         raise CliError(f"Cannot load the {name} checkpoint '{checkpoint}': {one_line(err)}") from err
 
 
+def _apply_device(model: str, values: dict[str, Any], device: str | None) -> None:
+    """Put ``--device`` into the model's parameters (models without one run on the CPU)."""
+    from dataclasses import fields
+
+    from .models import params_class
+
+    if device is None:
+        return
+    if "device" in {f.name for f in fields(params_class(model))}:
+        values["device"] = device
+    elif device.strip().lower() not in ("auto", "cpu"):
+        raise CliError(f"Model {model!r} runs on the CPU only; drop --device {device}.")
+
+
+def _fetch_weights(model: Any) -> None:
+    """Download the pretrained files the model needs (first use) with a progress bar on stderr;
+    an optional file that fails (e.g. Cellpose's size model) is only a warning."""
+    from . import downloads
+
+    for index, name in enumerate(model.downloads_needed()):
+        if downloads.find(name) is not None or downloads.is_offline():
+            continue  # offline: the model's own message says which file to put where
+        item = downloads.get_file(name)
+        print(
+            f"Downloading {item.filename} from {downloads.source_url(item)} to "
+            f"{downloads.cache_folder(item.library)} (first use)",
+            file=sys.stderr,
+        )
+        try:
+            downloads.fetch(item, progressbar=True)
+        except downloads.DownloadError as err:
+            if index == 0:
+                raise CliError(str(err)) from None
+            logger.warning("%s", err)
+
+
 def _progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
@@ -81,7 +117,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     values = _parse_assignments(args.param)
     if args.diameter is not None:
         values["diameter"] = args.diameter
+    _apply_device(args.model, values, args.device)
     model = _build_model(args.model, args.checkpoint, values)
+    _fetch_weights(model)
     prompts = Path(args.prompts_from) if args.prompts_from else None
     summary = predict_files(
         model,
@@ -117,7 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_keys(train_type, values, "--train-param")
     except ValueError as err:
         raise CliError(str(err)) from None
-    model = _build_model(args.model, args.init, _parse_assignments(args.param))
+    param_values = _parse_assignments(args.param)
+    _apply_device(args.model, param_values, args.device)
+    model = _build_model(args.model, args.init, param_values)
     samples = samples_from_folders(args.data)
     train_params = params_from_mapping(train_type, values)
     with _progress_bar(0, f"train {args.model}") as bar:
@@ -207,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompts-from", help="Folder of label maps whose boxes prompt the model (SAM refinement)."
     )
     predict.add_argument("--out", required=True, help="Output folder.")
+    predict.add_argument(
+        "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,
+        help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
+    )
     predict.set_defaults(func=cmd_predict)
 
     train = sub.add_parser("train", help="Fit a model to annotated images/ + masks/ folders.")
@@ -222,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--train-param", action="append", metavar="KEY=VALUE", help="Training parameter."
+    )
+    train.add_argument(
+        "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,
+        help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
     )
     train.set_defaults(func=cmd_train)
 
