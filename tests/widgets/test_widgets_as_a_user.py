@@ -348,4 +348,4 @@ def test_a_worker_error_outside_napari_run_does_not_abort_the_process(tmp_path):
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "status: failed: WeightsNotFoundError" in done.stdout
+    assert "status: failed: " in done.stdout  # reported in the widget, the process lives on
