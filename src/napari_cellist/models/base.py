@@ -125,6 +125,12 @@ class Segmenter(ABC):
         """
         raise ValueError(f"Model {self.name!r} does not take prompts; drop --prompts-from.")
 
+    def downloads_needed(self, params: Any | None = None) -> tuple[str, ...]:
+        """Registry names (:mod:`napari_cellist.downloads`) of the pretrained files the current
+        parameters need, required ones first; the command line fetches them with a progress bar
+        before it starts (the models themselves fetch them on first use too)."""
+        return ()
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, params: Any | None = None) -> Segmenter:
         """Model built from a checkpoint / weights file (trainable models: :meth:`load`).

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...borders import crop_border, crop_labels, mirror_border, mirror_width
 from ...devices import device_job, release_device_memory, resolve_device
+from ...downloads import REGISTRY
 from ...io.writers import atomic_open
 from ...metrics import score_images
 from ...progress import drain, relay
@@ -21,7 +22,14 @@ from ...types import FitResult, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, WeightsNotFoundError, params_from_mapping, params_to_dict
 from . import inference, training
 from .params import CellposeParams, CellposeTrainParams
-from .weights import ResolvedWeights, build_network, ensure_weights_iter, resolve_weights
+from .weights import (
+    KNOWN_NAMES,
+    ResolvedWeights,
+    build_network,
+    ensure_weights_iter,
+    resolve_weights,
+    size_filename,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +100,14 @@ class CellposeModel(TrainableSegmenter):
         prediction = inference.to_prediction(masks, cellprob)
         yield Progress(4, 4, f"{prediction.count} objects")
         return prediction
+
+    def downloads_needed(self, params: CellposeParams | None = None) -> tuple[str, ...]:
+        """``("cellpose/<name>", "cellpose/size_...")`` for a pretrained name (size model optional)."""
+        spec = (params or self.params).model.strip()
+        if spec not in KNOWN_NAMES:
+            return ()
+        size = f"cellpose/{size_filename(spec)}"
+        return (f"cellpose/{spec}",) + ((size,) if size in REGISTRY else ())
 
     def _download_iter(self, spec: str) -> Generator[Progress, None, None]:
         """Fetch a missing pretrained network (first use), yielding download progress."""

@@ -57,6 +57,14 @@ class SamModel(Segmenter):
             yield from ensure_checkpoint_iter(params.checkpoint or None, params.model_type)
         return self.interactive_for(params)
 
+    def downloads_needed(self, params: SamParams | None = None) -> tuple[str, ...]:
+        """The registry name of the checkpoint when it is a model name (``vit_b``, ``vit_b_lm``...)."""
+        from .weights import registry_name
+
+        params = params or self.params
+        name = registry_name(params.checkpoint or None, params.model_type)
+        return (name,) if name else ()
+
     @staticmethod
     def _key(params: SamParams) -> tuple[Any, ...]:
         return (
