@@ -71,3 +71,46 @@ def test_cli_missing_checkpoint_is_a_clear_error(tmp_path, dsb_crop, capsys, mon
     output = capsys.readouterr()
     assert code != 0
     assert "sam_vit" in (output.err + output.out)
+
+
+def _predict_args(tmp_path, *extra):
+    (tmp_path / "images").mkdir(exist_ok=True)
+    tifffile.imwrite(tmp_path / "images" / "a.tif", np.zeros((32, 32), np.uint8))
+    return ["predict", str(tmp_path / "images"), "--out", str(tmp_path / "out"), *extra]
+
+
+def test_cli_device_choice(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    checkpoint = write_random_checkpoint(tmp_path / "tiny_sam.pth")
+    args = _predict_args(tmp_path, "--model", "sam", "--checkpoint", str(checkpoint))
+    assert main([*args, "--device", "cuda"]) != 0
+    assert "'cuda'" in capsys.readouterr().err  # the missing device, said in one line
+    assert main([*args, "--device", "cpu", "--param", "diameter=8"]) == 0
+    capsys.readouterr()
+    assert main([*_predict_args(tmp_path, "--model", "threshold"), "--device", "cuda"]) == 2
+    assert "runs on the CPU only" in capsys.readouterr().err
+
+
+def test_cli_downloads_missing_weights_with_a_bar(tmp_path, capsys, monkeypatch, weights_server):
+    import hashlib
+
+    from napari_cellist import downloads
+
+    data = write_random_checkpoint(tmp_path / "tiny.pth").read_bytes()
+    weights_server.files["sam_vit_b_01ec64.pth"] = data
+    item = downloads.REGISTRY["sam/vit_b"]
+    sha = "sha256:" + hashlib.sha256(data).hexdigest()
+    patched = {**downloads.REGISTRY, "sam/vit_b": downloads.with_url(item, item.url, hashes=(sha,))}
+    monkeypatch.setattr(downloads, "REGISTRY", patched)
+    monkeypatch.setenv("CELLIST_SAM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CELLIST_MODEL_MIRROR", weights_server.base)
+    monkeypatch.delenv("CELLIST_OFFLINE", raising=False)
+    args = _predict_args(
+        tmp_path, "--model", "sam", "--param", "checkpoint=vit_b", "--device", "cpu"
+    )
+    assert main([*args, "--param", "diameter=8"]) == 0
+    err = capsys.readouterr().err
+    assert "Downloading sam_vit_b_01ec64.pth" in err and "100%" in err
+    assert (tmp_path / "cache" / "sam_vit_b_01ec64.pth").read_bytes() == data
