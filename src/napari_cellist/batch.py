@@ -52,6 +52,14 @@ def list_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def needs_batch(inputs: Sequence[str | Path], scheduler: str | None = None) -> bool:
+    """Whether ``cellist predict`` goes through :func:`predict_batch`: a scheduler is given, or an
+    input is an OME-Zarr folder or a large TIFF (:func:`~napari_cellist.io.lazy.is_large`)."""
+    if scheduler:
+        return True
+    return any(Path(p).exists() and is_lazy_path(p) and is_large(p) for p in inputs)
+
+
 @contextmanager
 def cluster(scheduler: str | None, workers: int | None = None):
     """``(client or None, tile executor)`` for a scheduler address (``None``: local threads).

@@ -121,14 +121,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _build_model(args.model, args.checkpoint, values)
     _fetch_weights(model)
     prompts = Path(args.prompts_from) if args.prompts_from else None
-    summary = predict_files(
-        model,
-        args.images,
-        Path(args.out),
-        channel=args.channel,
-        prompts_dir=prompts,
-        progress_bar=_progress_bar,
-    )
+    from .batch import needs_batch, predict_batch
+    from .progress import drain
+
+    if prompts is None and needs_batch(args.images, args.scheduler):
+        # dask: a cluster (--scheduler), OME-Zarr folders and large TIFFs tile by tile
+        summary = drain(
+            predict_batch(
+                model, args.images, Path(args.out), scheduler=args.scheduler,
+                channel=args.channel, tile_size=args.tile_size,
+            )
+        )
+    else:
+        summary = predict_files(
+            model,
+            args.images,
+            Path(args.out),
+            channel=args.channel,
+            prompts_dir=prompts,
+            progress_bar=_progress_bar,
+        )
     logger.info("Wrote %d label maps to %s", summary["n_images"], args.out)
     print(json.dumps(summary, indent=2))
     if not summary["failed"]:
@@ -247,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompts-from", help="Folder of label maps whose boxes prompt the model (SAM refinement)."
     )
     predict.add_argument("--out", required=True, help="Output folder.")
+    predict.add_argument(
+        "--scheduler",
+        help="dask.distributed scheduler address (tcp://host:8786): run the images (and the tiles "
+        "of large ones) on that cluster; default: local threads.",
+    )
+    predict.add_argument(
+        "--tile-size", type=int, default=2048,
+        help="Tile side in pixels for OME-Zarr folders and large TIFFs (predicted tile by tile into NAME.zarr).",
+    )
     predict.add_argument(
         "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,
         help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",

@@ -17,8 +17,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
-#: Images of more bytes than this (full resolution) are opened lazily and predicted tile by tile.
+#: Images of more bytes or pixels than this (full resolution) are opened lazily and predicted
+#: tile by tile (a whole-image prediction needs ~48 bytes a pixel: 8192^2 pixels ~ 3 GB).
 LARGE_BYTES = 1 << 30
+LARGE_PIXELS = 8192 * 8192
 SPATIAL = "zyx"
 
 
@@ -90,7 +92,8 @@ def is_lazy_path(path: str | Path) -> bool:
 
 
 def is_large(path: str | Path, limit: int = LARGE_BYTES) -> bool:
-    """True when the full-resolution image at ``path`` holds more than ``limit`` bytes, is a
+    """True when the full-resolution image at ``path`` holds more than ``limit`` bytes or
+    :data:`LARGE_PIXELS` pixels, is a
     pyramidal TIFF or an OME-Zarr folder (always read lazily); False for a file that cannot be
     read as TIFF (the eager reader reports why)."""
     path = Path(path)
@@ -103,7 +106,8 @@ def is_large(path: str | Path, limit: int = LARGE_BYTES) -> bool:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return series.size * series.dtype.itemsize > limit or len(series.levels) > 1
+            nbytes = series.size * series.dtype.itemsize
+            return nbytes > limit or series.size > LARGE_PIXELS or len(series.levels) > 1
     except (tifffile.TiffFileError, OSError, ValueError, IndexError):
         return False  # not readable as TIFF: the eager reader reports why
 
