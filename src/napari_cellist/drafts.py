@@ -14,7 +14,8 @@ Use from a viewer::
                                           based_on_commit=seen, prediction_id=pid, n_edits=n))
     ...  # before Commit or closing the image:
     writer.flush()
-    store.commit_draft(image_id)
+    store.commit_draft(image_id)      # in a worker: ~2 s for 5,000 objects on 2048 x 2048
+    writer.discard(image_id)          # and stop submitting snapshots of the committed state
     ...  # when the viewer closes:
     writer.close()
 
@@ -118,6 +119,13 @@ class DraftWriter:
                 raise RuntimeError("The draft writer is closed; create a new one to save drafts.")
             self._pending[int(image_id)] = snapshot
             self._condition.notify_all()
+
+    def discard(self, image_id: int) -> bool:
+        """Drop the image's pending snapshot (after its draft was committed or thrown away, so
+        that a late write does not bring the draft back); True when one was pending. A write
+        already under way is not undone: :meth:`flush` first, then commit, then discard."""
+        with self._condition:
+            return self._pending.pop(int(image_id), None) is not None
 
     @property
     def pending(self) -> tuple[int, ...]:

@@ -143,3 +143,17 @@ def test_pending_drafts_are_written_when_the_program_exits_without_close(tmp_pat
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     with ProjectStore(tmp_path / "p", read_only=True) as store:
         assert store.draft(1).n_edits == 3
+
+
+def test_discard_drops_a_pending_snapshot():
+    sink = Sink()
+    writer = DraftWriter(sink, interval_s=60)
+    writer.submit(1, snap(1))  # written at once (nothing written before)
+    assert writer.flush(5)
+    writer.submit(1, snap(2))  # waits for the interval
+    writer.submit(2, snap(3))
+    assert writer.pending == (1, 2)
+    assert writer.discard(1) and not writer.discard(1)
+    writer.close()
+    written = [(i, s.n_edits) for _, batch in sink.batches for i, s in batch.items()]
+    assert written == [(1, 1), (2, 3)]
