@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 POLARITY = ("object (o)", "background (b)")
 DOWNLOAD = "sam/vit_b"  # the registry file the Download button fetches
 NEEDS_WEIGHTS = (
-    "SAM needs its weights: press 'Download SAM weights', or 'Choose weights file...' and pick "
-    "a SAM checkpoint (.pth, e.g. sam_vit_b_01ec64.pth); hover here for where to get one."
+    "SAM needs its weights: press 'Download SAM weights', or 'Choose weights file...' for a "
+    "SAM checkpoint (.pth). Hover here for details."
 )
 BUTTONS = ("Accept (y)", "Reject (n)", "Segment everything", "Refine objects by their boxes")
 TOOLTIPS = {
@@ -77,7 +77,7 @@ class SamWidget(DockWidget):
         self.status = StatusLine()
         self.runner = JobRunner()
         self.download_button = PushButton(
-            text=f"Download SAM weights ({DOWNLOAD.split('/')[1]})",
+            text="Download SAM weights (ViT-B)",
             tooltip="Download the official SAM checkpoint into the cache folder (once, ~375 MB).",
         )
         settings = [self.image, self.checkpoint, self.choose_weights_button, self.download_button]
