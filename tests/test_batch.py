@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_cellist.batch import list_inputs, predict_batch
+from napari_cellist.batch import list_inputs, needs_batch, predict_batch
 from napari_cellist.models.threshold import ThresholdModel, ThresholdParams
 from napari_cellist.pipeline import predict_files
 from napari_cellist.progress import drain
@@ -63,7 +63,7 @@ def test_large_image_is_tiled_on_the_cluster(tmp_path, dsb, local_cluster):
     group.attrs["multiscales"] = [
         {"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}], "datasets": [{"path": "0"}]}
     ]
-    assert list_inputs([zarr_path]) == [zarr_path]
+    assert list_inputs([zarr_path]) == [zarr_path] and needs_batch([zarr_path])
     model = ThresholdModel(ThresholdParams(diameter=24))
     summary = drain(
         predict_batch(model, [zarr_path], tmp_path / "out", scheduler=local_cluster, tile_size=256)
@@ -104,3 +104,12 @@ def test_cli_predict_ome_zarr_tiles_and_scheduler(tmp_path, dsb, crops, local_cl
     assert sorted(p.name for p in (tmp_path / "c").glob("*.tif")) == [
         "crop0.tif", "crop1.tif", "crop2.tif"
     ]
+
+
+def test_which_inputs_go_to_dask(tmp_path, crops):
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, np.zeros((9000, 8000), np.uint8), tile=(1024, 1024), compression="zlib")
+    assert not needs_batch([crops])  # small images: the plain path
+    assert needs_batch([crops], scheduler="tcp://somewhere:8786")
+    assert not needs_batch([big])  # too large for memory: refused unless tiles are asked for
+    assert needs_batch([big], tiles=True)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .io.lazy import LARGE_BYTES, is_large, is_lazy_path, open_lazy
+from .io.lazy import LARGE_BYTES, is_large, is_lazy_path, is_pyramidal, open_lazy
 from .progress import drain
 from .types import Progress
 
@@ -52,12 +52,22 @@ def list_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def needs_batch(inputs: Sequence[str | Path], scheduler: str | None = None) -> bool:
-    """Whether ``cellist predict`` goes through :func:`predict_batch`: a scheduler is given, or an
-    input is an OME-Zarr folder or a large TIFF (:func:`~napari_cellist.io.lazy.is_large`)."""
+def needs_batch(
+    inputs: Sequence[str | Path], scheduler: str | None = None, tiles: bool = False
+) -> bool:
+    """Whether ``cellist predict`` goes through :func:`predict_batch`: a scheduler is given, an
+    input is an OME-Zarr folder or a pyramidal TIFF, or ``tiles`` is asked for (``--tile-size``)
+    and an input is a large TIFF (:func:`~napari_cellist.io.lazy.is_large`). A large flat TIFF
+    without ``tiles`` keeps the whole-image path, which refuses it from its header when it would
+    not fit in memory."""
     if scheduler:
         return True
-    return any(Path(p).exists() and is_lazy_path(p) and is_large(p) for p in inputs)
+    for item in map(Path, inputs):
+        if not item.exists() or not is_lazy_path(item):
+            continue
+        if item.is_dir() or is_pyramidal(item) or (tiles and is_large(item)):
+            return True
+    return False
 
 
 @contextmanager

@@ -124,12 +124,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .batch import needs_batch, predict_batch
     from .progress import drain
 
-    if prompts is None and needs_batch(args.images, args.scheduler):
+    if prompts is None and needs_batch(args.images, args.scheduler, args.tile_size is not None):
         # dask: a cluster (--scheduler), OME-Zarr folders and large TIFFs tile by tile
         summary = drain(
             predict_batch(
                 model, args.images, Path(args.out), scheduler=args.scheduler,
-                channel=args.channel, tile_size=args.tile_size,
+                channel=args.channel, tile_size=args.tile_size or 2048,
             )
         )
     else:
@@ -265,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         "of large ones) on that cluster; default: local threads.",
     )
     predict.add_argument(
-        "--tile-size", type=int, default=2048,
-        help="Tile side in pixels for OME-Zarr folders and large TIFFs (predicted tile by tile into NAME.zarr).",
+        "--tile-size", type=int,
+        help="Predict OME-Zarr folders, pyramidal TIFFs and (with this option) TIFFs too large "
+        "for memory tile by tile into NAME.zarr, with tiles of this side in pixels (default 2048).",
     )
     predict.add_argument(
         "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,

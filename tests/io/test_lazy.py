@@ -8,7 +8,13 @@ import pytest
 import tifffile
 import zarr
 
-from napari_cellist.io.lazy import is_large, is_lazy_path, lazy_layer_data, open_lazy
+from napari_cellist.io.lazy import (
+    is_large,
+    is_lazy_path,
+    is_pyramidal,
+    lazy_layer_data,
+    open_lazy,
+)
 
 
 def write_ome_zarr(path, data: np.ndarray, axes: str, levels: int = 2, version: str = "0.4"):
@@ -60,7 +66,7 @@ def test_pyramidal_bigtiff_is_read_lazily(tmp_path):
     assert [lv.shape for lv in image.levels] == [(512, 384), (256, 192), (128, 96)]
     assert image.data.chunksize == (128, 128)  # one TIFF tile per chunk
     np.testing.assert_array_equal(image.grey()[100:300, 50:70].compute(), data[100:300, 50:70])
-    assert is_large(path)  # pyramidal
+    assert is_large(path) and is_pyramidal(path)
     layer = lazy_layer_data(path)[0]
     assert layer[1]["multiscale"] and len(layer[0]) == 3
 
@@ -68,7 +74,7 @@ def test_pyramidal_bigtiff_is_read_lazily(tmp_path):
 def test_flat_tiff_and_rgb(tmp_path):
     grey = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
     tifffile.imwrite(tmp_path / "flat.tif", grey)
-    assert not is_large(tmp_path / "flat.tif")
+    assert not is_large(tmp_path / "flat.tif") and not is_pyramidal(tmp_path / "flat.tif")
     assert is_large(tmp_path / "flat.tif", limit=1000)
     image = open_lazy(tmp_path / "flat.tif")
     assert len(image.levels) == 1 and image.nbytes == grey.nbytes

@@ -112,6 +112,17 @@ def is_large(path: str | Path, limit: int = LARGE_BYTES) -> bool:
         return False  # not readable as TIFF: the eager reader reports why
 
 
+def is_pyramidal(path: str | Path) -> bool:
+    """True for a TIFF with more than one resolution level (a whole-slide / pyramidal image)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series[0].levels) > 1
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+        return False
+
+
 def open_lazy(path: str | Path) -> LazyImage:
     """Open an OME-Zarr / zarr folder or a TIFF lazily.
 
