@@ -22,7 +22,7 @@ import numpy as np
 ENCODER_OVERHEAD = 2.0
 # Automatic-mask post-processing per prompt (stability score, thresholds, boxes, NMS, RLE) on top
 # of the decoder call and the up-sampling timed by decoder_seconds_per_point.
-DECODER_OVERHEAD = 2.0
+DECODER_OVERHEAD = 1.0
 
 _throughput: dict[tuple[str, int, int, int], float] = {}
 _decoder: dict[tuple[int, str, int, int], float] = {}
