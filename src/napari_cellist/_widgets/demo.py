@@ -40,7 +40,6 @@ def open_viewer(project: Path, show: bool) -> tuple[Any, dict[str, Any]]:
         # tabbed: each widget gets the dock's full height, the tab bar switches between them
         _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, title, tabify=True)
         widgets[title] = widget
-    show_tab(widgets["Base model"])
     truth = viewer.layers["nuclei ground truth"]
     truth.visible = False
     return viewer, widgets
@@ -48,7 +47,19 @@ def open_viewer(project: Path, show: bool) -> tuple[Any, dict[str, Any]]:
 
 def show_tab(widget: Any) -> None:
     """Bring a tabbed dock widget to the front."""
-    widget.native.parentWidget().raise_()
+    from qtpy.QtWidgets import QDockWidget, QTabBar
+
+    dock = widget.native
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    if dock is None:
+        return
+    _settle()  # Qt builds the tab bar of tabified docks lazily
+    dock.raise_()
+    for bar in dock.parentWidget().findChildren(QTabBar):  # Qt's tab bar of tabified docks
+        for index in range(bar.count()):
+            if bar.tabText(index) == dock.windowTitle():
+                bar.setCurrentIndex(index)
 
 
 def run_base_model(widgets: dict[str, Any]) -> Any:
@@ -77,6 +88,7 @@ def main(out: Path, headless: bool) -> dict[str, Any]:
     truth = np.asarray(viewer.layers["nuclei ground truth"].data)
     first = run_base_model(widgets)
     summary: dict[str, Any] = {"first_prediction": _scores(truth, first.labels)}
+    show_tab(widgets["Base model"])
     _settle()
     viewer.screenshot(str(out / "screenshot.png"), canvas_only=False)
     if not headless:
