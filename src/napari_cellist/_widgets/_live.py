@@ -1,0 +1,251 @@
+"""The napari-event wiring of live sync: labels, polygons and centres that follow each other.
+
+:class:`LiveLink` listens to one image's annotation layers and applies
+:mod:`napari_cellist.live_sync` after every edit, touching only the objects the edit touched:
+
+* a brush stroke / fill / erase on the Labels layer (its ``paint`` event) re-traces the outline
+  and the centre of each object whose pixels changed;
+* a polygon moved, reshaped or drawn on the Shapes layer (``data`` event, ``changed`` /
+  ``added``) is written into the label map; a deleted polygon deletes its object;
+* a centre deleted on the Points layer deletes its object.
+
+After each edit ``on_edit()`` is called (the Project panel hands a draft snapshot to the
+:class:`~napari_cellist.drafts.DraftWriter` there). Changes the link makes to the layers itself
+are not taken as edits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..live_sync import (
+    LabelIndex,
+    LiveUpdate,
+    after_paint,
+    after_pixels_changed,
+    delete_objects,
+    set_polygon,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class LiveLink:
+    """Keeps one image's Labels, Shapes (2D) and Points layers consistent, edit by edit.
+
+    Parameters
+    ----------
+    labels_layer : napari.layers.Labels
+        The label map ``(Y, X)`` / ``(Z, Y, X)``, edited in place.
+    shapes_layer : napari.layers.Shapes or None
+        Polygons with an ``id`` feature (2D images).
+    points_layer : napari.layers.Points or None
+        Object centres with an ``id`` feature (0: a point without a mask).
+    on_edit : callable, optional
+        Called with no argument after each user edit has been applied.
+    tolerance : float
+        Outline simplification in pixels.
+    """
+
+    def __init__(
+        self,
+        labels_layer: Any,
+        shapes_layer: Any | None = None,
+        points_layer: Any | None = None,
+        on_edit: Callable[[], None] | None = None,
+        tolerance: float = 1.0,
+    ) -> None:
+        self.labels_layer = labels_layer
+        self.shapes_layer = shapes_layer
+        self.points_layer = points_layer
+        self.on_edit = on_edit
+        self.tolerance = tolerance
+        self.index = LabelIndex(np.asarray(labels_layer.data))
+        self.n_edits = 0
+        self._busy = False  # True while the link itself changes a layer
+        self._removing_shapes: list[int] = []
+        self._removing_points: list[int] = []
+        labels_layer.events.paint.connect(self._on_paint)
+        if shapes_layer is not None:
+            shapes_layer.events.data.connect(self._on_shapes)
+        if points_layer is not None:
+            points_layer.events.data.connect(self._on_points)
+
+    def disconnect(self) -> None:
+        """Stop listening (the image is closed)."""
+        self.labels_layer.events.paint.disconnect(self._on_paint)
+        if self.shapes_layer is not None:
+            self.shapes_layer.events.data.disconnect(self._on_shapes)
+        if self.points_layer is not None:
+            self.points_layer.events.data.disconnect(self._on_points)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The layer's label map (the live array, not a copy)."""
+        return self.labels_layer.data
+
+    # -- napari events ------------------------------------------------------------------------------
+    def _on_paint(self, event: Any) -> None:
+        if self._busy:
+            return
+        labels = self.labels
+        for atom in event.value:
+            # napari announces a single brush dab *before* writing it (a drag after it): the
+            # atom is written here first (napari then writes the same values again)
+            if hasattr(atom, "slice_key"):  # napari's masked paint atom (brush, fill, polygon)
+                region = tuple(atom.slice_key)
+                crop = labels[region]
+                before = crop.copy()
+                if atom.mask is None:
+                    before = np.asarray(atom.old_values).reshape(before.shape)
+                    crop[...] = atom.new_value
+                else:
+                    before[atom.mask] = atom.old_values
+                    crop[atom.mask] = atom.new_value
+                update = after_paint(labels, self.index, region, before, self.tolerance)
+            else:  # (indices, old values, new values) of data_setitem
+                indices, old_values, new_values = atom[0], atom[1], atom[2]
+                labels[tuple(indices)] = new_values
+                update = after_pixels_changed(
+                    labels, self.index, tuple(indices), old_values, self.tolerance
+                )
+            self.apply(update, refresh_labels=False)
+        self._edited()
+
+    def _on_shapes(self, event: Any) -> None:
+        if self._busy:
+            return
+        action = str(getattr(event, "action", ""))
+        indices = [int(i) for i in getattr(event, "data_indices", ())]
+        layer = self.shapes_layer
+        if action.endswith("removing"):
+            self._removing_shapes = [self._feature_id(layer, i) for i in indices]
+            return
+        if action.endswith("removed"):
+            ids, self._removing_shapes = self._removing_shapes, []
+            self._delete(ids, skip_shapes=True)
+            self._edited()
+            return
+        if not (action.endswith("changed") or action.endswith("added")):
+            return
+        n = len(layer.data)
+        for i in sorted({i % n for i in indices}) if n else []:
+            label_id = self._feature_id(layer, i) if action.endswith("changed") else 0
+            try:
+                update = set_polygon(
+                    self.labels, self.index, label_id, np.asarray(layer.data[i])[:, -2:]
+                )
+            except ValueError as err:
+                logger.warning("polygon %d not applied: %s", i, err)
+                continue
+            if update.new_id is not None:
+                self._set_feature_id(layer, i, update.new_id)
+            self.apply(update, skip_polygon=update.new_id or label_id)
+        self._edited()
+
+    def _on_points(self, event: Any) -> None:
+        if self._busy:
+            return
+        action = str(getattr(event, "action", ""))
+        indices = [int(i) for i in getattr(event, "data_indices", ())]
+        if action.endswith("removing"):
+            self._removing_points = [self._feature_id(self.points_layer, i) for i in indices]
+        elif action.endswith("removed"):
+            ids, self._removing_points = self._removing_points, []
+            self._delete([i for i in ids if i > 0], skip_points=True)
+            self._edited()
+        elif action.endswith("added") or action.endswith("changed"):
+            self._edited()  # a point without a mask (id 0) or a moved centre: kept as drawn
+
+    # -- applying an update ---------------------------------------------------------------------------
+    def _delete(self, ids: list[int], skip_shapes: bool = False, skip_points: bool = False) -> None:
+        ids = [i for i in ids if i > 0]
+        if not ids:
+            return
+        update = delete_objects(self.labels, self.index, ids)
+        self.apply(update, skip_shapes=skip_shapes, skip_points=skip_points)
+
+    def apply(
+        self,
+        update: LiveUpdate,
+        *,
+        refresh_labels: bool = True,
+        skip_polygon: int | None = None,
+        skip_shapes: bool = False,
+        skip_points: bool = False,
+    ) -> None:
+        """Show ``update`` in the layers: replace touched outlines and centres, drop deleted ones."""
+        self._busy = True
+        try:
+            if refresh_labels and update.region is not None:
+                self.labels_layer.refresh()
+            touched = set(update.polygons) | set(update.centres) | set(update.deleted)
+            if self.shapes_layer is not None and not skip_shapes and touched:
+                polygons = {k: v for k, v in update.polygons.items() if k != skip_polygon}
+                drop = touched - ({skip_polygon} if skip_polygon else set())
+                _replace_shapes(self.shapes_layer, drop, polygons)
+            if self.points_layer is not None and not skip_points and touched:
+                _replace_points(self.points_layer, touched, update.centres)
+        finally:
+            self._busy = False
+
+    def _edited(self) -> None:
+        self.n_edits += 1
+        if self.on_edit is not None:
+            self.on_edit()
+
+    @staticmethod
+    def _feature_id(layer: Any, i: int) -> int:
+        ids = layer.features["id"] if "id" in layer.features else None
+        if ids is None or not -len(ids) <= i < len(ids):
+            return 0
+        return int(ids.iloc[i])
+
+    @staticmethod
+    def _set_feature_id(layer: Any, i: int, label_id: int) -> None:
+        if "id" in layer.features:
+            layer.features.iloc[i, layer.features.columns.get_loc("id")] = int(label_id)
+
+
+def _ids(layer: Any) -> np.ndarray:
+    if "id" not in layer.features:
+        return np.zeros(len(layer.data), np.int64)
+    return layer.features["id"].to_numpy(np.int64)
+
+
+def _replace_shapes(layer: Any, drop: set[int], polygons: dict[int, np.ndarray]) -> None:
+    """Remove the polygons of ``drop`` and add ``polygons`` (keeping each id's class/score)."""
+    ids = _ids(layer)
+    rows = np.flatnonzero(np.isin(ids, list(drop | set(polygons))))
+    kept = {int(ids[r]): layer.features.iloc[r].to_dict() for r in rows}
+    if len(rows):
+        layer.selected_data = set(rows.tolist())
+        layer.remove_selected()
+    if not polygons:
+        return
+    start = len(layer.data)
+    layer.add([np.asarray(p, float) for p in polygons.values()], shape_type="polygon")
+    columns = list(layer.features.columns)
+    for offset, label_id in enumerate(polygons):
+        row = kept.get(label_id, {})
+        for column in columns:
+            value = label_id if column == "id" else row.get(column)
+            if value is not None:
+                layer.features.iloc[start + offset, columns.index(column)] = value
+    layer.selected_data = set()
+
+
+def _replace_points(layer: Any, touched: set[int], centres: dict[int, np.ndarray]) -> None:
+    """Move or remove the centres of ``touched`` objects; add centres of new objects."""
+    ids = _ids(layer)
+    data = np.asarray(layer.data, float)
+    keep = ~np.isin(ids, list(touched))
+    new_ids = np.concatenate([ids[keep], np.array(list(centres), np.int64)])
+    extra = np.array(list(centres.values()), float).reshape(-1, data.shape[1] if data.ndim == 2 else 2)
+    new_data = np.concatenate([data[keep].reshape(-1, extra.shape[1]), extra])
+    layer.data = new_data
+    layer.features = {"id": new_ids}

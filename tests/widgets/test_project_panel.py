@@ -1,0 +1,197 @@
+"""The Project panel in a real napari viewer: a folder of real image crops walked through it
+(add, open with a prediction, paint, draft, commit, next), and a draft that survives a viewer
+process killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from importlib.resources import files
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cellist.store import ProjectStore
+
+PLUGIN = "napari-cellist"
+
+
+@pytest.fixture
+def crops(tmp_path):
+    """Three 128 x 128 crops of the packaged DSB2018 nuclei image in ``tmp/crops``."""
+    image = tifffile.imread(str(files("napari_cellist") / "sample_data" / "nuclei_dsb2018.tif"))
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for k, (r, c) in enumerate([(0, 0), (128, 256), (300, 300)]):
+        tifffile.imwrite(folder / f"crop{k}.tif", np.ascontiguousarray(image[r : r + 128, c : c + 128]))
+    return folder
+
+
+@pytest.fixture
+def panel(make_napari_viewer, tmp_path, monkeypatch):
+    """The Project panel opened from the Plugins menu on a fresh project (jobs synchronous)."""
+    from napari_cellist._widgets._session import set_session
+    from napari_cellist.session import LabellingSession
+
+    monkeypatch.setenv("CELLIST_SYNC", "1")
+    viewer = make_napari_viewer()
+    set_session(viewer, LabellingSession(tmp_path / "project"))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Project")
+    yield viewer, widget
+    widget.drafts.close()
+
+
+def _layer(viewer, suffix):
+    return next(layer for layer in viewer.layers if layer.name.endswith(suffix))
+
+
+def test_walk_a_folder_through_the_panel(panel, crops, notifications):
+    viewer, widget = panel
+    store = widget.session.store
+    widget.add_paths([str(crops)])
+    assert widget.table.rowCount() == 3
+    ids = widget.order()
+    # the first image was predicted ahead while nothing was open
+    assert widget.row_of(ids[0])["status"] == "predicted"
+    assert widget.row_of(ids[0])["model"] == "threshold"
+    assert widget.row_of(ids[1])["status"] == "new"
+
+    widget.next_image()  # opens the first image: its prediction at once
+    assert widget.current.image_id == ids[0] and widget.current.source == "prediction"
+    assert [layer.name for layer in viewer.layers] == [
+        "crop0.tif", "crop0.tif labels", "crop0.tif polygons", "crop0.tif centres"
+    ]
+    labels_layer = _layer(viewer, "labels")
+    shapes, points = _layer(viewer, "polygons"), _layer(viewer, "centres")
+    n = len(widget.link.index)
+    assert n > 3 and len(shapes.data) == n and len(points.data) == n
+    # the next image was predicted ahead (prefetch) as soon as this one was shown
+    assert widget.row_of(ids[1])["status"] == "predicted"
+    assert "classes: object" in widget.classes.value
+
+    # paint a new object: its outline and centre appear, a draft is written
+    new_id = int(labels_layer.data.max()) + 1
+    empty = np.argwhere(labels_layer.data == 0)[0]
+    labels_layer.brush_size = 5
+    labels_layer.paint(tuple(int(v) for v in empty), new_id)
+    assert new_id in widget.link.index.boxes
+    assert new_id in set(shapes.features["id"]) and new_id in set(points.features["id"])
+    assert widget.drafts.flush(timeout_s=10)
+    draft = store.load_draft(ids[0])
+    assert draft is not None and (draft.snapshot.labels == new_id).any()
+    widget.refresh()
+    assert widget.row_of(ids[0])["status"] == "draft"
+
+    # deleting a centre deletes its object from the label map and the polygons
+    victim = int(points.features["id"].iloc[0])
+    points.selected_data = {0}
+    points.remove_selected()
+    assert not (labels_layer.data == victim).any()
+    assert victim not in set(shapes.features["id"])
+    # deleting a polygon deletes its object too
+    row = int(np.flatnonzero(shapes.features["id"].to_numpy() == new_id)[0])
+    shapes.selected_data = {row}
+    shapes.remove_selected()
+    assert not (labels_layer.data == new_id).any()
+    assert new_id not in set(points.features["id"])
+
+    widget.commit()
+    assert notifications.errors == []
+    assert store.load_draft(ids[0]) is None
+    committed, _ = store.load_annotations(ids[0])
+    np.testing.assert_array_equal(committed, labels_layer.data)
+    assert widget.row_of(ids[0])["status"] == "committed"
+    # the painted object was deleted again: one correction against the prediction is left
+    assert int(widget.row_of(ids[0])["corrections"]) == 1
+
+    widget.next_image()  # the previous image's layers are closed; the prefetched one shown
+    assert widget.current.image_id == ids[1] and widget.current.source == "prediction"
+    assert all(layer.name.startswith("crop1.tif") for layer in viewer.layers)
+    widget.previous_image()
+    assert widget.current.source == "committed"
+    np.testing.assert_array_equal(_layer(viewer, "labels").data, committed)
+
+
+def test_shortcuts_and_review(panel, crops):
+    viewer, widget = panel
+    for key in ("Alt-N", "Alt-P", "Alt-C"):
+        assert any(key.lower() in str(k).lower() for k in viewer.keymap), key
+    widget.add_paths([str(crops)])
+    widget.min_score.value = 1.01  # every object is "unsure": all of them are listed
+    widget.next_image()
+    listed = widget.unsure_objects()
+    assert sorted(listed) == sorted(widget.link.index.boxes)
+    widget.jump_to(listed[0])
+    assert _layer(viewer, "labels").selected_label == listed[0]
+
+
+def test_sorting_changes_the_next_order(panel, crops):
+    _, widget = panel
+    widget.add_paths([str(crops)])
+    names = [widget.table.item(r, 1).text() for r in range(3)]
+    assert names == ["crop0.tif", "crop1.tif", "crop2.tif"]  # the order they were added
+    widget.table.sortItems(1, 1)  # by name, descending (Qt.DescendingOrder)
+    names = [widget.table.item(r, 1).text() for r in range(3)]
+    assert names == ["crop2.tif", "crop1.tif", "crop0.tif"]
+    widget.next_image()
+    assert widget.current_name == "crop2.tif"
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import napari
+    from napari_cellist._widgets._session import set_session
+    from napari_cellist._widgets.project_panel import ProjectPanel
+    from napari_cellist.session import LabellingSession
+
+    project, folder = sys.argv[1], sys.argv[2]
+    viewer = napari.Viewer(show=False)
+    set_session(viewer, LabellingSession(project))
+    panel = ProjectPanel(viewer, draft_interval_s=0.5)
+    panel.add_paths([folder])
+    panel.next_image()
+    layer = next(l for l in viewer.layers if l.name.endswith("labels"))
+    new_id = int(layer.data.max()) + 1
+    r, c = (int(v) for v in np.argwhere(layer.data == 0)[0])
+    layer.paint((r, c), new_id)
+    print("PAINTED", panel.current.image_id, new_id, r, c, flush=True)
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+def test_draft_survives_a_killed_viewer(panel, crops, tmp_path):
+    env = {**os.environ, "CELLIST_SYNC": "1", "QT_QPA_PLATFORM": "offscreen"}
+    project = tmp_path / "project"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(project), str(crops)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("PAINTED"), child.stderr.read()
+        image_id, new_id, r, c = (int(v) for v in line.split()[1:])
+        time.sleep(2.0)  # > the 0.5 s draft interval plus one write
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+
+    _, widget = panel  # a new viewer on the same project
+    widget.refresh()
+    assert widget.row_of(image_id)["status"] == "draft"
+    widget.open(image_id)
+    assert widget.current.source == "draft"
+    assert _layer(widget.viewer, "labels").data[r, c] == new_id
+    assert isinstance(ProjectStore(project).load_draft(image_id).snapshot.labels, np.ndarray)
