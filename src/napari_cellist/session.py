@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ class ImageState:
     image_id: int | None = None
     model_version: int | None = None
     committed: bool = False  # the layers show annotations that are in the project store
+    #: the store's commit the shown annotations start from (read before they were loaded, or
+    #: the session's own last commit); None: the image had no commit then
+    based_on: int | None = None
+    knows_base: bool = False  # False: never restored nor committed here, no stale check
 
 
 class LabellingSession:
@@ -185,15 +190,28 @@ class LabellingSession:
         previous = state.prediction
         if previous is not None and previous.shape != labels.shape:
             previous = None
-        result = self.store.commit_annotations(
-            record.id,
-            np.asarray(labels, np.int32),
-            objects,
-            previous=previous,
-            polygons=polygons,
-            points=points,
-        )
+        base = {"based_on": state.based_on} if state.knows_base else {}
+        with warnings.catch_warnings():  # a stale commit is flagged on the result instead
+            warnings.simplefilter("ignore", UserWarning)
+            result = self.store.commit_annotations(
+                record.id,
+                np.asarray(labels, np.int32),
+                objects,
+                previous=previous,
+                polygons=polygons,
+                points=points,
+                **base,
+            )
         state.committed = True
+        state.based_on, state.knows_base = result.commit_id, True
+        if getattr(result, "stale", False):
+            logger.warning(
+                "%s had been committed elsewhere (commit %s) since these annotations were "
+                "loaded (commit %s); this commit replaced it.",
+                image_name,
+                result.replaced,
+                result.based_on,
+            )
         logger.info(
             "Committed %d objects of %s: %s",
             result.n_objects,
@@ -219,15 +237,26 @@ class LabellingSession:
         return path if ProjectStore.hash_image(on_disk) == digest else None
 
     def restore(
-        self, image: np.ndarray
+        self, image: np.ndarray, image_name: str | None = None
     ) -> tuple[np.ndarray, dict[int, ObjectMeta], np.ndarray | None] | None:
-        """The committed labels, objects and extra points of an image with these pixels, if any."""
+        """The committed labels, objects and extra points of an image with these pixels, if any.
+
+        With ``image_name``, the commit they come from is remembered (read before the
+        annotations), so that committing them later over someone else's newer commit is
+        reported as stale (:attr:`CommitResult.stale`) rather than silently winning.
+        """
         from .store import ProjectStore
 
         found = self.store.find_image(content_hash=ProjectStore.hash_image(image))
         if found is None:
             return None
+        current = self.store.current_commit(found.id)
         annotations = self.store.load_annotations(found.id)
+        if annotations is not None and image_name is not None:
+            state = self.state(image_name)
+            state.image_id = found.id
+            state.based_on = None if current is None else current.id
+            state.knows_base = True
         if annotations is None:
             return None
         return (*annotations, self.store.load_points(found.id))

@@ -325,7 +325,7 @@ def restore_annotations(viewer: Any, session: Any, image_name: str) -> int | Non
     StoreError, ValueError, OSError
         When the project store cannot be read.
     """
-    found = session.restore(layer_pixels(viewer.layers[image_name]))
+    found = session.restore(layer_pixels(viewer.layers[image_name]), image_name)
     if found is None:
         return None
     labels, objects, points = found

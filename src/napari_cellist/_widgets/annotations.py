@@ -202,6 +202,12 @@ class AnnotationsWidget(DockWidget):
             notify_error(f"Nothing was committed: {err}")
             return None
         message = f"Committed {result.n_objects} objects of {layer.name} from {self.labels_choice.value}: {_summary(result.corrections.summary())}."
+        if getattr(result, "stale", False):
+            message += (
+                f" Note: {layer.name} had been committed meanwhile from another window or by "
+                f"another person (commit {result.replaced}); this commit replaced it, and both "
+                "stay in the project's history."
+            )
         self.count.say(message)
         notify_info(message)
         return result
