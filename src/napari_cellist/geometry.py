@@ -105,21 +105,58 @@ def polygons_from_labels(
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise ValueError(f"Polygons need an integer label map, got dtype {labels.dtype}.")
+    polygons, _ = _trace_objects(labels, tolerance, ids)
+    return polygons
+
+
+def outlines(
+    labels: np.ndarray, tolerance: float = 1.0
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """Polygons and centres of every object of a 2D label map in one pass over the objects.
+
+    Returns
+    -------
+    polygons : dict
+        As :func:`polygons_from_labels`.
+    ids : np.ndarray
+        int64 ``(N,)`` ids of all objects, ascending (also those too small for a polygon).
+    points : np.ndarray
+        float ``(N, 2)`` centres of mass ``(row, col)``, as :func:`centres`.
+    """
+    if labels.ndim != 2:
+        raise ValueError(f"Outlines need a 2D label map, got shape {labels.shape}.")
+    polygons, found = _trace_objects(np.asarray(labels), tolerance, None)
+    ids = np.array(sorted(found), np.int64)
+    points = np.array([found[i] for i in ids.tolist()], float).reshape(len(ids), 2)
+    return polygons, ids, points
+
+
+def _trace_objects(
+    labels: np.ndarray, tolerance: float, ids: Iterable[int] | None
+) -> tuple[dict[int, np.ndarray], dict[int, tuple[float, float]]]:
+    """``({id: polygon}, {id: centre (row, col)})``, each object on its bounding-box crop."""
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"Polygons need an integer label map, got dtype {labels.dtype}.")
     boxes = ndi.find_objects(labels)
     wanted = (
         [i for i, s in enumerate(boxes, start=1) if s is not None]
         if ids is None
         else sorted(int(i) for i in ids if 0 < int(i) <= len(boxes) and boxes[int(i) - 1])
     )
-    polygons = {}
+    polygons, points = {}, {}
     for label_id in wanted:
         rows, cols = boxes[label_id - 1]
         crop = (labels[rows, cols] == label_id).view(np.uint8)
+        moments = cv2.moments(crop, binaryImage=True)
+        points[label_id] = (
+            rows.start + moments["m01"] / moments["m00"],
+            cols.start + moments["m10"] / moments["m00"],
+        )
         padded = cv2.copyMakeBorder(crop, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
         outline = _trace(_fine_grid(padded), tolerance)
         if outline is not None and len(outline) >= 3:
             polygons[label_id] = _to_rows_cols(outline, (rows.start - 1.0, cols.start - 1.0))
-    return polygons
+    return polygons, points
 
 
 def rasterize_polygon(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -160,21 +197,29 @@ def centres(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     points : np.ndarray
         float ``(N, ndim)`` centres ``(row, col)`` / ``(plane, row, col)`` in pixels.
     """
-    flat = np.asarray(labels).ravel().astype(np.intp, copy=False)
-    counts = np.bincount(flat)
+    labels = np.asarray(labels)
+    top = int(labels.max()) if labels.size else 0
+    counts = np.zeros(top + 1)
+    sums = np.zeros((labels.ndim, top + 1))
+    # slabs of ~4 M pixels along the first axis: bounded temporaries whatever the map's size
+    step = max(1, (1 << 22) // max(1, labels[0].size))
+    for start in range(0, labels.shape[0], step):
+        slab = labels[start : start + step]
+        flat = slab.ravel().astype(np.intp, copy=False)
+        counts += np.bincount(flat, minlength=top + 1)
+        for axis, size in enumerate(slab.shape):
+            shape = [1] * slab.ndim
+            shape[axis] = size
+            offset = start if axis == 0 else 0
+            coords = np.broadcast_to(
+                np.arange(offset, offset + size, dtype=float).reshape(shape), slab.shape
+            )
+            sums[axis] += np.bincount(flat, weights=coords.ravel(), minlength=top + 1)
     counts[:1] = 0
     ids = np.flatnonzero(counts)
     if len(ids) == 0:
         return ids.astype(np.int64), np.zeros((0, labels.ndim))
-    # one pass: per-axis sums of pixel coordinates per label (bincount with weights)
-    points = np.empty((len(ids), labels.ndim))
-    for axis, size in enumerate(labels.shape):
-        shape = [1] * labels.ndim
-        shape[axis] = size
-        coords = np.broadcast_to(np.arange(size, dtype=float).reshape(shape), labels.shape)
-        sums = np.bincount(flat, weights=coords.ravel(), minlength=len(counts))
-        points[:, axis] = sums[ids] / counts[ids]
-    return ids.astype(np.int64), points
+    return ids.astype(np.int64), (sums[:, ids] / counts[ids]).T
 
 
 def areas(labels: np.ndarray) -> dict[int, int]:

@@ -19,6 +19,7 @@ from napari_cellist.geometry import (
     fill_holes,
     labels_from_polygons,
     mask_to_polygon,
+    outlines,
     polygons_from_labels,
     rasterize_polygon,
 )
@@ -137,3 +138,12 @@ def test_centres_fill_dilate_distance_match_scipy():
     )
     volume = np.stack([mask, mask])
     assert np.array_equal(fill_holes(volume), np.stack([ndi.binary_fill_holes(mask)] * 2))
+
+
+def test_outlines_give_polygons_and_centres_in_one_pass(dsb):
+    labels = dsb[1]
+    polygons, ids, points = outlines(labels, 1.0)
+    assert polygons.keys() == polygons_from_labels(labels, 1.0).keys()
+    expected_ids, expected_points = centres(labels)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(points, expected_points)
