@@ -73,3 +73,11 @@ def test_with_a_real_segmenter(tmp_path):
     worker.close()
     assert results[-1].request == (50, 50) and results[-1].result.mask.shape == (64, 64)
     assert len(results) + worker.dropped == 3
+
+
+def test_synchronous_mode_decodes_in_submit():
+    results = []
+    worker = LatestClickWorker(lambda r: threading.current_thread().name, results.append, True)
+    assert worker.submit("x") == 1 and results[0].result == threading.current_thread().name
+    assert worker.wait_idle(0) and worker.dropped == 0
+    worker.close()

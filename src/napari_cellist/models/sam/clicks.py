@@ -42,10 +42,16 @@ class LatestClickWorker(Generic[R]):
         worker thread only (so a ``PromptableSegmenter`` is never used by two threads at once).
     on_result : callable
         Called in the worker thread with a :class:`ClickResult` for every request decoded.
+    synchronous : bool
+        Decode in :meth:`submit` itself, on the calling thread (``CELLIST_SYNC=1``: debugging and
+        tests, like the widgets' other jobs); no thread is started.
     """
 
     def __init__(
-        self, decode: Callable[[Any], R], on_result: Callable[[ClickResult[R]], None]
+        self,
+        decode: Callable[[Any], R],
+        on_result: Callable[[ClickResult[R]], None],
+        synchronous: bool = False,
     ) -> None:
         self._decode = decode
         self._on_result = on_result
@@ -55,8 +61,10 @@ class LatestClickWorker(Generic[R]):
         self._busy = False
         self._closed = False
         self.dropped = 0
+        self.synchronous = synchronous
         self._thread = threading.Thread(target=self._run, name="sam-clicks", daemon=True)
-        self._thread.start()
+        if not synchronous:
+            self._thread.start()
 
     def submit(self, request: Any) -> int:
         """Queue ``request`` (replacing a pending one, which is dropped); returns its sequence
@@ -71,6 +79,10 @@ class LatestClickWorker(Generic[R]):
             if self._closed:
                 raise RuntimeError("The SAM click worker is closed.")
             self._sequence += 1
+            if self.synchronous:
+                self._pending = (self._sequence, request)
+                self._decode_pending()
+                return self._sequence
             if self._pending is not None:
                 self.dropped += 1
             self._pending = (self._sequence, request)
@@ -90,7 +102,8 @@ class LatestClickWorker(Generic[R]):
             self._closed = True
             self._pending = None
             self._condition.notify_all()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -98,17 +111,21 @@ class LatestClickWorker(Generic[R]):
                 self._condition.wait_for(lambda: self._pending is not None or self._closed)
                 if self._closed:
                     return
-                sequence, request = self._pending
-                self._pending = None
-                self._busy = True
-            try:
-                outcome = ClickResult(sequence, request, result=self._decode(request))
-            except Exception as err:  # noqa: BLE001 - reported to the caller, worker goes on
-                logger.debug("SAM click %d failed: %s", sequence, err)
-                outcome = ClickResult(sequence, request, error=err)
-            try:
-                self._on_result(outcome)
-            finally:
-                with self._condition:
-                    self._busy = False
-                    self._condition.notify_all()
+            self._decode_pending()
+
+    def _decode_pending(self) -> None:
+        with self._condition:
+            sequence, request = self._pending
+            self._pending = None
+            self._busy = True
+        try:
+            outcome = ClickResult(sequence, request, result=self._decode(request))
+        except Exception as err:  # noqa: BLE001 - reported to the caller, worker goes on
+            logger.debug("SAM click %d failed: %s", sequence, err)
+            outcome = ClickResult(sequence, request, error=err)
+        try:
+            self._on_result(outcome)
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
