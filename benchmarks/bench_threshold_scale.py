@@ -5,8 +5,9 @@ Each measurement runs in its own subprocess so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own; the image is made before the clock
 starts and ``peak_extra_mb`` is the peak minus the resident memory once the image is made.
 
-* ``reference``: the bare recipe (skimage / scipy): Otsu level, Euclidean distance transform,
-  ``peak_local_max`` seeds ``0.35 * diameter`` apart per component, watershed; told the diameter.
+* ``reference``: the bare recipe (scipy / skimage): Gaussian smoothing of ``diameter / 25`` px,
+  Otsu level, Euclidean distance transform, ``peak_local_max`` seeds ``0.35 * diameter`` apart
+  per component, watershed; told the diameter (the model estimates it).
 * ``threshold``: ``ThresholdModel().predict`` with its defaults (estimates the diameter, refines
   locally, splits touching objects, scores every object).
 * ``tiled``: ``napari_cellist.tiling.predict_tiled`` with the threshold model (``--tile``), the
@@ -44,7 +45,8 @@ def reference(image: np.ndarray, diameter: float) -> np.ndarray:
     from skimage import filters, measure, segmentation
     from skimage.feature import peak_local_max
 
-    mask = image > filters.threshold_otsu(image)
+    smooth = ndi.gaussian_filter(image.astype(np.float32), diameter / 25.0)
+    mask = smooth > filters.threshold_otsu(smooth)
     dist = ndi.distance_transform_edt(mask)
     components = measure.label(mask)
     peaks = peak_local_max(

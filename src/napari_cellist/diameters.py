@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage import filters, measure
 
-from .geometry import areas, distance_to_background, fill_holes
+from .geometry import areas, distance_to_background, fill_holes, gaussian, open_mask
 from .images import is_constant
 
 
@@ -63,9 +62,8 @@ def diameter_from_image(image: np.ndarray, invert: bool = False) -> float:
     work = -image if invert else image
     if is_constant(work):
         return 4.0
-    small = ndi.gaussian_filter(work.astype(np.float32), 1.0)
-    mask = fill_holes(small > _otsu_level(small))
-    mask = ndi.binary_opening(mask, ndi.generate_binary_structure(mask.ndim, 1))
+    small = gaussian(work.astype(np.float32), 1.0)
+    mask = open_mask(fill_holes(small > _otsu_level(small)))
     labels = measure.label(mask)
     props = [p for p in measure.regionprops(labels) if p.area >= 16]
     if not props:

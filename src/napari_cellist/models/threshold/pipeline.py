@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, segmentation
 from skimage.feature import peak_local_max
 
 from ...diameters import diameter_from_image
-from ...geometry import dilate, distance_to_background, fill_holes
+from ...geometry import dilate, distance_to_background, fill_holes, gaussian
 from ...images import is_constant
 from .params import METHODS, SCALES, ThresholdParams
 
@@ -37,18 +36,6 @@ def _threshold_level(image: np.ndarray, method: str, level: float | None) -> flo
     top = np.percentile(image, 99.8)
     clipped = np.minimum(image, top)
     return float(getattr(filters, f"threshold_{method}")(clipped))
-
-
-def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing (``sigma`` pixels, mirrored borders, truncated at 4 sigma): the values
-    of :func:`scipy.ndimage.gaussian_filter`, by OpenCV for 2D float32 images (several times
-    faster)."""
-    if sigma <= 0:
-        return image
-    if image.ndim != 2 or image.dtype != np.float32:
-        return ndi.gaussian_filter(image, sigma)
-    size = 2 * int(4.0 * sigma + 0.5) + 1
-    return cv2.GaussianBlur(image, (size, size), sigma, borderType=cv2.BORDER_REFLECT)
 
 
 def foreground_mask(image: np.ndarray, params: ThresholdParams, diameter: float) -> np.ndarray:
@@ -227,7 +214,9 @@ def object_scores(image: np.ndarray, labels: np.ndarray) -> dict[int, float]:
         return {}
     background = float(np.median(image[labels == 0])) if (labels == 0).any() else float(image.min())
     top = float(np.percentile(image, 99))
-    inside = np.atleast_1d(ndi.median(image, labels, ids))
+    # per object on its bounding box (ndi.median sorts the whole image: 2.5 s on 4096^2)
+    boxes = ndi.find_objects(labels)
+    inside = np.array([float(np.median(image[boxes[i - 1]][labels[boxes[i - 1]] == i])) for i in ids])
     spread = max(top - background, 1e-6)
     return {
         int(i): float(np.clip((v - background) / spread, 0.0, 1.0))
