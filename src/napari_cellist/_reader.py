@@ -41,7 +41,7 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
     """
     try:
         paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-        if paths and all(_supported(Path(p)) for p in paths):
+        if paths and all(_is_lazy(Path(p)) or _supported(Path(p)) for p in paths):
             return read_layers
     except Exception:  # napari asks every plugin; a surprise must not break its dialog
         logger.debug("Cellist cannot read %r", path, exc_info=True)
@@ -67,12 +67,32 @@ def read_layers(path: PathOrPaths) -> list[LayerData]:
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     layers: list[LayerData] = []
     for item in map(Path, paths):
-        if item.is_dir() and is_annotated_folder(item):
+        if _is_lazy(item):  # OME-Zarr, large / pyramidal TIFF: dask arrays, read on demand
+            layers.extend(_lazy_layers(item, visible=not layers))
+        elif item.is_dir() and is_annotated_folder(item):
             for pair in read_annotated_folder(item):
                 layers.extend(_pair_layers(pair, visible=not layers))
         else:
             for p in list_images([item]):
                 layers.append(_image_layer(read_image(p), visible=not layers))
+    return layers
+
+
+def _is_lazy(path: Path) -> bool:
+    """An OME-Zarr folder or a TIFF too large for memory / pyramidal (see :mod:`.io.lazy`)."""
+    from .io.lazy import is_large, is_lazy_path
+
+    return path.exists() and is_lazy_path(path) and (path.is_dir() or is_large(path))
+
+
+def _lazy_layers(path: Path, visible: bool = True) -> list[LayerData]:
+    """napari multiscale image layers of dask arrays (the napari-ome-zarr convention)."""
+    from .io.lazy import lazy_layer_data
+
+    layers = []
+    for data, kwargs, kind in lazy_layer_data(path):
+        kwargs.update(visible=visible, metadata={"cellist_path": str(path), "lazy": True})
+        layers.append((data, kwargs, kind))
     return layers
 
 

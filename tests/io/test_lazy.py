@@ -95,3 +95,16 @@ def test_errors_name_the_problem(tmp_path):
     zarr.open_group(str(tmp_path / "empty.zarr"), mode="w")
     with pytest.raises(ValueError, match="no image array"):
         open_lazy(tmp_path / "empty.zarr")
+
+
+def test_napari_reader_returns_lazy_multiscale_layers(tmp_path):
+    from napari_cellist._reader import napari_get_reader
+
+    data = np.arange(96 * 80, dtype=np.uint16).reshape(96, 80)
+    path = write_ome_zarr(tmp_path / "scan.zarr", data, "yx")
+    reader = napari_get_reader(str(path))
+    assert reader is not None
+    [(levels, kwargs, kind)] = reader(str(path))
+    assert kind == "image" and kwargs["multiscale"] and kwargs["metadata"]["lazy"]
+    assert all(isinstance(level, da.Array) for level in levels)
+    np.testing.assert_array_equal(levels[1].compute(), data[::2, ::2])
