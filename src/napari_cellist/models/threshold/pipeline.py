@@ -165,6 +165,22 @@ def expected_area(diameter: float, ndim: int) -> float:
     return float(np.pi * radius**2) if ndim == 2 else float(4.0 / 3.0 * np.pi * radius**3)
 
 
+#: 2D images of more pixels have their diameter estimated at half resolution (a quarter of the
+#: work, within ~2 % on the real data sets) unless that finds objects under 32 px (smaller ones
+#: come out ~5 % too large at half resolution).
+COARSE_DIAMETER_PIXELS = 1 << 22
+
+
+def estimate_diameter(image: np.ndarray, invert: bool = False) -> float:
+    """Typical object diameter in pixels (:func:`~napari_cellist.diameters.diameter_from_image`);
+    on every second pixel for 2D images over :data:`COARSE_DIAMETER_PIXELS` pixels."""
+    if image.ndim == 2 and image.size > COARSE_DIAMETER_PIXELS:
+        coarse = 2.0 * diameter_from_image(image[::2, ::2], invert)
+        if coarse >= 32.0:
+            return coarse
+    return diameter_from_image(image, invert)
+
+
 def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, float]:
     """Label map of a grey image with the threshold pipeline.
 
@@ -181,9 +197,7 @@ def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, flo
     if is_constant(image):
         logger.info("Constant image: no objects.")
         return np.zeros(image.shape, np.int32), float(params.diameter or 0.0)
-    diameter = (
-        float(params.diameter) if params.diameter else diameter_from_image(image, params.invert)
-    )
+    diameter = float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
     mask = foreground_mask(image, params, diameter)
     if params.split_touching:
         labels = split_touching(
