@@ -5,6 +5,7 @@ process killed with SIGKILL."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -118,14 +119,22 @@ def test_walk_a_folder_through_the_panel(panel, crops, notifications):
 
 
 def test_shortcuts_and_review(panel, crops):
+    from napari.utils.key_bindings import KeyBinding
+
     viewer, widget = panel
-    for key in ("Alt-N", "Alt-P", "Alt-C"):
-        assert any(key.lower() in str(k).lower() for k in viewer.keymap), key
+    keys = {key: KeyBinding.from_str(key) for key in ("Alt-N", "Alt-P", "Alt-C")}
+    assert all(binding in viewer.keymap for binding in keys.values())
     widget.add_paths([str(crops)])
-    widget.min_score.value = 1.01  # every object is "unsure": all of them are listed
-    widget.next_image()
+    viewer.keymap[keys["Alt-N"]](viewer)  # what pressing Alt-N runs
+    assert widget.current_name == "crop0.tif"
+    scores = {i: m.score for i, m in widget.current.objects.items()}
+    widget.min_score.value = 0.5
     listed = widget.unsure_objects()
-    assert sorted(listed) == sorted(widget.link.index.boxes)
+    assert listed and sorted(listed) == sorted(i for i, s in scores.items() if s < 0.5)
+    assert [scores[i] for i in listed] == sorted(scores[i] for i in listed)  # lowest first
+    widget.min_score.value = 0.0
+    assert widget.unsure_objects() == []
+    widget.min_score.value = 0.5
     widget.jump_to(listed[0])
     assert _layer(viewer, "labels").selected_label == listed[0]
 
@@ -135,7 +144,9 @@ def test_sorting_changes_the_next_order(panel, crops):
     widget.add_paths([str(crops)])
     names = [widget.table.item(r, 1).text() for r in range(3)]
     assert names == ["crop0.tif", "crop1.tif", "crop2.tif"]  # the order they were added
-    widget.table.sortItems(1, 1)  # by name, descending (Qt.DescendingOrder)
+    from qtpy.QtCore import Qt
+
+    widget.table.sortItems(1, Qt.DescendingOrder)  # what a second click on "name" does
     names = [widget.table.item(r, 1).text() for r in range(3)]
     assert names == ["crop2.tif", "crop1.tif", "crop0.tif"]
     widget.next_image()
@@ -168,19 +179,32 @@ CHILD = textwrap.dedent(
 )
 
 
+def _line_starting(child: subprocess.Popen, prefix: str, timeout_s: float) -> str:
+    """The child's first stdout line starting with ``prefix`` ("" at EOF or after the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([child.stdout], [], [], deadline - time.monotonic())
+        line = child.stdout.readline() if ready else ""
+        if not line or line.startswith(prefix):
+            return line
+    return ""
+
+
 def test_draft_survives_a_killed_viewer(panel, crops, tmp_path):
-    env = {**os.environ, "CELLIST_SYNC": "1", "QT_QPA_PLATFORM": "offscreen"}
+    env = {**os.environ, "CELLIST_SYNC": "1"}  # the X server of pytest-xvfb
     project = tmp_path / "project"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(project), str(crops)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    log = tmp_path / "child.log"
+    with open(log, "w") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(project), str(crops)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
+        )
     try:
-        line = child.stdout.readline()
-        assert line.startswith("PAINTED"), child.stderr.read()
+        line = _line_starting(child, "PAINTED", timeout_s=120)
+        assert line, log.read_text()[-3000:]
         image_id, new_id, r, c = (int(v) for v in line.split()[1:])
         time.sleep(2.0)  # > the 0.5 s draft interval plus one write
     finally:
