@@ -1,0 +1,93 @@
+"""LiveLink in a real napari viewer: painting, polygon edits and centre deletes keep the
+Labels, Shapes and Points layers consistent, edit by edit, and each edit is reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellist._widgets._live import LiveLink
+from napari_cellist.layers import labels_to_layer_tuples, set_layers
+
+
+def _grid(n_side: int = 4) -> np.ndarray:
+    labels = np.zeros((20 * n_side, 20 * n_side), np.int32)
+    for k in range(n_side * n_side):
+        r, c = divmod(k, n_side)
+        labels[20 * r + 4 : 20 * r + 14, 20 * c + 4 : 20 * c + 14] = k + 1
+    return labels
+
+
+@pytest.fixture
+def linked(make_napari_viewer):
+    viewer = make_napari_viewer()
+    labels = _grid()
+    layers = set_layers(viewer, labels_to_layer_tuples(labels, {}, "img"))
+    edits = []
+    link = LiveLink(*layers, on_edit=lambda: edits.append(1))
+    return link, edits
+
+
+def _ids(layer) -> set[int]:
+    return set(layer.features["id"].tolist())
+
+
+def test_painting_a_new_object_adds_its_outline_and_centre(linked):
+    link, edits = linked
+    labels_layer, shapes, points = link.labels_layer, link.shapes_layer, link.points_layer
+    labels_layer.brush_size = 7
+    labels_layer.paint((17, 17), 99)  # a new object in the gap between four squares
+    assert (labels_layer.data == 99).sum() > 20
+    assert 99 in _ids(shapes) and 99 in _ids(points)
+    centre = np.asarray(points.data)[list(points.features["id"]).index(99)]
+    np.testing.assert_allclose(centre, np.argwhere(labels_layer.data == 99).mean(0))
+    assert edits == [1] and link.n_edits == 1
+
+
+def test_erasing_an_object_removes_its_outline_and_centre(linked):
+    link, _ = linked
+    layer = link.labels_layer
+    layer.fill((8, 8), 0)  # the bucket fill with 0 erases object 1
+    assert not (layer.data == 1).any()
+    assert 1 not in _ids(link.shapes_layer) and 1 not in _ids(link.points_layer)
+    assert len(link.shapes_layer.data) == 15 and 1 not in link.index.boxes
+
+
+def test_drawing_a_polygon_writes_a_new_object(linked):
+    link, edits = linked
+    shapes = link.shapes_layer
+    square = np.array([[62.0, 62.0], [62.0, 78.0], [78.0, 78.0], [78.0, 62.0]])
+    shapes.add_polygons([square])
+    new_id = int(shapes.features["id"].iloc[-1])
+    assert new_id == 17  # a fresh id
+    assert (link.labels_layer.data == new_id).sum() >= 15 * 15
+    assert new_id in _ids(link.points_layer)
+    assert edits
+
+
+def test_deleting_a_polygon_or_a_centre_deletes_the_object(linked):
+    link, _ = linked
+    shapes, points, labels = link.shapes_layer, link.points_layer, link.labels_layer
+    row = list(shapes.features["id"]).index(5)
+    shapes.selected_data = {row}
+    shapes.remove_selected()
+    assert not (labels.data == 5).any() and 5 not in _ids(points)
+    row = list(points.features["id"]).index(7)
+    points.selected_data = {row}
+    points.remove_selected()
+    assert not (labels.data == 7).any() and 7 not in _ids(shapes)
+    assert set(np.unique(labels.data)) - {0} == _ids(shapes) == _ids(points)
+
+
+def test_moving_a_polygon_moves_the_object(linked):
+    link, _ = linked
+    shapes, labels = link.shapes_layer, link.labels_layer
+    row = list(shapes.features["id"]).index(1)
+    data = [np.asarray(d) for d in shapes.data]
+    data[row] = data[row] + [0.0, 3.0]  # three pixels to the right
+    before = np.argwhere(labels.data == 1).mean(0)
+    shapes.data = data  # napari reports every shape as changed
+    after = np.argwhere(labels.data == 1).mean(0)
+    np.testing.assert_allclose(after - before, [0.0, 3.0], atol=0.6)
+    centre = np.asarray(link.points_layer.data)[list(link.points_layer.features["id"]).index(1)]
+    np.testing.assert_allclose(centre, after)
