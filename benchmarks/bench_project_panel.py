@@ -1,0 +1,129 @@
+"""Project panel: time from **Next** to a shown prediction, with and without prefetching.
+
+The images of a shared folder (copied into a plain folder, so that their masks are not
+imported as committed annotations) are added to a fresh project in a real napari viewer with
+the Project panel. Then Next is pressed through every image, with the panel's jobs in napari's
+worker threads as for a user:
+
+* ``without``: "predict the next image ahead" off: Next predicts the image, then shows it;
+* ``with``: on: while the current image is shown, the next one is predicted in the
+  background (the benchmark waits for it, standing in for the user's editing time, and reports
+  that wait as ``ahead_s``), so Next only loads and shows the stored prediction.
+
+The latency is measured from the call of ``next_image()`` (what the button and Alt-N run) to
+the moment the image's layers are in the viewer, Qt events processed meanwhile.
+
+    xvfb-run -a python -m benchmarks.bench_project_panel [--folders coelho2009_u2os ...] \\
+        [--model threshold] [--images 6]
+
+Prints a table and writes ``benchmarks/results/project_panel.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._data import data_folder, result_path
+
+FOLDERS = ("coelho2009_u2os", "ctc_gowt1_hela")
+
+
+def _process_until(done, timeout_s: float = 600.0) -> None:
+    from qtpy.QtCore import QCoreApplication
+
+    deadline = time.perf_counter() + timeout_s
+    while not done():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the panel did not finish within the time limit")
+        QCoreApplication.processEvents()
+        time.sleep(0.001)
+
+
+def run_folder(folder: Path, model: str, n_images: int, prefetch: bool) -> dict:
+    """Next through ``n_images`` images of ``folder``; latencies in seconds."""
+    import napari
+
+    from napari_cellist._widgets._session import set_session
+    from napari_cellist._widgets.project_panel import ProjectPanel
+    from napari_cellist.session import LabellingSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "plain"
+        plain.mkdir()
+        for path in sorted((folder / "images").iterdir())[:n_images]:
+            shutil.copy(path, plain / path.name)
+        viewer = napari.Viewer(show=False)
+        set_session(viewer, LabellingSession(Path(tmp) / "project"))
+        panel = ProjectPanel(viewer)
+        panel.model.value = model
+        panel.prefetch.value = prefetch
+        panel.add_paths([str(plain)])
+        _process_until(lambda: not panel.runner.busy)
+        order = panel.order()
+        latencies, ahead = [], []
+        for target in order:
+            start = time.perf_counter()
+            _process_until(lambda: not panel.prefetcher.busy)  # the user's editing time
+            ahead.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            panel.next_image()
+            _process_until(
+                lambda target=target: panel.current is not None
+                and panel.current.image_id == target
+                and not panel.runner.busy
+            )
+            latencies.append(time.perf_counter() - start)
+        panel.drafts.close()
+        viewer.close()
+        panel.session.close()
+    return {
+        "folder": folder.name,
+        "prefetch": prefetch,
+        "images": len(order),
+        "next_to_shown_s": latencies,
+        "median_s": statistics.median(latencies),
+        "max_s": max(latencies),
+        "ahead_s": ahead,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folders", nargs="+", default=list(FOLDERS))
+    parser.add_argument("--model", default="threshold")
+    parser.add_argument("--images", type=int, default=6)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    runs = []
+    for name in args.folders:
+        folder = data_folder(name)
+        for prefetch in (False, True):
+            runs.append(run_folder(folder, args.model, args.images, prefetch))
+    print(f"{'folder':<20} {'prefetch':<9} {'images':>6} {'median s':>9} {'max s':>7}")
+    for r in runs:
+        print(
+            f"{r['folder']:<20} {'with' if r['prefetch'] else 'without':<9} {r['images']:>6} "
+            f"{r['median_s']:>9.3f} {r['max_s']:>7.3f}"
+        )
+    result = {
+        "benchmark": "project_panel",
+        "model": args.model,
+        "machine": platform.platform(),
+        "runs": runs,
+    }
+    path = result_path("project_panel.json")
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
