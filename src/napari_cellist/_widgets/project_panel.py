@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton
+from qtpy.QtWidgets import QTableWidgetItem
 
 from ..drafts import DraftWriter
 from ..layers import ROLES, labels_to_layer_tuples, layer_name, set_layers
@@ -113,8 +114,7 @@ class ProjectPanel(DockWidget):
         self.extend(
             [
                 Container(widgets=[self.add_files_button, self.add_folder_button], layout="horizontal", labels=False),
-                self.model,
-                self.refine,
+                Container(widgets=[self.model, self.refine], labels=True),
                 self.prefetch,
                 self._table_box,
                 Container(
@@ -122,7 +122,7 @@ class ProjectPanel(DockWidget):
                     layout="horizontal",
                     labels=False,
                 ),
-                self.min_score,
+                Container(widgets=[self.min_score], labels=True),
                 self._review_box,
                 self.classes,
                 self.message,
@@ -188,7 +188,6 @@ class ProjectPanel(DockWidget):
     def refresh(self) -> None:
         """Re-read the image table from the store (keeps the user's sort order)."""
         from qtpy.QtCore import Qt
-        from qtpy.QtWidgets import QTableWidgetItem
 
         rows = self.queue.rows()
         self.table.setSortingEnabled(False)
@@ -196,11 +195,11 @@ class ProjectPanel(DockWidget):
         for r, row in enumerate(rows):
             for c, (_, attribute) in enumerate(COLUMNS):
                 value = r + 1 if attribute == "order" else getattr(row, attribute)
-                item = QTableWidgetItem()
-                item.setData(Qt.DisplayRole, _cell(row, attribute, value))
+                item = _item(_cell(row, attribute, value), _sort_key(attribute, value))
                 item.setData(Qt.UserRole, row.image_id)
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
 
     def order(self) -> list[int]:
         """Image ids in the table's current (sorted) order."""
@@ -537,17 +536,43 @@ def _role(layer: Any, image_name: str) -> str | None:
     return next((r for r in ROLES if layer.name == layer_name(image_name, r)), None)
 
 
-def _cell(row: Any, attribute: str, value: Any) -> Any:
-    """What a table cell shows (numbers stay numbers so that they sort as numbers)."""
+def _cell(row: Any, attribute: str, value: Any) -> str:
+    """The text of a table cell."""
     if attribute == "last_change":
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    if attribute == "model_name":
-        if value is None:
-            return "-"
-        return f"{value} v{row.model_version}" if row.model_version is not None else str(value)
     if value is None:
-        return -1 if attribute == "n_objects" else "-"
-    return value
+        return "-"
+    if attribute == "model_name" and row.model_version is not None:
+        return f"{value} v{row.model_version}"
+    return str(value)
+
+
+def _sort_key(attribute: str, value: Any) -> tuple:
+    """How a cell sorts: numbers as numbers, status in STATUSES order, missing values last."""
+    from ..store import STATUSES
+
+    if value is None:
+        return (1, 0)
+    if attribute == "status":
+        return (0, STATUSES.index(value))
+    if attribute in ("name", "model_name"):
+        return (0, str(value).lower())
+    return (0, value)
+
+
+class _SortedItem(QTableWidgetItem):
+    """A table item that sorts by its ``sort_key`` rather than by its text."""
+
+    sort_key: tuple = (1, 0)
+
+    def __lt__(self, other: Any) -> bool:
+        return self.sort_key < getattr(other, "sort_key", (1, 0))
+
+
+def _item(text: str, key: tuple) -> _SortedItem:
+    item = _SortedItem(text)
+    item.sort_key = key
+    return item
 
 
 __all__ = ["SHORTCUTS", "ProjectPanel"]
