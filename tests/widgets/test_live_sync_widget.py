@@ -42,6 +42,7 @@ def test_painting_a_new_object_adds_its_outline_and_centre(linked):
     centre = np.asarray(points.data)[list(points.features["id"]).index(99)]
     np.testing.assert_allclose(centre, np.argwhere(labels_layer.data == 99).mean(0))
     assert edits == [1] and link.n_edits == 1
+    assert link.object_status() == {"untouched": 16, "edited": 0, "added": 1}
 
 
 def test_erasing_an_object_removes_its_outline_and_centre(linked):
@@ -91,3 +92,14 @@ def test_moving_a_polygon_moves_the_object(linked):
     np.testing.assert_allclose(after - before, [0.0, 3.0], atol=0.6)
     centre = np.asarray(link.points_layer.data)[list(link.points_layer.features["id"]).index(1)]
     np.testing.assert_allclose(centre, after)
+
+
+def test_setting_a_class_is_an_edit_and_editing_marks_the_object(linked):
+    link, edits = linked
+    link.shapes_layer.features = link.shapes_layer.features.assign(
+        **{"class": ["tumour"] + ["object"] * 15}
+    )
+    assert edits == [1]
+    link.labels_layer.brush_size = 3
+    link.labels_layer.paint((14, 8), 1)  # grow object 1 by a few pixels
+    assert link.object_status() == {"untouched": 15, "edited": 1, "added": 0}

@@ -87,6 +87,7 @@ def test_walk_a_folder_through_the_panel(panel, crops, notifications):
     assert draft is not None and (draft.snapshot.labels == new_id).any()
     widget.refresh()
     assert widget.row_of(ids[0])["status"] == "draft"
+    assert f"{n} untouched, 0 edited, 1 added" in widget.classes.value
 
     # deleting a centre deletes its object from the label map and the polygons
     victim = int(points.features["id"].iloc[0])

@@ -65,6 +65,8 @@ class LiveLink:
         self.on_edit = on_edit
         self.tolerance = tolerance
         self.index = LabelIndex(np.asarray(labels_layer.data))
+        self.original = frozenset(self.index.boxes)  # the objects as opened
+        self.touched: set[int] = set()  # objects changed since (edited, added or deleted)
         self.n_edits = 0
         self._busy = False  # True while the link itself changes a layer
         self._removing_shapes: list[int] = []
@@ -72,6 +74,7 @@ class LiveLink:
         labels_layer.events.paint.connect(self._on_paint)
         if shapes_layer is not None:
             shapes_layer.events.data.connect(self._on_shapes)
+            shapes_layer.events.features.connect(self._on_features)
         if points_layer is not None:
             points_layer.events.data.connect(self._on_points)
 
@@ -80,6 +83,7 @@ class LiveLink:
         self.labels_layer.events.paint.disconnect(self._on_paint)
         if self.shapes_layer is not None:
             self.shapes_layer.events.data.disconnect(self._on_shapes)
+            self.shapes_layer.events.features.disconnect(self._on_features)
         if self.points_layer is not None:
             self.points_layer.events.data.disconnect(self._on_points)
 
@@ -147,6 +151,22 @@ class LiveLink:
             self.apply(update, skip_polygon=update.new_id or label_id)
         self._edited()
 
+    def _on_features(self, _event: Any = None) -> None:
+        if not self._busy:  # a class set on polygons (Annotations widget, features table)
+            self._edited()
+
+    def object_status(self) -> dict[str, int]:
+        """Objects now in the label map by status: ``untouched`` (as opened), ``edited``
+        (opened, then changed) and ``added`` (drawn or painted since)."""
+        now = set(self.index.boxes)
+        added = now - self.original
+        edited = (now & self.touched) - added
+        return {
+            "untouched": len(now - added - edited),
+            "edited": len(edited),
+            "added": len(added),
+        }
+
     def _on_points(self, event: Any) -> None:
         if self._busy:
             return
@@ -179,6 +199,7 @@ class LiveLink:
         skip_points: bool = False,
     ) -> None:
         """Show ``update`` in the layers: replace touched outlines and centres, drop deleted ones."""
+        self.touched |= set(update.polygons) | set(update.centres) | set(update.deleted)
         self._busy = True
         try:
             if refresh_labels and update.region is not None:

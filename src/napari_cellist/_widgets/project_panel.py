@@ -416,6 +416,7 @@ class ProjectPanel(DockWidget):
         if self.current is None or self.link is None:
             return
         self.drafts.submit(self.current.image_id, self._snapshot())
+        self._show_counts()
 
     def _snapshot(self) -> DraftSnapshot:
         link = self.link
@@ -498,6 +499,14 @@ class ProjectPanel(DockWidget):
             item = QListWidgetItem(f"object {label_id}: score {score:.2f}")
             item.setData(256, label_id)  # Qt.UserRole
             self.review.addItem(item)
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        """Counts per class and per object status (untouched / edited / added)."""
+        if self.current is None:
+            self.classes.value = ""
+            return
+        objects = self.current.objects
         counts = Counter(
             (objects[i].class_name if i in objects else DEFAULT_CLASS)
             for i in (self.link.index.boxes if self.link is not None else objects)
@@ -505,6 +514,9 @@ class ProjectPanel(DockWidget):
         self.classes.value = "classes: " + (
             ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
         )
+        if self.link is not None:
+            status = self.link.object_status()
+            self.classes.value += "\nobjects: " + ", ".join(f"{n} {k}" for k, n in status.items())
 
     def unsure_objects(self) -> list[int]:
         """Ids listed for review (low score), lowest score first."""
