@@ -12,17 +12,21 @@ Keys on the prompt layers: ``o`` object (positive) clicks, ``b`` background (neg
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
+from superqt.utils import ensure_main_thread
 
+from ..devices import DEVICE_CHOICES
 from ..layers import (
     prediction_to_layer_tuples,
     set_layers,
 )
 from ..models import get_model_class
 from ..models.base import WeightsNotFoundError
+from ..models.sam.clicks import LatestClickWorker
 from ..types import Prediction
 from ._common import DockWidget, ImageLayerChoice, layer_pixels, role_layer, snapshot
 from ._runner import JobRunner, StatusLine, notify_error, notify_info
@@ -41,6 +45,7 @@ TOOLTIPS = {
     "weights": "SAM checkpoint (.pth); empty = the cache folder ($CELLIST_SAM_CACHE or "
     "~/.cache/napari-cellist/sam).",
     "polarity": "Whether new points mark the object or the background (keys o / b).",
+    "device": "Where SAM runs: auto = an NVIDIA GPU (cuda), else an Apple GPU (mps), else the CPU.",
     "Accept (y)": "Add the previewed mask as a new object (Labels, Shapes, Points; source sam).",
     "Reject (n)": "Clear the prompts and the preview.",
     "Segment everything": "SAM's automatic mask generator on the whole image.",
@@ -80,13 +85,17 @@ class SamWidget(DockWidget):
             text="Download SAM weights (ViT-B)",
             tooltip="Download the official SAM checkpoint into the cache folder (once, ~375 MB).",
         )
+        self.device = ComboBox(
+            label="device", choices=list(DEVICE_CHOICES), value="auto", tooltip=TOOLTIPS["device"]
+        )
         settings = [self.image, self.checkpoint, self.choose_weights_button, self.download_button]
-        settings.append(self.polarity)
+        settings.extend([self.device, self.polarity])
         self.extend([Container(labels=True, widgets=settings)])
         self.extend([self.accept_button, self.reject_button, self.everything_button])
         self.extend([self.refine_button, self.status, self.runner])
         self.image.changed.connect(self._on_image_changed)
         self.checkpoint.changed.connect(self._on_image_changed)
+        self.device.changed.connect(self._on_image_changed)
         self.polarity.changed.connect(self._on_polarity)
         self.accept_button.changed.connect(self.accept)
         self.reject_button.changed.connect(self.reject)
@@ -101,6 +110,12 @@ class SamWidget(DockWidget):
         self._pending = False
         self._n_points = 0
         self.last_result: Any = None
+        # clicks are decoded off the GUI thread, the latest click wins (CELLIST_SYNC: inline)
+        self._clicks = LatestClickWorker(
+            self._decode_click,
+            ensure_main_thread(self._show_click),
+            synchronous=os.environ.get("CELLIST_SYNC") == "1",
+        )
         self.fit_labels()
         self.explain_needs()
 
@@ -151,7 +166,8 @@ class SamWidget(DockWidget):
         from dataclasses import replace
 
         text = str(self.checkpoint.value)
-        return replace(self.model.params, checkpoint="" if text in ("", ".") else text)
+        checkpoint = "" if text in ("", ".") else text
+        return replace(self.model.params, checkpoint=checkpoint, device=str(self.device.value))
 
     def _plane(self) -> tuple[np.ndarray, bool, int]:
         """Pixels SAM sees: the 2D image, or the current plane of a 3D stack; rgb flag; plane."""
@@ -271,11 +287,25 @@ class SamWidget(DockWidget):
             return
         more_clicks = len(points) > self._n_points and self.last_result is not None
         self._n_points = len(points)
-        try:
-            self.last_result = self.segmenter.predict(points, labels, box, refine=more_clicks)
-        except ValueError as err:
-            notify_error(str(err))
+        segmenter, target = self.segmenter, self._embedded_for
+        self._clicks.submit((segmenter, target, points, labels, box, more_clicks))
+
+    @staticmethod
+    def _decode_click(request: tuple) -> Any:
+        """Worker thread: SAM's mask for one click (the newest; older pending ones dropped)."""
+        segmenter, _, points, labels, box, more_clicks = request
+        return segmenter.predict(points, labels, box, refine=more_clicks)
+
+    def _show_click(self, outcome: Any) -> None:
+        """GUI thread: show a decoded click unless the image changed meanwhile."""
+        segmenter, target = outcome.request[:2]
+        if segmenter is not self.segmenter or target != self._embedded_for:
             return
+        if outcome.error is not None:
+            notify_error(str(outcome.error))
+            return
+        self.last_result = outcome.result
+        preview = self.viewer.layers[self._names()["preview"]]
         plane = np.zeros(preview.data.shape[-2:], np.int32)
         plane[self.last_result.mask] = 1
         self._write_plane(preview, plane)
