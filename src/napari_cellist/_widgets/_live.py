@@ -239,34 +239,50 @@ def _ids(layer: Any) -> np.ndarray:
 
 
 def _replace_shapes(layer: Any, drop: set[int], polygons: dict[int, np.ndarray]) -> None:
-    """Remove the polygons of ``drop`` and add ``polygons`` (keeping each id's class/score)."""
+    """Outlines of ``polygons`` replace those of the same ids (in place, keeping class and
+    score); ids of ``drop`` without a new outline are removed; new ids are added."""
     ids = _ids(layer)
-    rows = np.flatnonzero(np.isin(ids, list(drop | set(polygons))))
-    kept = {int(ids[r]): layer.features.iloc[r].to_dict() for r in rows}
-    if len(rows):
-        layer.selected_data = set(rows.tolist())
+    rows = {int(i): r for r, i in enumerate(ids) if i in drop or i in polygons}
+    _edit_shapes(layer, {rows[i]: polygons[i] for i in polygons if i in rows})
+    gone = [r for i, r in rows.items() if i not in polygons]
+    if gone:
+        layer.selected_data = set(gone)
         layer.remove_selected()
-    if not polygons:
+    new = {i: p for i, p in polygons.items() if i not in rows}
+    if new:
+        start = len(layer.data)
+        layer.add([np.asarray(p, float) for p in new.values()], shape_type="polygon")
+        column = list(layer.features.columns).index("id")
+        for offset, label_id in enumerate(new):
+            layer.features.iloc[start + offset, column] = label_id
+    if gone or new:
+        layer.selected_data = set()
+
+
+def _edit_shapes(layer: Any, vertices_by_row: dict[int, np.ndarray]) -> None:
+    """Replace the vertices of existing shapes in place, as napari's own vertex tools do
+    (``remove`` + ``add`` of one shape costs ~70 ms each on a layer of 1,000 shapes)."""
+    if not vertices_by_row:
         return
-    start = len(layer.data)
-    layer.add([np.asarray(p, float) for p in polygons.values()], shape_type="polygon")
-    columns = list(layer.features.columns)
-    for offset, label_id in enumerate(polygons):
-        row = kept.get(label_id, {})
-        for column in columns:
-            value = label_id if column == "id" else row.get(column)
-            if value is not None:
-                layer.features.iloc[start + offset, columns.index(column)] = value
-    layer.selected_data = set()
+    for row, vertices in vertices_by_row.items():
+        layer._data_view.edit(row, np.asarray(vertices, float), new_type="polygon")
+    layer.refresh()
 
 
 def _replace_points(layer: Any, touched: set[int], centres: dict[int, np.ndarray]) -> None:
-    """Move or remove the centres of ``touched`` objects; add centres of new objects."""
+    """Move, remove or add the centres of the ``touched`` objects."""
     ids = _ids(layer)
+    rows = {int(i): r for r, i in enumerate(ids) if i in touched}
+    if set(rows) == set(centres):  # only moved: in place
+        data = layer.data
+        for label_id, centre in centres.items():
+            data[rows[label_id]] = centre
+        layer.refresh()
+        return
     data = np.asarray(layer.data, float)
     keep = ~np.isin(ids, list(touched))
     new_ids = np.concatenate([ids[keep], np.array(list(centres), np.int64)])
-    extra = np.array(list(centres.values()), float).reshape(-1, data.shape[1] if data.ndim == 2 else 2)
-    new_data = np.concatenate([data[keep].reshape(-1, extra.shape[1]), extra])
-    layer.data = new_data
+    ndim = data.shape[1] if data.ndim == 2 else 2
+    extra = np.array(list(centres.values()), float).reshape(-1, ndim)
+    layer.data = np.concatenate([data[keep].reshape(-1, ndim), extra])
     layer.features = {"id": new_ids}
