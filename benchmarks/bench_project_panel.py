@@ -16,6 +16,10 @@ the moment the image's layers are in the viewer, Qt events processed meanwhile.
     xvfb-run -a python -m benchmarks.bench_project_panel [--folders coelho2009_u2os ...] \\
         [--model threshold] [--images 6]
 
+Also the GUI-thread cost of one brush dab with live sync on (``LiveLink``: label map, index,
+the object's outline in the Shapes layer and its centre in the Points layer) vs napari's paint
+alone, on a grid of (``--edit-grid``)^2 square objects (``--edit-grid 0``: skip).
+
 Prints a table and writes ``benchmarks/results/project_panel.json``.
 """
 
@@ -95,11 +99,55 @@ def run_folder(folder: Path, model: str, n_images: int, prefetch: bool) -> dict:
     }
 
 
+def edit_latency(n_side: int, n_dabs: int = 30, cell: int = 28) -> dict:
+    """Milliseconds per brush dab growing an object, with and without live sync."""
+    import napari
+    import numpy as np
+
+    from napari_cellist._widgets._live import LiveLink
+    from napari_cellist.layers import labels_to_layer_tuples, set_layers
+
+    n = n_side * n_side
+    labels = np.zeros((cell * n_side, cell * n_side), np.int32)
+    for k in range(n):
+        r, c = divmod(k, n_side)
+        labels[cell * r + 4 : cell * r + 22, cell * c + 4 : cell * c + 22] = k + 1
+    viewer = napari.Viewer(show=False)
+    layers = set_layers(viewer, labels_to_layer_tuples(labels, {}, "grid"))
+    layer = layers[0]
+    layer.brush_size = 6
+
+    def dabs(step: int) -> list[float]:
+        times = []
+        for k in range(n_dabs):
+            label = (k * step) % n
+            r, c = divmod(label, n_side)
+            start = time.perf_counter()
+            layer.paint((cell * r + 22, cell * c + 12), label + 1)
+            times.append(1e3 * (time.perf_counter() - start))
+        return times
+
+    link = LiveLink(*layers)
+    live = dabs(37)
+    link.disconnect()
+    alone = dabs(41)
+    viewer.close()
+    return {
+        "objects": n,
+        "image": list(labels.shape),
+        "live_ms": live,
+        "napari_alone_ms": alone,
+        "live_median_ms": statistics.median(live),
+        "napari_alone_median_ms": statistics.median(alone),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", nargs="+", default=list(FOLDERS))
     parser.add_argument("--model", default="threshold")
     parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--edit-grid", type=int, default=32, help="objects per side; 0: skip")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     runs = []
@@ -113,11 +161,18 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['folder']:<20} {'with' if r['prefetch'] else 'without':<9} {r['images']:>6} "
             f"{r['median_s']:>9.3f} {r['max_s']:>7.3f}"
         )
+    edits = edit_latency(args.edit_grid) if args.edit_grid else None
+    if edits is not None:
+        print(
+            f"one brush dab, {edits['objects']} objects: {edits['live_median_ms']:.1f} ms median "
+            f"with live sync, {edits['napari_alone_median_ms']:.1f} ms napari alone"
+        )
     result = {
         "benchmark": "project_panel",
         "model": args.model,
         "machine": platform.platform(),
         "runs": runs,
+        "edit_latency": edits,
     }
     path = result_path("project_panel.json")
     path.write_text(json.dumps(result, indent=2))
