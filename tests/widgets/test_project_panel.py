@@ -44,6 +44,8 @@ def panel(make_napari_viewer, tmp_path, monkeypatch):
     set_session(viewer, LabellingSession(tmp_path / "project"))
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Project")
     yield viewer, widget
+    widget.prefetcher.wait()  # a prediction ahead may still run in a worker
+    widget.runner.wait()
     widget.drafts.close()
 
 
@@ -220,3 +222,21 @@ def test_draft_survives_a_killed_viewer(panel, crops, tmp_path):
     assert widget.current.source == "draft"
     assert _layer(widget.viewer, "labels").data[r, c] == new_id
     assert isinstance(ProjectStore(project).load_draft(image_id).snapshot.labels, np.ndarray)
+
+
+def test_prediction_and_prefetch_run_in_workers(panel, crops, monkeypatch, qtbot):
+    monkeypatch.delenv("CELLIST_SYNC")  # napari's worker threads, as for a user
+    viewer, widget = panel
+    widget.prefetch.value = False
+    widget.add_paths([str(crops)])
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    ids = widget.order()
+    assert widget.row_of(ids[0])["status"] == "new"  # nothing predicted ahead when off
+    widget.prefetch.value = True
+    widget.next_image()  # predicted in a worker, then shown
+    qtbot.waitUntil(lambda: widget.current is not None, timeout=60_000)
+    assert widget.current.image_id == ids[0] and widget.current.source == "prediction"
+    qtbot.waitUntil(lambda: not widget.prefetcher.busy, timeout=60_000)
+    assert widget.row_of(ids[1])["status"] == "predicted"  # the next one, ahead
+    widget.next_image()  # shown at once: no job needed
+    assert widget.current.image_id == ids[1] and not widget.runner.busy

@@ -269,7 +269,7 @@ class ProjectPanel(DockWidget):
             return
         self.message.say(f"Predicting {self._name(image_id)} with {self.model.value}...")
         self.runner.run(
-            lambda: self._predict(image_id),
+            self._prediction_job(image_id),
             lambda _record: self._opened_after_prediction(image_id),
         )
 
@@ -278,11 +278,19 @@ class ProjectPanel(DockWidget):
         self.refresh()
         self._prefetch()
 
-    def _predict(self, image_id: int) -> Generator[Progress, None, Any]:
-        model, version = self._model(self.model.value)
+    def _prediction_job(self, image_id: int) -> Any:
+        """The job predicting ``image_id`` with the models chosen now (read on the GUI thread,
+        built and run in the worker)."""
+        names = (self.model.value, self.refine.value)
+        return lambda: self._predict(image_id, *names)
+
+    def _predict(
+        self, image_id: int, model_name: str, refine_name: str
+    ) -> Generator[Progress, None, Any]:
+        model, version = self._model(model_name)
         refine, refine_version = (None, None)
-        if self.refine.value != "none":
-            refine, refine_version = self._model(self.refine.value)
+        if refine_name != "none":
+            refine, refine_version = self._model(refine_name)
         return (
             yield from self.queue.predict(
                 image_id,
@@ -316,7 +324,7 @@ class ProjectPanel(DockWidget):
             self.refresh()
 
         self.prefetcher.run(
-            lambda: self._predict(candidate), done, on_finally=self._prefetch_finished
+            self._prediction_job(candidate), done, on_finally=self._prefetch_finished
         )
 
     def _prefetch_finished(self) -> None:
