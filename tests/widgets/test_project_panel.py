@@ -240,3 +240,13 @@ def test_prediction_and_prefetch_run_in_workers(panel, crops, monkeypatch, qtbot
     assert widget.row_of(ids[1])["status"] == "predicted"  # the next one, ahead
     widget.next_image()  # shown at once: no job needed
     assert widget.current.image_id == ids[1] and not widget.runner.busy
+
+
+def test_the_panel_follows_the_sessions_project(panel, crops, tmp_path):
+    _, widget = panel
+    widget.add_paths([str(crops)])
+    first_writer = widget.drafts
+    widget.session.open_project(tmp_path / "other")  # e.g. Open project in Annotations
+    widget.refresh()
+    assert widget.table.rowCount() == 0
+    assert widget.drafts is not first_writer  # drafts now go to the other project

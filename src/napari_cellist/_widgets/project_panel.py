@@ -68,10 +68,9 @@ class ProjectPanel(DockWidget):
         super().__init__(napari_viewer, labels=False)
         from ..models import available_models
 
-        self.queue = ProjectQueue(self.session.store)
-        self.drafts = DraftWriter(
-            self.session.store, draft_interval_s, on_error=self._draft_failed
-        )
+        self.draft_interval_s = draft_interval_s
+        self._drafts: DraftWriter | None = None
+        self._drafts_store: Any = None
         self.add_files_button = PushButton(text="Add files...", tooltip="Add image files.")
         self.add_folder_button = PushButton(
             text="Add folder...",
@@ -143,6 +142,23 @@ class ProjectPanel(DockWidget):
         self._kept: dict[str, Any] = {}
         self._bind_keys()
         self.refresh()
+
+    # -- the project -----------------------------------------------------------------------------------
+    @property
+    def queue(self) -> ProjectQueue:
+        """The images of the session's project (follows *Open project* in Annotations)."""
+        return ProjectQueue(self.session.store)
+
+    @property
+    def drafts(self) -> DraftWriter:
+        """The draft writer of the session's project (a new one when the project changed)."""
+        store = self.session.store
+        if self._drafts is None or self._drafts_store is not store:
+            if self._drafts is not None:
+                self._drafts.close()
+            self._drafts = DraftWriter(store, self.draft_interval_s, on_error=self._draft_failed)
+            self._drafts_store = store
+        return self._drafts
 
     # -- Qt parts -------------------------------------------------------------------------------------
     def _build_qt(self) -> None:
