@@ -103,3 +103,18 @@ def test_setting_a_class_is_an_edit_and_editing_marks_the_object(linked):
     link.labels_layer.brush_size = 3
     link.labels_layer.paint((14, 8), 1)  # grow object 1 by a few pixels
     assert link.object_status() == {"untouched": 15, "edited": 1, "added": 0}
+
+
+def test_undo_and_redo_of_a_paint_follow_in_outlines_and_centres(linked):
+    link, edits = linked
+    layer = link.labels_layer
+    layer.brush_size = 7
+    layer.paint((17, 17), 99)
+    assert 99 in _ids(link.shapes_layer)
+    layer.undo()  # Ctrl+Z
+    assert not (layer.data == 99).any()
+    assert 99 not in _ids(link.shapes_layer) and 99 not in _ids(link.points_layer)
+    assert 99 not in link.index.boxes
+    layer.redo()
+    assert 99 in _ids(link.shapes_layer) and 99 in _ids(link.points_layer)
+    assert len(edits) == 3

@@ -71,7 +71,9 @@ class LiveLink:
         self._busy = False  # True while the link itself changes a layer
         self._removing_shapes: list[int] = []
         self._removing_points: list[int] = []
+        self._history = _history_lengths(labels_layer)
         labels_layer.events.paint.connect(self._on_paint)
+        labels_layer.events.set_data.connect(self._on_set_data)
         if shapes_layer is not None:
             shapes_layer.events.data.connect(self._on_shapes)
             shapes_layer.events.features.connect(self._on_features)
@@ -81,6 +83,7 @@ class LiveLink:
     def disconnect(self) -> None:
         """Stop listening (the image is closed)."""
         self.labels_layer.events.paint.disconnect(self._on_paint)
+        self.labels_layer.events.set_data.disconnect(self._on_set_data)
         if self.shapes_layer is not None:
             self.shapes_layer.events.data.disconnect(self._on_shapes)
             self.shapes_layer.events.features.disconnect(self._on_features)
@@ -118,6 +121,25 @@ class LiveLink:
                     labels, self.index, tuple(indices), old_values, self.tolerance
                 )
             self.apply(update, refresh_labels=False)
+        self._history = _history_lengths(self.labels_layer)  # the item is in the history now
+        self._edited()
+
+    def _on_set_data(self, _event: Any = None) -> None:
+        """Undo / redo (Ctrl+Z, Ctrl+Shift+Z) write the label map without a paint event: the
+        objects in the replayed history item's region are recomputed."""
+        lengths = _history_lengths(self.labels_layer)
+        previous, self._history = self._history, lengths
+        if self._busy or lengths is None or previous is None:
+            return
+        undone = lengths == (previous[0] - 1, previous[1] + 1)
+        redone = lengths == (previous[0] + 1, previous[1] - 1)
+        if not (undone or redone):
+            return  # a paint (its own event handled it) or a refresh
+        history = self.labels_layer._redo_history if undone else self.labels_layer._undo_history
+        region = _item_region(history[-1], self.labels.ndim) if history else None
+        if region is None:
+            return
+        self.apply(after_paint(self.labels, self.index, region, None, self.tolerance))
         self._edited()
 
     def _on_shapes(self, event: Any) -> None:
@@ -230,6 +252,32 @@ class LiveLink:
     def _set_feature_id(layer: Any, i: int, label_id: int) -> None:
         if "id" in layer.features:
             layer.features.iloc[i, layer.features.columns.get_loc("id")] = int(label_id)
+
+
+def _history_lengths(layer: Any) -> tuple[int, int] | None:
+    """Lengths of the Labels layer's undo and redo histories (napari keeps them private; None
+    when this napari has none)."""
+    undo, redo = getattr(layer, "_undo_history", None), getattr(layer, "_redo_history", None)
+    return None if undo is None or redo is None else (len(undo), len(redo))
+
+
+def _item_region(item: Any, ndim: int) -> tuple[slice, ...] | None:
+    """Bounding region of the pixels a napari history item changed."""
+    lo, hi = [None] * ndim, [None] * ndim
+    for atom in item:
+        if hasattr(atom, "slice_key"):
+            bounds = [(s.start or 0, s.stop) for s in atom.slice_key]
+        else:
+            coords = [np.asarray(c).ravel() for c in atom[0]]
+            if not coords or coords[0].size == 0:
+                continue
+            bounds = [(int(c.min()), int(c.max()) + 1) for c in coords]
+        for axis, (start, stop) in enumerate(bounds[-ndim:]):
+            lo[axis] = start if lo[axis] is None else min(lo[axis], start)
+            hi[axis] = stop if hi[axis] is None else max(hi[axis], stop)
+    if lo[0] is None:
+        return None
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
 
 
 def _ids(layer: Any) -> np.ndarray:
