@@ -79,10 +79,26 @@ def read_layers(path: PathOrPaths) -> list[LayerData]:
 
 
 def _is_lazy(path: Path) -> bool:
-    """An OME-Zarr folder or a TIFF too large for memory / pyramidal (see :mod:`.io.lazy`)."""
-    from .io.lazy import is_large, is_lazy_path
+    """An OME-Zarr folder, a pyramidal TIFF, or a large flat TIFF whose plane napari can hold.
 
-    return path.exists() and is_lazy_path(path) and (path.is_dir() or is_large(path))
+    napari draws a single-level image by loading the whole plane in view, so a flat TIFF is
+    opened lazily only when that plane fits in the memory at hand (:func:`.io.probe.check_decodable`);
+    otherwise the cheap checks decline it and napari can offer it to another plugin.
+    """
+    from .io.lazy import is_large, is_lazy_path, is_pyramidal
+    from .io.probe import ImageReadError, check_decodable, probe_image
+
+    if not (path.exists() and is_lazy_path(path)):
+        return False
+    if path.is_dir() or is_pyramidal(path):
+        return True
+    if not is_large(path):
+        return False
+    try:
+        check_decodable(probe_image(path))
+    except ImageReadError:
+        return False
+    return True
 
 
 def _lazy_layers(path: Path, visible: bool = True) -> list[LayerData]:
