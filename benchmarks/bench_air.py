@@ -50,19 +50,24 @@ def split(name: str) -> tuple[list[Sample], list[Sample]]:
     if name.startswith("dsb2018"):
         s = samples[0]
         half = s.image.shape[0] // 2
-        return ([Sample(s.image[:half], s.labels[:half], name="top")],
-                [Sample(s.image[half:], s.labels[half:], name="bottom")])
+        return (
+            [Sample(s.image[:half], s.labels[:half], name="top")],
+            [Sample(s.image[half:], s.labels[half:], name="bottom")],
+        )
     if name.startswith("ctc"):
-        return ([s for s in samples if s.name in CTC_TRAIN],
-                [s for s in samples if s.name not in CTC_TRAIN])
+        return (
+            [s for s in samples if s.name in CTC_TRAIN],
+            [s for s in samples if s.name not in CTC_TRAIN],
+        )
     return samples[:4], samples[4:]
 
 
 def _as_1024(image: np.ndarray) -> np.ndarray:
     """A 1024 x 1024 image made of ``image`` (cropped, or mirrored to fill)."""
     reps = [int(np.ceil(1024 / n)) for n in image.shape]
-    tiled = np.pad(image, [(0, (r - 1) * n) for r, n in zip(reps, image.shape, strict=True)],
-                   mode="symmetric")
+    tiled = np.pad(
+        image, [(0, (r - 1) * n) for r, n in zip(reps, image.shape, strict=True)], mode="symmetric"
+    )
     return np.ascontiguousarray(tiled[:1024, :1024])
 
 
@@ -78,7 +83,12 @@ def score(test: list[Sample], preds: list[np.ndarray]) -> dict[str, float]:
 
 
 def run(
-    name: str, mode: str, steps: int, time_limit: float, threads: int, seed: int,
+    name: str,
+    mode: str,
+    steps: int,
+    time_limit: float,
+    threads: int,
+    seed: int,
     save_dir: str | None = None,
 ) -> dict:
     """Train AIR on the training split, predict the test split, return the measured numbers."""
@@ -86,8 +96,13 @@ def run(
     if mode != "supervised":
         train = [Sample(s.image, None, None, s.name) for s in train]
     model = AirModel()
-    params = AirTrainParams(steps=steps, time_limit_s=time_limit, threads=threads, seed=seed,
-                            pseudo_labels=mode == "pseudo")
+    params = AirTrainParams(
+        steps=steps,
+        time_limit_s=time_limit,
+        threads=threads,
+        seed=seed,
+        pseudo_labels=mode == "pseudo",
+    )
     start = time.perf_counter()
     result = drain(model.fit_iter(train, params))
     train_s = time.perf_counter() - start
@@ -113,15 +128,22 @@ def run(
         folder.mkdir(parents=True, exist_ok=True)
         size = model.save(folder / f"air_{name}_{mode}_seed{seed}.pt").stat().st_size
     return {
-        "data": name, "mode": mode, "train": [s.name for s in train],
-        "test": [s.name for s in test], "steps_done": int(model.info["steps"]),
-        "train_s": train_s, "predict_s_mean": float(np.mean(times)),
+        "data": name,
+        "mode": mode,
+        "train": [s.name for s in train],
+        "test": [s.name for s in test],
+        "steps_done": int(model.info["steps"]),
+        "train_s": train_s,
+        "predict_s_mean": float(np.mean(times)),
         "test_shapes": [list(s.image.shape) for s in test],
         "predict_1024_s_median": float(np.median(big_times)),
-        "air": score(test, preds), "air_one_grid": score(test, single),
+        "air": score(test, preds),
+        "air_one_grid": score(test, single),
         "air_decoded_masks": score(test, unsnapped),
-        "test_time_shifts": model.params.test_time_shifts, "threshold": score(test, baseline),
-        "n_params": model.n_parameters, "checkpoint_bytes": size,
+        "test_time_shifts": model.params.test_time_shifts,
+        "threshold": score(test, baseline),
+        "n_params": model.n_parameters,
+        "checkpoint_bytes": size,
         "final_loss": result.history[-1].loss if result.history else None,
         "threads_train": threads,
     }
@@ -134,67 +156,97 @@ def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
     torch.set_num_threads(2)
     model = AirModel.load(checkpoint) if checkpoint else AirModel()
     images = {
-        "gowt1_t01 (1024x1024, ~60 px nuclei)": tifffile.imread(data_folder("ctc_gowt1_hela") / "images/gowt1_t01.tif"),
+        "gowt1_t01 (1024x1024, ~60 px nuclei)": tifffile.imread(
+            data_folder("ctc_gowt1_hela") / "images/gowt1_t01.tif"
+        ),
         "dsb2018 mirrored to 1024x1024 (~24 px nuclei)": _as_1024(
-            tifffile.imread(data_folder("dsb2018_stardist") / "images/dsb2018_img2d.tif")),
+            tifffile.imread(data_folder("dsb2018_stardist") / "images/dsb2018_img2d.tif")
+        ),
     }
     rows = []
     for label, image in images.items():
-        settings = list(itertools.product(
-            (0.0, 60.0 if "gowt1" in label else 24.0), (True, False), (1, 4), (True,)
-        )) + [(0.0, False, 4, False)]  # and once without snapping the masks to the image
+        settings = list(
+            itertools.product(
+                (0.0, 60.0 if "gowt1" in label else 24.0), (True, False), (1, 4), (True,)
+            )
+        ) + [(0.0, False, 4, False)]  # and once without snapping the masks to the image
         for diameter, recon, shifts, refine in settings:
-            params = AirModel.Params(diameter=diameter, reconstruction=recon,
-                                     test_time_shifts=shifts, refine_masks=refine)
+            params = AirModel.Params(
+                diameter=diameter,
+                reconstruction=recon,
+                test_time_shifts=shifts,
+                refine_masks=refine,
+            )
             model.predict(image, params)  # warm-up
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 pred = model.predict(image, params)
                 times.append(time.perf_counter() - t0)
-            rows.append({"image": label, "diameter": diameter or "estimated",
-                         "reconstruction": recon, "test_time_shifts": shifts,
-                         "refine_masks": refine,
-                         "median_s": float(np.median(times)),
-                         "objects": pred.count, "load_avg_1min": os.getloadavg()[0]})
+            rows.append(
+                {
+                    "image": label,
+                    "diameter": diameter or "estimated",
+                    "reconstruction": recon,
+                    "test_time_shifts": shifts,
+                    "refine_masks": refine,
+                    "median_s": float(np.median(times)),
+                    "objects": pred.count,
+                    "load_avg_1min": os.getloadavg()[0],
+                }
+            )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["coelho2009_u2os", "coelho2009_nih3t3"])
-    parser.add_argument("--mode", choices=("supervised", "unsupervised", "pseudo"), default="supervised")
+    parser.add_argument(
+        "--mode", choices=("supervised", "unsupervised", "pseudo"), default="supervised"
+    )
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/air_<mode>.json)")
+    parser.add_argument(
+        "--out", default=None, help="JSON file (default benchmarks/results/air_<mode>.json)"
+    )
     parser.add_argument("--timing", action="store_true", help="Only time 1024x1024 predictions.")
     parser.add_argument("--checkpoint", default=None, help="Checkpoint for --timing.")
     parser.add_argument("--save-dir", default=None, help="Also keep each trained model here.")
     args = parser.parse_args()
     if args.timing:
         rows = timing(args.checkpoint)
-        print("| image | diameter | reconstruction | grid shifts | masks snapped | median s | objects | load avg |")
+        print(
+            "| image | diameter | reconstruction | grid shifts | masks snapped | median s | objects | load avg |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['image']} | {r['diameter']} | {r['reconstruction']} | "
-                  f"{r['test_time_shifts']} | {r['refine_masks']} | {r['median_s']:.2f} | "
-                  f"{r['objects']} | {r['load_avg_1min']:.1f} |")
+            print(
+                f"| {r['image']} | {r['diameter']} | {r['reconstruction']} | "
+                f"{r['test_time_shifts']} | {r['refine_masks']} | {r['median_s']:.2f} | "
+                f"{r['objects']} | {r['load_avg_1min']:.1f} |"
+            )
         out = Path(args.out or result_path("air_timing.json"))
         out.write_text(json.dumps(rows, indent=1))
         return
-    rows = [run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed, args.save_dir)
-            for n in args.data]
-    print("| data | mode | AIR AP50 | AIR mean AP | AIR count err | AIR AP50 / count err, 1 grid | AIR AP50 / mean AP, decoded masks | threshold AP50 | threshold count err | train s | steps | predict s/img | predict s 1024x1024 | params | ckpt KB |")
+    rows = [
+        run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed, args.save_dir)
+        for n in args.data
+    ]
+    print(
+        "| data | mode | AIR AP50 | AIR mean AP | AIR count err | AIR AP50 / count err, 1 grid | AIR AP50 / mean AP, decoded masks | threshold AP50 | threshold count err | train s | steps | predict s/img | predict s 1024x1024 | params | ckpt KB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, t, one, dec = r["air"], r["threshold"], r["air_one_grid"], r["air_decoded_masks"]
-        print(f"| {r['data']} | {r['mode']} | {a['ap50']:.3f} | {a['mean_ap']:.3f} | "
-              f"{a['count_error']:.3f} | {one['ap50']:.3f} / {one['count_error']:.3f} | "
-              f"{dec['ap50']:.3f} / {dec['mean_ap']:.3f} | {t['ap50']:.3f} | {t['count_error']:.3f} | {r['train_s']:.0f} | "
-              f"{r['steps_done']} | {r['predict_s_mean']:.2f} | {r['predict_1024_s_median']:.2f} | "
-              f"{r['n_params']} | {r['checkpoint_bytes'] / 1024:.0f} |")
+        print(
+            f"| {r['data']} | {r['mode']} | {a['ap50']:.3f} | {a['mean_ap']:.3f} | "
+            f"{a['count_error']:.3f} | {one['ap50']:.3f} / {one['count_error']:.3f} | "
+            f"{dec['ap50']:.3f} / {dec['mean_ap']:.3f} | {t['ap50']:.3f} | {t['count_error']:.3f} | {r['train_s']:.0f} | "
+            f"{r['steps_done']} | {r['predict_s_mean']:.2f} | {r['predict_1024_s_median']:.2f} | "
+            f"{r['n_params']} | {r['checkpoint_bytes'] / 1024:.0f} |"
+        )
     out = Path(args.out or result_path(f"air_{args.mode}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(out.read_text()) if out.is_file() else []

@@ -57,7 +57,9 @@ def missed_objects(truth: np.ndarray, pred: np.ndarray) -> list[int]:
 def centres(truth: np.ndarray, labels: list[int]) -> np.ndarray:
     """``(P, 2)`` centroids (row, col; pixels) of the objects ``labels`` of ``truth``."""
     wanted = set(labels)
-    return np.array([o.centroid for o in regionprops(truth) if o.label in wanted], float).reshape(-1, 2)
+    return np.array([o.centroid for o in regionprops(truth) if o.label in wanted], float).reshape(
+        -1, 2
+    )
 
 
 def group_of(name: str) -> str:
@@ -102,8 +104,13 @@ def predict_all(model: AirModel, samples: list[Sample]) -> list[np.ndarray]:
 
 
 def run_arm(
-    base: Path, arm: str, train: list[Sample], base_train_preds: list[np.ndarray],
-    test: list[Sample], steps: int, seed: int,
+    base: Path,
+    arm: str,
+    train: list[Sample],
+    base_train_preds: list[np.ndarray],
+    test: list[Sample],
+    steps: int,
+    seed: int,
 ) -> dict:
     """Fine-tune a copy of the base model with one arm's corrections; score it."""
     model = AirModel.load(base)
@@ -113,15 +120,21 @@ def run_arm(
     drain(model.fit_iter(samples, params))
     fit_s = time.perf_counter() - start
     torch.set_num_threads(2)
-    row = {"arm": arm, "fit_s": round(fit_s, 1), "steps": steps,
-           "corrections": sum(len(v) for v in corrected.values()),
-           "corrected_images": sorted(corrected), "test": scores_by_group(test, predict_all(model, test))}
+    row = {
+        "arm": arm,
+        "fit_s": round(fit_s, 1),
+        "steps": steps,
+        "corrections": sum(len(v) for v in corrected.values()),
+        "corrected_images": sorted(corrected),
+        "test": scores_by_group(test, predict_all(model, test)),
+    }
     by_name = {s.name: s for s in train}
     if arm == "points" and corrected:
         names = sorted(corrected)
         after = dict(zip(names, predict_all(model, [by_name[n] for n in names]), strict=True))
-        found = sum(len(set(corrected[n]) - set(missed_objects(by_name[n].labels, after[n])))
-                    for n in names)
+        found = sum(
+            len(set(corrected[n]) - set(missed_objects(by_name[n].labels, after[n]))) for n in names
+        )
         row["clicked_found_after"] = int(found)
     if arm == "masks" and corrected:
         names = sorted(corrected)
@@ -143,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="Fine-tuning steps per arm.")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="JSON (default benchmarks/results/air_corrections_<data>_seed<N>.json)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON (default benchmarks/results/air_corrections_<data>_seed<N>.json)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     train, test = split(args.data)
@@ -154,28 +171,47 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint:
             model = AirModel()
             start = time.perf_counter()
-            drain(model.fit_iter(unlabelled, AirTrainParams(steps=args.base_steps, seed=args.seed, threads=1)))
+            drain(
+                model.fit_iter(
+                    unlabelled, AirTrainParams(steps=args.base_steps, seed=args.seed, threads=1)
+                )
+            )
             base_s = round(time.perf_counter() - start, 1)
             model.save(base)
         model = AirModel.load(base)
         torch.set_num_threads(2)
         base_train_preds = predict_all(model, train)
         result = {
-            "data": args.data, "seed": args.seed, "checkpoint": args.checkpoint,
-            "base_train_s": base_s, "train": [s.name for s in train], "test": [s.name for s in test],
+            "data": args.data,
+            "seed": args.seed,
+            "checkpoint": args.checkpoint,
+            "base_train_s": base_s,
+            "train": [s.name for s in train],
+            "test": [s.name for s in test],
             "base": scores_by_group(test, predict_all(model, test)),
             "arms": [],
         }
         for arm in args.arms:
             logger.info("arm %s", arm)
-            result["arms"].append(run_arm(base, arm, train, base_train_preds, test, args.steps, args.seed))
+            result["arms"].append(
+                run_arm(base, arm, train, base_train_preds, test, args.steps, args.seed)
+            )
     groups = list(result["base"])
-    print("| model | corrections | " + " | ".join(f"{g} AP50 / recall" for g in groups) + " | fine-tune s |")
+    print(
+        "| model | corrections | "
+        + " | ".join(f"{g} AP50 / recall" for g in groups)
+        + " | fine-tune s |"
+    )
     print("|---|---|" + "---|" * len(groups) + "---|")
-    cells = lambda scores: " | ".join(f"{scores[g]['ap50']:.3f} / {scores[g]['recall']:.3f}" for g in groups)  # noqa: E731
+
+    def cells(scores: dict) -> str:
+        return " | ".join(f"{scores[g]['ap50']:.3f} / {scores[g]['recall']:.3f}" for g in groups)
+
     print(f"| base (no labels) | - | {cells(result['base'])} | - |")
     for row in result["arms"]:
-        print(f"| + {row['arm']} | {row['corrections']} | {cells(row['test'])} | {row['fit_s']:.0f} |")
+        print(
+            f"| + {row['arm']} | {row['corrections']} | {cells(row['test'])} | {row['fit_s']:.0f} |"
+        )
     out = Path(args.out or result_path(f"air_corrections_{args.data}_seed{args.seed}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -141,7 +141,9 @@ def evaluate(
 def timings(model: CellposeModel, repeats: int = 1) -> dict:
     """Seconds of one 2D 1024x1024 prediction and of a small 3D stack (do_3D and stitching)."""
     gowt1 = [
-        p for p in read_annotated_folder(data_folder("ctc_gowt1_hela")) if p.image.name == "gowt1_t52"
+        p
+        for p in read_annotated_folder(data_folder("ctc_gowt1_hela"))
+        if p.image.name == "gowt1_t52"
     ][0]
     image = np.asarray(gowt1.image.data, np.float32)
     dsb = read_annotated_folder(data_folder("dsb2018_stardist"))[0]
@@ -186,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         "--diam-mean", type=float, default=17.0, help="object size the network works at"
     )
     parser.add_argument(
-        "--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS,
+        "--folders",
+        nargs="+",
+        default=list(FOLDERS),
+        choices=FOLDERS,
         help="train and test on these folders only (e.g. the two Coelho folders: a specialist model)",
     )
     parser.add_argument("--threads", type=int, default=2)
@@ -212,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         model.save(args.save)
     # "told the diameter": median of the group's *training* annotations (never the test ones)
     given = {
-        g: diameter_from_labels([s.labels for s in train_samples if s.name.startswith(PREFIX[g])]) for g in test
+        g: diameter_from_labels([s.labels for s in train_samples if s.name.startswith(PREFIX[g])])
+        for g in test
     }
     threshold = create_model("threshold")
     params = replace(model.params, resample=False)

@@ -45,9 +45,7 @@ def tiled_labels(objects: int) -> np.ndarray:
     side = int(np.ceil(np.sqrt(tiles)))
     rows = []
     for i in range(side):
-        row = [
-            np.where(mask > 0, mask + (i * side + j) * per_tile, 0) for j in range(side)
-        ]
+        row = [np.where(mask > 0, mask + (i * side + j) * per_tile, 0) for j in range(side)]
         rows.append(np.hstack(row))
     labels = np.vstack(rows)
     labels[labels > objects] = 0
@@ -83,7 +81,9 @@ def skimage_reference(labels: np.ndarray, tolerance: float = 0.0) -> int:
     for index, slc in enumerate(ndi.find_objects(labels), start=1):
         if slc is None:
             continue
-        contour = max(find_contours(np.pad(labels[slc] == index, 1).astype(np.float32), 0.5), key=len)
+        contour = max(
+            find_contours(np.pad(labels[slc] == index, 1).astype(np.float32), 0.5), key=len
+        )
         if tolerance > 0:
             contour = approximate_polygon(contour, tolerance)
         count += len(contour) >= 3
@@ -95,7 +95,9 @@ def cellist(labels: np.ndarray) -> int:
     return len(polygons)
 
 
-def best_time(func: Callable[[np.ndarray], int], labels: np.ndarray, repeats: int) -> tuple[float, int]:
+def best_time(
+    func: Callable[[np.ndarray], int], labels: np.ndarray, repeats: int
+) -> tuple[float, int]:
     times, result = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -127,16 +129,25 @@ def main() -> None:
         for name, func in methods.items():
             seconds, found = best_time(func, labels, args.repeats if name != "previous" else 1)
             times[name] = seconds
-            rows.append({"objects": count, "method": name, "seconds": seconds, "found": found,
-                         "shape": list(labels.shape)})
-        for row in rows[-len(methods):]:
+            rows.append(
+                {
+                    "objects": count,
+                    "method": name,
+                    "seconds": seconds,
+                    "found": found,
+                    "shape": list(labels.shape),
+                }
+            )
+        for row in rows[-len(methods) :]:
             row["x_opencv"] = row["seconds"] / times["opencv"]
             row["x_opencv_full"] = row["seconds"] / times["opencv-full"]
             row["x_skimage"] = row["seconds"] / times["skimage"]
-            print(f"| {count} | {row['method']} | {row['seconds']:.3f} | "
-                  f"{1000 * row['seconds'] / count:.3f} | {row['x_opencv']:.2f} | "
-                  f"{row['x_opencv_full']:.2f} | {row['x_skimage']:.2f} |",
-                  flush=True)
+            print(
+                f"| {count} | {row['method']} | {row['seconds']:.3f} | "
+                f"{1000 * row['seconds'] / count:.3f} | {row['x_opencv']:.2f} | "
+                f"{row['x_opencv_full']:.2f} | {row['x_skimage']:.2f} |",
+                flush=True,
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "repeats": args.repeats}, indent=2))
 

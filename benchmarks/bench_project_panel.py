@@ -80,9 +80,11 @@ def run_folder(folder: Path, model: str, n_images: int, prefetch: bool) -> dict:
             start = time.perf_counter()
             panel.next_image()
             _process_until(
-                lambda target=target: panel.current is not None
-                and panel.current.image_id == target
-                and not panel.runner.busy
+                lambda target=target: (
+                    panel.current is not None
+                    and panel.current.image_id == target
+                    and not panel.runner.busy
+                )
             )
             latencies.append(time.perf_counter() - start)
         panel.drafts.close()

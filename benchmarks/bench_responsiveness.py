@@ -41,7 +41,13 @@ def measure(viewer, widget, sync: bool) -> dict:
         QCoreApplication.processEvents()
     timer.stop()
     gaps = np.diff([t for t in ticks if t >= start - 0.05]) * 1000
-    return {"mode": "synchronous" if sync else "thread worker", "prediction_s": elapsed, "max_stall_ms": float(gaps.max()), "p95_gap_ms": float(np.percentile(gaps, 95)), "ticks": int(len(gaps))}
+    return {
+        "mode": "synchronous" if sync else "thread worker",
+        "prediction_s": elapsed,
+        "max_stall_ms": float(gaps.max()),
+        "p95_gap_ms": float(np.percentile(gaps, 95)),
+        "ticks": int(len(gaps)),
+    }
 
 
 def main() -> None:
@@ -54,7 +60,9 @@ def main() -> None:
     viewer.add_image(tifffile.imread(path), name="image")
     widget = BaseModelWidget(viewer)
     widget.image.value = "image"
-    first = measure(viewer, widget, sync=False)  # creates the layers (and imports napari's layer code)
+    first = measure(
+        viewer, widget, sync=False
+    )  # creates the layers (and imports napari's layer code)
     first["mode"] = "thread worker, first run (layers created)"
     rows = [first, measure(viewer, widget, sync=False), measure(viewer, widget, sync=True)]
     rows[1]["mode"] = "thread worker, re-run (layers updated in place)"
@@ -63,7 +71,9 @@ def main() -> None:
     print("| mode | prediction (s) | longest stall (ms) | 95th pct gap (ms) |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['prediction_s']:.2f} | {r['max_stall_ms']:.0f} | {r['p95_gap_ms']:.0f} |")
+        print(
+            f"| {r['mode']} | {r['prediction_s']:.2f} | {r['max_stall_ms']:.0f} | {r['p95_gap_ms']:.0f} |"
+        )
     out = result_path("responsiveness.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"image": path.name, "rows": rows}, indent=2))

@@ -66,7 +66,12 @@ def time_largest(repeats: int = 3) -> dict:
         start = time.perf_counter()
         model.predict(image)
         times.append(time.perf_counter() - start)
-    return {"image": paths[-1].name, "shape": list(image.shape), "seconds_median": float(np.median(times)), "seconds_all": times}
+    return {
+        "image": paths[-1].name,
+        "shape": list(image.shape),
+        "seconds_median": float(np.median(times)),
+        "seconds_all": times,
+    }
 
 
 def main() -> None:
@@ -85,29 +90,46 @@ def main() -> None:
         result = drain(fitted.fit_iter(train, ThresholdFitParams(max_candidates=args.candidates)))
         fit_seconds = time.perf_counter() - start
         fitted_test = score(fitted, test)
-        rows.append({
-            "folder": folder.name,
-            "default_all": default_all,
-            "default_test": default_test,
-            "fitted_test": fitted_test,
-            "fit_seconds": fit_seconds,
-            "train": [s.name for s in train],
-            "test": [s.name for s in test],
-            "fitted_params": dict(result.params),
-        })
-        print(f"{folder.name:20s} all AP50 {default_all['ap50']:.3f} | test: default AP50 {default_test['ap50']:.3f} "
-              f"mAP {default_test['mean_ap']:.3f} -> fitted AP50 {fitted_test['ap50']:.3f} mAP {fitted_test['mean_ap']:.3f} "
-              f"(fit {fit_seconds:.0f} s)", flush=True)
+        rows.append(
+            {
+                "folder": folder.name,
+                "default_all": default_all,
+                "default_test": default_test,
+                "fitted_test": fitted_test,
+                "fit_seconds": fit_seconds,
+                "train": [s.name for s in train],
+                "test": [s.name for s in test],
+                "fitted_params": dict(result.params),
+            }
+        )
+        print(
+            f"{folder.name:20s} all AP50 {default_all['ap50']:.3f} | test: default AP50 {default_test['ap50']:.3f} "
+            f"mAP {default_test['mean_ap']:.3f} -> fitted AP50 {fitted_test['ap50']:.3f} mAP {fitted_test['mean_ap']:.3f} "
+            f"(fit {fit_seconds:.0f} s)",
+            flush=True,
+        )
     timing = time_largest()
-    print(f"one prediction of {timing['image']} {timing['shape']}: {timing['seconds_median']:.2f} s (median of 3)")
+    print(
+        f"one prediction of {timing['image']} {timing['shape']}: {timing['seconds_median']:.2f} s (median of 3)"
+    )
     print()
-    print("| folder | AP50 all (default) | mean AP all | F1 all | count err all | AP50 test default | AP50 test fitted | mean AP test default | mean AP test fitted |")
+    print(
+        "| folder | AP50 all (default) | mean AP all | F1 all | count err all | AP50 test default | AP50 test fitted | mean AP test default | mean AP test fitted |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, d, f = r["default_all"], r["default_test"], r["fitted_test"]
-        print(f"| {r['folder']} | {a['ap50']:.3f} | {a['mean_ap']:.3f} | {a['f1']:.3f} | {a['count_error']:.3f} | {d['ap50']:.3f} | {f['ap50']:.3f} | {d['mean_ap']:.3f} | {f['mean_ap']:.3f} |")
+        print(
+            f"| {r['folder']} | {a['ap50']:.3f} | {a['mean_ap']:.3f} | {a['f1']:.3f} | {a['count_error']:.3f} | {d['ap50']:.3f} | {f['ap50']:.3f} | {d['mean_ap']:.3f} | {f['mean_ap']:.3f} |"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"folders": rows, "timing": timing, "candidates": args.candidates}, indent=2, default=float))
+    Path(args.out).write_text(
+        json.dumps(
+            {"folders": rows, "timing": timing, "candidates": args.candidates},
+            indent=2,
+            default=float,
+        )
+    )
 
 
 if __name__ == "__main__":

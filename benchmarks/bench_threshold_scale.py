@@ -103,9 +103,20 @@ def run_one(method: str, size: int, tile: int) -> dict:
 def measure(method: str, size: int, tile: int) -> dict:
     """:func:`run_one` in a fresh subprocess (its own peak memory)."""
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_threshold_scale", "--one", method,
-         "--sizes", str(size), "--tile", str(tile)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_threshold_scale",
+            "--one",
+            method,
+            "--sizes",
+            str(size),
+            "--tile",
+            str(tile),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -123,7 +134,9 @@ def main() -> None:
         return
     methods = ["reference", "threshold"] + (["tiled"] if args.tiled else [])
     rows = []
-    print("| size | method | seconds | x reference | s / Mpx | peak MB | extra MB | x reference | objects |")
+    print(
+        "| size | method | seconds | x reference | s / Mpx | peak MB | extra MB | x reference | objects |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         ref = None

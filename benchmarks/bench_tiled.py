@@ -61,7 +61,9 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
 
         model = ThresholdModel()
         if method == "tiled-local":
-            summary = drain(predict_batch(model, [image_path], out, tile_size=tile, workers=workers))
+            summary = drain(
+                predict_batch(model, [image_path], out, tile_size=tile, workers=workers)
+            )
         else:
             from distributed import LocalCluster
 
@@ -71,7 +73,10 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
                 start = time.perf_counter()
                 summary = drain(
                     predict_batch(
-                        model, [image_path], out, tile_size=tile,
+                        model,
+                        [image_path],
+                        out,
+                        tile_size=tile,
                         scheduler=cluster.scheduler_address,
                     )
                 )
@@ -83,9 +88,22 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
 
 def measure(method: str, image_path: Path, tile: int, workers: int) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_tiled", "--one", method, "--image",
-         str(image_path), "--tile", str(tile), "--workers", str(workers)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_tiled",
+            "--one",
+            method,
+            "--image",
+            str(image_path),
+            "--tile",
+            str(tile),
+            "--workers",
+            str(workers),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -95,7 +113,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=12288)
     parser.add_argument("--tile", type=int, default=2048)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--methods", nargs="+", default=["reference", "tiled-local", "tiled-cluster"])
+    parser.add_argument(
+        "--methods", nargs="+", default=["reference", "tiled-local", "tiled-cluster"]
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(result_path("tiled.json")))
@@ -108,21 +128,27 @@ def main() -> None:
         write_ome_zarr(image_path, args.size)
         rows = [measure(m, image_path, args.tile, args.workers) for m in args.methods]
     ref = rows[0]
-    print(f"{args.size} x {args.size} uint8 ({args.size**2 / 1e6:.0f} Mpx), tiles {args.tile}, "
-          f"{args.workers} workers")
+    print(
+        f"{args.size} x {args.size} uint8 ({args.size**2 / 1e6:.0f} Mpx), tiles {args.tile}, "
+        f"{args.workers} workers"
+    )
     print("| method | seconds | x first | peak MB | x first | bytes / image pixel | objects |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         row["time_ratio"] = row["seconds"] / ref["seconds"]
         row["memory_ratio"] = row["peak_mb"] / ref["peak_mb"]
         row["bytes_per_pixel"] = row["peak_mb"] * 2**20 / args.size**2
-        print(f"| {row['method']} | {row['seconds']:.1f} | {row['time_ratio']:.2f} | "
-              f"{row['peak_mb']:.0f} | {row['memory_ratio']:.2f} | {row['bytes_per_pixel']:.2f} | "
-              f"{row['objects']} |")
+        print(
+            f"| {row['method']} | {row['seconds']:.1f} | {row['time_ratio']:.2f} | "
+            f"{row['peak_mb']:.0f} | {row['memory_ratio']:.2f} | {row['bytes_per_pixel']:.2f} | "
+            f"{row['objects']} |"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(
-        {"size": args.size, "tile": args.tile, "workers": args.workers, "rows": rows}, indent=2
-    ))
+    Path(args.out).write_text(
+        json.dumps(
+            {"size": args.size, "tile": args.tile, "workers": args.workers, "rows": rows}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,13 @@ def finetune(folder: Path, model_name: str, steps: int | None, project: Path) ->
         parent = store.latest_model_version(model_name)
         start = parent.checkpoint_path if parent is not None else None
         model = build_model(model_name, start)
-        logger.info("fitting %s (from %s) on %d images of %s", model_name, start or "defaults",
-                    len(samples), folder)
+        logger.info(
+            "fitting %s (from %s) on %d images of %s",
+            model_name,
+            start or "defaults",
+            len(samples),
+            folder,
+        )
         result = drain(model.fit_iter(samples, train_params), _log_progress)
         number = len(store.model_versions(model_name)) + 1
         checkpoint = model.save(project / f"{model_name}_v{number}{entry.checkpoint_suffix}")
@@ -109,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         version = finetune(folder, args.model, args.steps, args.project)
     logger.info(
         "model version %d of %s (parent %s): %s, metrics %s",
-        version["version"], args.model, version["parent"], version["checkpoint"], version["metrics"],
+        version["version"],
+        args.model,
+        version["parent"],
+        version["checkpoint"],
+        version["metrics"],
     )
     return 0
 

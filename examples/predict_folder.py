@@ -76,7 +76,9 @@ def predict_folder(
     rows = []
     for path in list_images(inputs):
         data = read_image(path)
-        image = prepare_grey(data.data, rgb=data.rgb, channel_axis=data.channel_axis)  # (Y, X) or (Z, Y, X)
+        image = prepare_grey(
+            data.data, rgb=data.rgb, channel_axis=data.channel_axis
+        )  # (Y, X) or (Z, Y, X)
         prediction = model.predict(image)
         labels_path = write_labels_tiff(out / f"{data.name}.tif", prediction.labels)
         rows.append({"image": data.name, "objects": prediction.count, "labels": str(labels_path)})
@@ -98,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = predict_folder(
-        args.inputs or default_inputs(), args.model, args.checkpoint, parse_overrides(args.param), args.out
+        args.inputs or default_inputs(),
+        args.model,
+        args.checkpoint,
+        parse_overrides(args.param),
+        args.out,
     )
-    logger.info("%d images, %d objects, written to %s", len(rows), sum(r["objects"] for r in rows), args.out)
+    logger.info(
+        "%d images, %d objects, written to %s", len(rows), sum(r["objects"] for r in rows), args.out
+    )
     return 0
 
 

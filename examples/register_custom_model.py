@@ -45,7 +45,11 @@ class BlobParams:
 
     sigma: float = field(
         default=2.0,
-        metadata={"help": "Gaussian smoothing before thresholding, in pixels.", "min": 0.0, "max": 20.0},
+        metadata={
+            "help": "Gaussian smoothing before thresholding, in pixels.",
+            "min": 0.0,
+            "max": 20.0,
+        },
     )
     method: str = field(
         default="otsu",
@@ -53,7 +57,11 @@ class BlobParams:
     )
     min_area: int = field(
         default=20,
-        metadata={"help": "Objects smaller than this (pixels) are dropped.", "min": 0, "advanced": True},
+        metadata={
+            "help": "Objects smaller than this (pixels) are dropped.",
+            "min": 0,
+            "advanced": True,
+        },
     )
 
 
@@ -144,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("registered models: %s", ", ".join(available_models()))
     model = build_model("blobs", overrides=dict(_assignment(p) for p in args.param))
     data = read_image(args.image or sample_image_path())
-    prediction = model.predict(prepare_grey(data.data, rgb=data.rgb, channel_axis=data.channel_axis))
+    prediction = model.predict(
+        prepare_grey(data.data, rgb=data.rgb, channel_axis=data.channel_axis)
+    )
     logger.info("%s: %d objects with %s", data.name, prediction.count, model.params)
     if args.out:
         write_labels_tiff(args.out, prediction.labels)

@@ -14,4 +14,5 @@ if [ -z "${CELLIST_TEST_POSTGRES_URL:-}" ]; then
     fi
 fi
 .venv/bin/python -m ruff check src tests benchmarks examples
+.venv/bin/python -m ruff format --check src tests benchmarks examples
 exec .venv/bin/python -m pytest "$@"

@@ -76,7 +76,9 @@ def _png_bomb(path: Path, side: int = 100_000) -> Path:
     import struct
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
@@ -207,7 +209,16 @@ def _ckpt_case(model: str, make: Callable[[Path], Path], expect: str, cid: str) 
     def build(root: Path, out: Path) -> list[str]:
         _tiff(root / "img.tif")
         ckpt = make(root)
-        return ["predict", str(root / "img.tif"), "--model", model, "--checkpoint", str(ckpt), "--out", str(out)]
+        return [
+            "predict",
+            str(root / "img.tif"),
+            "--model",
+            model,
+            "--checkpoint",
+            str(ckpt),
+            "--out",
+            str(out),
+        ]
 
     return Case(cid, build, expect)
 
@@ -220,42 +231,233 @@ PREDICT_CASES = [
     Case("predict-missing-file", _predict("missing.tif"), r"missing\.tif' does not exist"),
     Case("predict-missing-folder", _predict("nowhere"), r"nowhere' does not exist"),
     Case("predict-symlink-loop", _with(_loop, _predict("loop")), r"loops back on itself"),
-    Case("predict-broken-symlink", _with(lambda r: (r / "gone.tif").symlink_to(r / "nothing.tif"), _predict("gone.tif")), r"broken symbolic link"),
-    Case("predict-empty-folder", _with(lambda r: (r / "empty").mkdir(), _predict("empty")), r"No images found"),
-    Case("predict-folder-of-text", _with(lambda r: _bytes(r / "txt" / "a.txt", b"x"), _predict("txt")), r"No images found"),
-    Case("predict-hidden-files-only", _with(lambda r: _tiff(r / "hid" / ".a.tif"), _predict("hid")), r"No images found"),
-    Case("predict-unsupported-extension", _with(lambda r: _bytes(r / "a.bmp", b"BM.."), _predict("a.bmp")), r"unsupported file type '\.bmp'"),
-    Case("predict-no-extension-file", _with(lambda r: _bytes(r / "README", b"text"), _predict("README")), r"unsupported file type ''"),
-    Case("predict-empty-tif", _with(lambda r: _bytes(r / "e.tif", b""), _predict("e.tif")), r"e\.tif' is empty"),
-    Case("predict-text-as-tif", _with(lambda r: _bytes(r / "t.tif", b"not an image\n" * 20), _predict("t.tif")), r"t\.tif'.*corrupt"),
-    Case("predict-png-as-tif", _with(lambda r: _bytes(r / "p.tif", _png_bytes()), _predict("p.tif")), r"p\.tif'.*not a TIFF"),
-    Case("predict-jpeg-as-tif", _with(lambda r: _bytes(r / "j.tif", _jpeg_bytes()), _predict("j.tif")), r"j\.tif'.*not a TIFF"),
-    Case("predict-truncated-tif", _with(lambda r: _truncated_tiff(r / "cut.tif"), _predict("cut.tif")), r"cut\.tif' is truncated"),
-    Case("predict-truncated-zlib-tif", _with(lambda r: _truncated_tiff(r / "cutz.tif", "zlib"), _predict("cutz.tif")), r"cutz\.tif' is truncated"),
-    Case("predict-tiff-header-only", _with(lambda r: _bytes(r / "h.tif", b"II*\x00\x08\x00\x00\x00"), _predict("h.tif")), r"h\.tif'"),
-    Case("predict-empty-png", _with(lambda r: _bytes(r / "e.png", b""), _predict("e.png")), r"e\.png' is empty"),
-    Case("predict-text-as-png", _with(lambda r: _bytes(r / "t.png", b"hello"), _predict("t.png")), r"t\.png'.*corrupt"),
-    Case("predict-truncated-png", _with(lambda r: _bytes(r / "c.png", _png_bytes()[: len(_png_bytes()) // 2]), _predict("c.png")), r"c\.png'"),
-    Case("predict-truncated-jpeg", _with(lambda r: _bytes(r / "c.jpg", _jpeg_bytes()[:100]), _predict("c.jpg")), r"c\.jpg'"),
-    Case("predict-huge-declared-tiff", _with(lambda r: _huge_tiff(r / "huge.tif"), _predict("huge.tif")), r"huge\.tif' declares 40000 x 40000 uint8.*memory"),
-    Case("predict-absurd-declared-tiff", _with(lambda r: _huge_tiff(r / "absurd.tif", 200_000), _predict("absurd.tif")), r"absurd\.tif' declares 200000 x 200000.*memory"),
-    Case("predict-png-bomb", _with(lambda r: _png_bomb(r / "bomb.png"), _predict("bomb.png")), r"bomb\.png' declares more pixels"),
-    Case("predict-all-nan", _with(lambda r: _tiff(r / "nan.tif", np.full((32, 32), np.nan, np.float32)), _predict("nan.tif")), r"no finite values"),
-    Case("predict-complex-dtype", _with(lambda r: _tiff(r / "cx.tif", np.ones((32, 32), np.complex64)), _predict("cx.tif")), r"complex64"),
-    Case("predict-5d-image", _with(lambda r: _tiff(r / "5d.tif", np.zeros((2, 3, 4, 16, 16), np.uint8), imagej=True), _predict("5d.tif")), r"2D \(Y, X\) or 3D|choose the channel"),
-    Case("predict-channels-without-channel", _with(lambda r: _tiff(r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}), _predict("c.tif")), r"choose the channel"),
-    Case("predict-channel-out-of-range", _with(lambda r: _tiff(r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}), _predict("c.tif", extra=("--channel", "5"))), r"Channel 5 does not exist"),
-    Case("predict-out-is-a-file", lambda r, o: ["predict", str(_tiff(r / "g.tif")), "--out", str(_bytes(o, b"a file"))], r"exists|[Nn]ot a directory"),
-    Case("predict-out-is-the-input-folder", _with(lambda r: _tiff(r / "imgs" / "g.tif"), lambda r, o: ["predict", str(r / "imgs"), "--out", str(r / "imgs")]), r"would overwrite the input image '.*g\.tif'"),
-    Case("predict-checkpoint-missing", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--checkpoint", "/nonexistent/x.json"))), r"x\.json' does not exist"),
-    Case("predict-threshold-checkpoint-not-json", _with(lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"\x00\x01garbage")), lambda r, o: ["predict", str(r / "g.tif"), "--checkpoint", str(r / "t.json"), "--out", str(o)]), r"t\.json"),
-    Case("predict-threshold-checkpoint-wrong-json", _with(lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"[1, 2, 3]")), lambda r, o: ["predict", str(r / "g.tif"), "--checkpoint", str(r / "t.json"), "--out", str(o)]), r"t\.json"),
-    Case("predict-param-unknown", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "colour=red"))), r"Unknown --param colour"),
-    Case("predict-param-no-equals", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "diameter"))), r"key=value"),
-    Case("predict-param-bad-bool", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "invert=maybe"))), r"'invert' is true or false"),
-    Case("predict-param-bad-choice", _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "method=magic"))), r"magic"),
-    Case("predict-prompts-for-threshold", _with(lambda r: (_tiff(r / "g.tif"), _tiff(r / "pr" / "g.tif", _mask())), _predict("g.tif", extra=())), r"prompts"),
-    Case("predict-prompts-missing-file", _with(lambda r: (_tiff(r / "g.tif"), (r / "pr").mkdir()), _predict("g.tif")), r"pr.*g\.tif"),
+    Case(
+        "predict-broken-symlink",
+        _with(lambda r: (r / "gone.tif").symlink_to(r / "nothing.tif"), _predict("gone.tif")),
+        r"broken symbolic link",
+    ),
+    Case(
+        "predict-empty-folder",
+        _with(lambda r: (r / "empty").mkdir(), _predict("empty")),
+        r"No images found",
+    ),
+    Case(
+        "predict-folder-of-text",
+        _with(lambda r: _bytes(r / "txt" / "a.txt", b"x"), _predict("txt")),
+        r"No images found",
+    ),
+    Case(
+        "predict-hidden-files-only",
+        _with(lambda r: _tiff(r / "hid" / ".a.tif"), _predict("hid")),
+        r"No images found",
+    ),
+    Case(
+        "predict-unsupported-extension",
+        _with(lambda r: _bytes(r / "a.bmp", b"BM.."), _predict("a.bmp")),
+        r"unsupported file type '\.bmp'",
+    ),
+    Case(
+        "predict-no-extension-file",
+        _with(lambda r: _bytes(r / "README", b"text"), _predict("README")),
+        r"unsupported file type ''",
+    ),
+    Case(
+        "predict-empty-tif",
+        _with(lambda r: _bytes(r / "e.tif", b""), _predict("e.tif")),
+        r"e\.tif' is empty",
+    ),
+    Case(
+        "predict-text-as-tif",
+        _with(lambda r: _bytes(r / "t.tif", b"not an image\n" * 20), _predict("t.tif")),
+        r"t\.tif'.*corrupt",
+    ),
+    Case(
+        "predict-png-as-tif",
+        _with(lambda r: _bytes(r / "p.tif", _png_bytes()), _predict("p.tif")),
+        r"p\.tif'.*not a TIFF",
+    ),
+    Case(
+        "predict-jpeg-as-tif",
+        _with(lambda r: _bytes(r / "j.tif", _jpeg_bytes()), _predict("j.tif")),
+        r"j\.tif'.*not a TIFF",
+    ),
+    Case(
+        "predict-truncated-tif",
+        _with(lambda r: _truncated_tiff(r / "cut.tif"), _predict("cut.tif")),
+        r"cut\.tif' is truncated",
+    ),
+    Case(
+        "predict-truncated-zlib-tif",
+        _with(lambda r: _truncated_tiff(r / "cutz.tif", "zlib"), _predict("cutz.tif")),
+        r"cutz\.tif' is truncated",
+    ),
+    Case(
+        "predict-tiff-header-only",
+        _with(lambda r: _bytes(r / "h.tif", b"II*\x00\x08\x00\x00\x00"), _predict("h.tif")),
+        r"h\.tif'",
+    ),
+    Case(
+        "predict-empty-png",
+        _with(lambda r: _bytes(r / "e.png", b""), _predict("e.png")),
+        r"e\.png' is empty",
+    ),
+    Case(
+        "predict-text-as-png",
+        _with(lambda r: _bytes(r / "t.png", b"hello"), _predict("t.png")),
+        r"t\.png'.*corrupt",
+    ),
+    Case(
+        "predict-truncated-png",
+        _with(
+            lambda r: _bytes(r / "c.png", _png_bytes()[: len(_png_bytes()) // 2]), _predict("c.png")
+        ),
+        r"c\.png'",
+    ),
+    Case(
+        "predict-truncated-jpeg",
+        _with(lambda r: _bytes(r / "c.jpg", _jpeg_bytes()[:100]), _predict("c.jpg")),
+        r"c\.jpg'",
+    ),
+    Case(
+        "predict-huge-declared-tiff",
+        _with(lambda r: _huge_tiff(r / "huge.tif"), _predict("huge.tif")),
+        r"huge\.tif' declares 40000 x 40000 uint8.*memory",
+    ),
+    Case(
+        "predict-absurd-declared-tiff",
+        _with(lambda r: _huge_tiff(r / "absurd.tif", 200_000), _predict("absurd.tif")),
+        r"absurd\.tif' declares 200000 x 200000.*memory",
+    ),
+    Case(
+        "predict-png-bomb",
+        _with(lambda r: _png_bomb(r / "bomb.png"), _predict("bomb.png")),
+        r"bomb\.png' declares more pixels",
+    ),
+    Case(
+        "predict-all-nan",
+        _with(
+            lambda r: _tiff(r / "nan.tif", np.full((32, 32), np.nan, np.float32)),
+            _predict("nan.tif"),
+        ),
+        r"no finite values",
+    ),
+    Case(
+        "predict-complex-dtype",
+        _with(lambda r: _tiff(r / "cx.tif", np.ones((32, 32), np.complex64)), _predict("cx.tif")),
+        r"complex64",
+    ),
+    Case(
+        "predict-5d-image",
+        _with(
+            lambda r: _tiff(r / "5d.tif", np.zeros((2, 3, 4, 16, 16), np.uint8), imagej=True),
+            _predict("5d.tif"),
+        ),
+        r"2D \(Y, X\) or 3D|choose the channel",
+    ),
+    Case(
+        "predict-channels-without-channel",
+        _with(
+            lambda r: _tiff(
+                r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}
+            ),
+            _predict("c.tif"),
+        ),
+        r"choose the channel",
+    ),
+    Case(
+        "predict-channel-out-of-range",
+        _with(
+            lambda r: _tiff(
+                r / "c.tif", np.zeros((3, 32, 32), np.uint8), imagej=True, metadata={"axes": "CYX"}
+            ),
+            _predict("c.tif", extra=("--channel", "5")),
+        ),
+        r"Channel 5 does not exist",
+    ),
+    Case(
+        "predict-out-is-a-file",
+        lambda r, o: ["predict", str(_tiff(r / "g.tif")), "--out", str(_bytes(o, b"a file"))],
+        r"exists|[Nn]ot a directory",
+    ),
+    Case(
+        "predict-out-is-the-input-folder",
+        _with(
+            lambda r: _tiff(r / "imgs" / "g.tif"),
+            lambda r, o: ["predict", str(r / "imgs"), "--out", str(r / "imgs")],
+        ),
+        r"would overwrite the input image '.*g\.tif'",
+    ),
+    Case(
+        "predict-checkpoint-missing",
+        _with(
+            lambda r: _tiff(r / "g.tif"),
+            _predict("g.tif", extra=("--checkpoint", "/nonexistent/x.json")),
+        ),
+        r"x\.json' does not exist",
+    ),
+    Case(
+        "predict-threshold-checkpoint-not-json",
+        _with(
+            lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"\x00\x01garbage")),
+            lambda r, o: [
+                "predict",
+                str(r / "g.tif"),
+                "--checkpoint",
+                str(r / "t.json"),
+                "--out",
+                str(o),
+            ],
+        ),
+        r"t\.json",
+    ),
+    Case(
+        "predict-threshold-checkpoint-wrong-json",
+        _with(
+            lambda r: (_tiff(r / "g.tif"), _bytes(r / "t.json", b"[1, 2, 3]")),
+            lambda r, o: [
+                "predict",
+                str(r / "g.tif"),
+                "--checkpoint",
+                str(r / "t.json"),
+                "--out",
+                str(o),
+            ],
+        ),
+        r"t\.json",
+    ),
+    Case(
+        "predict-param-unknown",
+        _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "colour=red"))),
+        r"Unknown --param colour",
+    ),
+    Case(
+        "predict-param-no-equals",
+        _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "diameter"))),
+        r"key=value",
+    ),
+    Case(
+        "predict-param-bad-bool",
+        _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "invert=maybe"))),
+        r"'invert' is true or false",
+    ),
+    Case(
+        "predict-param-bad-choice",
+        _with(lambda r: _tiff(r / "g.tif"), _predict("g.tif", extra=("--param", "method=magic"))),
+        r"magic",
+    ),
+    Case(
+        "predict-prompts-for-threshold",
+        _with(
+            lambda r: (_tiff(r / "g.tif"), _tiff(r / "pr" / "g.tif", _mask())),
+            _predict("g.tif", extra=()),
+        ),
+        r"prompts",
+    ),
+    Case(
+        "predict-prompts-missing-file",
+        _with(lambda r: (_tiff(r / "g.tif"), (r / "pr").mkdir()), _predict("g.tif")),
+        r"pr.*g\.tif",
+    ),
 ]
 
 
@@ -270,7 +472,17 @@ def _threshold_prompts(case: Case) -> Case:
 PREDICT_CASES[-2] = _threshold_prompts(PREDICT_CASES[-2])
 PREDICT_CASES[-1] = Case(
     "predict-prompts-missing-folder",
-    _with(lambda r: _tiff(r / "g.tif"), lambda r, o: ["predict", str(r / "g.tif"), "--prompts-from", str(r / "nope"), "--out", str(o)]),
+    _with(
+        lambda r: _tiff(r / "g.tif"),
+        lambda r, o: [
+            "predict",
+            str(r / "g.tif"),
+            "--prompts-from",
+            str(r / "nope"),
+            "--out",
+            str(o),
+        ],
+    ),
     r"--prompts-from.*nope' does not exist",
 )
 
@@ -278,10 +490,22 @@ CHECKPOINT_CASES = [
     _ckpt_case(model, make, expect, f"checkpoint-{model}-{kind}")
     for model in ("sam", "cellpose", "air")
     for kind, make, expect in (
-        ("malicious-torch", lambda r: _malicious_checkpoint(r / "evil.pth"), r"evil\.pth'.*posix\.system|evil\.pth'.*not loaded"),
-        ("malicious-pickle", lambda r: _malicious_checkpoint(r / "evil.pkl", torch_zip=False), r"evil\.pkl'"),
+        (
+            "malicious-torch",
+            lambda r: _malicious_checkpoint(r / "evil.pth"),
+            r"evil\.pth'.*posix\.system|evil\.pth'.*not loaded",
+        ),
+        (
+            "malicious-pickle",
+            lambda r: _malicious_checkpoint(r / "evil.pkl", torch_zip=False),
+            r"evil\.pkl'",
+        ),
         ("random-bytes", lambda r: _bytes(r / "junk.pth", bytes(range(256)) * 16), r"junk\.pth'"),
-        ("truncated", lambda r: _truncated_checkpoint(r / "cut.pth"), r"cut\.pth'.*(incomplete|corrupt)"),
+        (
+            "truncated",
+            lambda r: _truncated_checkpoint(r / "cut.pth"),
+            r"cut\.pth'.*(incomplete|corrupt)",
+        ),
         ("empty", lambda r: _bytes(r / "empty.pth", b""), r"empty\.pth'"),
     )
 ]
@@ -289,7 +513,16 @@ CHECKPOINT_CASES = [
 
 def _train(data: str, model: str = "threshold", extra: tuple[str, ...] = ()) -> Callable:
     def build(root: Path, out: Path) -> list[str]:
-        return ["train", "--model", model, "--data", str(root / data), *extra, "--out", str(out / "m.json")]
+        return [
+            "train",
+            "--model",
+            model,
+            "--data",
+            str(root / data),
+            *extra,
+            "--out",
+            str(out / "m.json"),
+        ]
 
     return build
 
@@ -301,20 +534,106 @@ def _images_only(root: Path) -> None:
 TRAIN_CASES = [
     Case("train-missing-folder", _train("nowhere"), r"nowhere' does not exist"),
     Case("train-symlink-loop", _with(_loop, _train("loop")), r"loops back on itself"),
-    Case("train-folder-without-images", _with(lambda r: (r / "d").mkdir(), _train("d")), r"no 'images/' sub-folder|No images found"),
-    Case("train-images-without-masks", _with(_images_only, _train("d")), r"'.*d' has images/ but no masks/ folder"),
-    Case("train-masks-named-otherwise", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"b.tif": _mask()}), _train("d")), r"no file in '.*masks' has the name of an image", n_lines=2),
-    Case("train-mask-wrong-shape", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.zeros((8, 8), np.uint16)}), _train("d")), r"a\.tif' has shape \(8, 8\)"),
-    Case("train-mask-is-text", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": b"not a mask"}), _train("d")), r"masks/a\.tif'.*corrupt"),
-    Case("train-mask-fractions", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.full((64, 64), 0.5, np.float32)}), _train("d")), r"whole numbers"),
-    Case("train-mask-negative", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.full((64, 64), -1, np.int16)}), _train("d")), r">= 0"),
-    Case("train-mask-rgb", _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.zeros((64, 64, 3), np.uint8)}), _train("d")), r"colour|shape"),
-    Case("train-image-truncated", _with(lambda r: (_folder(r / "d", {}, {}), _truncated_tiff(r / "d" / "images" / "a.tif")), _train("d")), r"a\.tif' is truncated"),
-    Case("train-points-garbage", _with(lambda r: (_folder(r / "d", {"a.tif": GOOD}, {"a.tif": _mask()}), _bytes(r / "d" / "points" / "a.csv", b"foo,bar\n1,2\n")), _train("d")), r"names no y,x columns"),
-    Case("train-untrainable-model", _with(_images_only, _train("d", model="sam")), r"cannot be trained"),
-    Case("train-unknown-train-param", _with(_images_only, _train("d", extra=("--train-param", "speed=9"))), r"speed"),
-    Case("train-init-malicious", _with(lambda r: (_folder(r / "d", {"a.tif": GOOD}, {"a.tif": _mask()}), _malicious_checkpoint(r / "evil.pth")), _train("d", model="air", extra=("--init", "evil.pth"))), r"evil\.pth'.*posix\.system"),
-    Case("train-init-missing", _with(_images_only, _train("d", model="air", extra=("--init", "/nonexistent/air.ckpt"))), r"air\.ckpt' does not exist"),
+    Case(
+        "train-folder-without-images",
+        _with(lambda r: (r / "d").mkdir(), _train("d")),
+        r"no 'images/' sub-folder|No images found",
+    ),
+    Case(
+        "train-images-without-masks",
+        _with(_images_only, _train("d")),
+        r"'.*d' has images/ but no masks/ folder",
+    ),
+    Case(
+        "train-masks-named-otherwise",
+        _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"b.tif": _mask()}), _train("d")),
+        r"no file in '.*masks' has the name of an image",
+        n_lines=2,
+    ),
+    Case(
+        "train-mask-wrong-shape",
+        _with(
+            lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.zeros((8, 8), np.uint16)}),
+            _train("d"),
+        ),
+        r"a\.tif' has shape \(8, 8\)",
+    ),
+    Case(
+        "train-mask-is-text",
+        _with(lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": b"not a mask"}), _train("d")),
+        r"masks/a\.tif'.*corrupt",
+    ),
+    Case(
+        "train-mask-fractions",
+        _with(
+            lambda r: _folder(
+                r / "d", {"a.tif": GOOD}, {"a.tif": np.full((64, 64), 0.5, np.float32)}
+            ),
+            _train("d"),
+        ),
+        r"whole numbers",
+    ),
+    Case(
+        "train-mask-negative",
+        _with(
+            lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.full((64, 64), -1, np.int16)}),
+            _train("d"),
+        ),
+        r">= 0",
+    ),
+    Case(
+        "train-mask-rgb",
+        _with(
+            lambda r: _folder(r / "d", {"a.tif": GOOD}, {"a.tif": np.zeros((64, 64, 3), np.uint8)}),
+            _train("d"),
+        ),
+        r"colour|shape",
+    ),
+    Case(
+        "train-image-truncated",
+        _with(
+            lambda r: (_folder(r / "d", {}, {}), _truncated_tiff(r / "d" / "images" / "a.tif")),
+            _train("d"),
+        ),
+        r"a\.tif' is truncated",
+    ),
+    Case(
+        "train-points-garbage",
+        _with(
+            lambda r: (
+                _folder(r / "d", {"a.tif": GOOD}, {"a.tif": _mask()}),
+                _bytes(r / "d" / "points" / "a.csv", b"foo,bar\n1,2\n"),
+            ),
+            _train("d"),
+        ),
+        r"names no y,x columns",
+    ),
+    Case(
+        "train-untrainable-model",
+        _with(_images_only, _train("d", model="sam")),
+        r"cannot be trained",
+    ),
+    Case(
+        "train-unknown-train-param",
+        _with(_images_only, _train("d", extra=("--train-param", "speed=9"))),
+        r"speed",
+    ),
+    Case(
+        "train-init-malicious",
+        _with(
+            lambda r: (
+                _folder(r / "d", {"a.tif": GOOD}, {"a.tif": _mask()}),
+                _malicious_checkpoint(r / "evil.pth"),
+            ),
+            _train("d", model="air", extra=("--init", "evil.pth")),
+        ),
+        r"evil\.pth'.*posix\.system",
+    ),
+    Case(
+        "train-init-missing",
+        _with(_images_only, _train("d", model="air", extra=("--init", "/nonexistent/air.ckpt"))),
+        r"air\.ckpt' does not exist",
+    ),
 ]
 
 
@@ -332,14 +651,42 @@ def _gt_pred(root: Path, pred: dict | None = None) -> None:
 
 
 EVAL_CASES = [
-    Case("eval-gt-missing", _with(_gt_pred, _eval("nowhere", "pred")), r"ground-truth.*nowhere' does not exist"),
-    Case("eval-pred-missing", _with(_gt_pred, _eval("gt", "nowhere")), r"prediction.*nowhere' does not exist"),
+    Case(
+        "eval-gt-missing",
+        _with(_gt_pred, _eval("nowhere", "pred")),
+        r"ground-truth.*nowhere' does not exist",
+    ),
+    Case(
+        "eval-pred-missing",
+        _with(_gt_pred, _eval("gt", "nowhere")),
+        r"prediction.*nowhere' does not exist",
+    ),
     Case("eval-gt-is-a-file", _with(_gt_pred, _eval("gt/a.tif", "pred")), r"is a file"),
-    Case("eval-gt-loop", _with(lambda r: (_gt_pred(r), _loop(r)), _eval("loop", "pred")), r"loops back on itself"),
-    Case("eval-gt-empty", _with(lambda r: (_gt_pred(r), (r / "empty").mkdir()), _eval("empty", "pred")), r"No ground-truth"),
-    Case("eval-pred-file-missing", _with(lambda r: _gt_pred(r, {"b.tif": _mask()}), _eval("gt", "pred")), r"No prediction .*a\.tif"),
-    Case("eval-pred-corrupt", _with(lambda r: _gt_pred(r, {"a.tif": b"garbage"}), _eval("gt", "pred")), r"pred/a\.tif'.*corrupt"),
-    Case("eval-pred-shape-mismatch", _with(lambda r: _gt_pred(r, {"a.tif": np.zeros((8, 8), np.uint16)}), _eval("gt", "pred")), r"shape"),
+    Case(
+        "eval-gt-loop",
+        _with(lambda r: (_gt_pred(r), _loop(r)), _eval("loop", "pred")),
+        r"loops back on itself",
+    ),
+    Case(
+        "eval-gt-empty",
+        _with(lambda r: (_gt_pred(r), (r / "empty").mkdir()), _eval("empty", "pred")),
+        r"No ground-truth",
+    ),
+    Case(
+        "eval-pred-file-missing",
+        _with(lambda r: _gt_pred(r, {"b.tif": _mask()}), _eval("gt", "pred")),
+        r"No prediction .*a\.tif",
+    ),
+    Case(
+        "eval-pred-corrupt",
+        _with(lambda r: _gt_pred(r, {"a.tif": b"garbage"}), _eval("gt", "pred")),
+        r"pred/a\.tif'.*corrupt",
+    ),
+    Case(
+        "eval-pred-shape-mismatch",
+        _with(lambda r: _gt_pred(r, {"a.tif": np.zeros((8, 8), np.uint16)}), _eval("gt", "pred")),
+        r"shape",
+    ),
 ]
 
 
@@ -353,12 +700,40 @@ def _export(project: str, *formats: str) -> Callable:
 
 EXPORT_CASES = [
     Case("export-missing-folder", _export("nowhere"), r"nowhere' does not exist"),
-    Case("export-folder-without-store", _with(lambda r: (r / "proj").mkdir(), _export("proj")), r"No project store in"),
-    Case("export-text-file-as-store", _with(lambda r: _bytes(r / "p.sqlite", b"just text" * 100), _export("p.sqlite")), r"p\.sqlite"),
-    Case("export-empty-store", _with(lambda r: _store_with(r / "proj", []), _export("proj")), r"Nothing committed"),
-    Case("export-bad-url", lambda r, o: ["export", "--project", "nosuchdb://x/y", "--out", str(o)], r"nosuchdb"),
-    Case("export-newer-schema", _with(lambda r: _newer_schema(r / "proj"), _export("proj")), r"newer"),
-    Case("export-mixed-2d-3d", _with(lambda r: _store_with(r / "proj", [("flat", *_image_and_labels(1)), ("stack", *_image_and_labels(2, (3, 64, 64)))]), _export("proj", "tiff", "coco", "geojson")), r"[Ss]kipped 1 3D image.*coco, geojson.*stack"),
+    Case(
+        "export-folder-without-store",
+        _with(lambda r: (r / "proj").mkdir(), _export("proj")),
+        r"No project store in",
+    ),
+    Case(
+        "export-text-file-as-store",
+        _with(lambda r: _bytes(r / "p.sqlite", b"just text" * 100), _export("p.sqlite")),
+        r"p\.sqlite",
+    ),
+    Case(
+        "export-empty-store",
+        _with(lambda r: _store_with(r / "proj", []), _export("proj")),
+        r"Nothing committed",
+    ),
+    Case(
+        "export-bad-url",
+        lambda r, o: ["export", "--project", "nosuchdb://x/y", "--out", str(o)],
+        r"nosuchdb",
+    ),
+    Case(
+        "export-newer-schema", _with(lambda r: _newer_schema(r / "proj"), _export("proj")), r"newer"
+    ),
+    Case(
+        "export-mixed-2d-3d",
+        _with(
+            lambda r: _store_with(
+                r / "proj",
+                [("flat", *_image_and_labels(1)), ("stack", *_image_and_labels(2, (3, 64, 64)))],
+            ),
+            _export("proj", "tiff", "coco", "geojson"),
+        ),
+        r"[Ss]kipped 1 3D image.*coco, geojson.*stack",
+    ),
 ]
 
 
@@ -505,13 +880,34 @@ READER_CASES: list[tuple[str, Callable[[Path], object]]] = [
     ("folder-named-tif", lambda r: (r / "dir.tif").mkdir() or r / "dir.tif"),
     ("empty-folder", lambda r: (r / "empty").mkdir() or r / "empty"),
     ("folder-of-text", lambda r: _bytes(r / "txt" / "a.txt", b"x").parent),
-    ("folder-with-one-bad-image", lambda r: (_tiff(r / "mix" / "a.tif"), _bytes(r / "mix" / "b.tif", b"bad"))[0].parent),
+    (
+        "folder-with-one-bad-image",
+        lambda r: (_tiff(r / "mix" / "a.tif"), _bytes(r / "mix" / "b.tif", b"bad"))[0].parent,
+    ),
     ("annotated-mask-is-text", _reader_folder_with_mask(b"not a mask")),
-    ("annotated-mask-truncated", lambda r: (_folder(r / "set", {"a.tif": GOOD}, {}), _truncated_tiff(r / "set" / "masks" / "a.tif"))[0]),
+    (
+        "annotated-mask-truncated",
+        lambda r: (
+            _folder(r / "set", {"a.tif": GOOD}, {}),
+            _truncated_tiff(r / "set" / "masks" / "a.tif"),
+        )[0],
+    ),
     ("annotated-mask-wrong-shape", _reader_folder_with_mask(np.zeros((8, 8), np.uint16))),
     ("annotated-mask-complex", _reader_folder_with_mask(np.zeros((64, 64), np.complex64))),
-    ("annotated-image-truncated", lambda r: (_folder(r / "set", {}, {"a.tif": _mask()}), _truncated_tiff(r / "set" / "images" / "a.tif"))[0]),
-    ("annotated-points-garbage", lambda r: (_folder(r / "set", {"a.tif": GOOD}, {"a.tif": _mask()}), _bytes(r / "set" / "points" / "a.csv", b"foo,bar\n1,2\n"))[0]),
+    (
+        "annotated-image-truncated",
+        lambda r: (
+            _folder(r / "set", {}, {"a.tif": _mask()}),
+            _truncated_tiff(r / "set" / "images" / "a.tif"),
+        )[0],
+    ),
+    (
+        "annotated-points-garbage",
+        lambda r: (
+            _folder(r / "set", {"a.tif": GOOD}, {"a.tif": _mask()}),
+            _bytes(r / "set" / "points" / "a.csv", b"foo,bar\n1,2\n"),
+        )[0],
+    ),
     ("list-with-one-bad-file", lambda r: [_tiff(r / "g.tif"), _bytes(r / "b.tif", b"bad")]),
 ]
 
@@ -527,13 +923,34 @@ def test_reader_declines_what_it_cannot_read(make, tmp_path, request, small_memo
         raised = None
     except Exception as err:  # noqa: BLE001 - counted, then failed below
         reader, raised = None, repr(err)
-    _report({"kind": "reader", "id": request.node.callspec.id, "accepted": reader is not None, "raised": raised})
+    _report(
+        {
+            "kind": "reader",
+            "id": request.node.callspec.id,
+            "accepted": reader is not None,
+            "raised": raised,
+        }
+    )
     assert raised is None
     assert reader is None
 
 
 # -- names: confined to --out, never overwriting each other -----------------------------------
-HOSTILE_NAMES = ["../../escaped", "../x", "/abs/escaped", "a/b/c", "a\\b", "nul\x00byte", "CON", "aux.txt", "", "..", ".", " . ", "com1"]
+HOSTILE_NAMES = [
+    "../../escaped",
+    "../x",
+    "/abs/escaped",
+    "a/b/c",
+    "a\\b",
+    "nul\x00byte",
+    "CON",
+    "aux.txt",
+    "",
+    "..",
+    ".",
+    " . ",
+    "com1",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=[repr(n) for n in HOSTILE_NAMES])
@@ -545,11 +962,24 @@ def test_export_names_stay_inside_out(name, tmp_path, capsys, caplog):
     out = tmp_path / "a" / "b" / "out"
     before = _snapshot(tmp_path)
     formats = ["tiff", "geojson", "csv", "rois", "coco", "counts"]
-    code, stdout, stderr = _run(["export", "--project", str(root / "proj"), "--format", *formats, "--out", str(out)], capsys, caplog)
+    code, stdout, stderr = _run(
+        ["export", "--project", str(root / "proj"), "--format", *formats, "--out", str(out)],
+        capsys,
+        caplog,
+    )
     outside = _changed_outside(before, _snapshot(tmp_path), "a/b/out")
     written = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     unportable = [w for w in written if not _portable(w)]
-    _report({"kind": "names", "id": repr(name), "code": code, "outside": outside, "written": written, "unportable": unportable})
+    _report(
+        {
+            "kind": "names",
+            "id": repr(name),
+            "code": code,
+            "outside": outside,
+            "written": written,
+            "unportable": unportable,
+        }
+    )
     assert code == 0 and "Traceback" not in stderr, stderr
     assert outside == []
     assert len(written) == 6, written
@@ -561,7 +991,9 @@ def test_export_names_stay_inside_out(name, tmp_path, capsys, caplog):
 def _portable(file_name: str) -> bool:
     """A name Windows, macOS and Linux all accept as one plain file (no device name)."""
     device = re.match(r"(CON|PRN|AUX|NUL|COM\d|LPT\d)(\.|$)", file_name, re.IGNORECASE)
-    return not (device or file_name.startswith((".", " ")) or re.search(r'[\x00-\x1f<>:"/\\|?*]', file_name))
+    return not (
+        device or file_name.startswith((".", " ")) or re.search(r'[\x00-\x1f<>:"/\\|?*]', file_name)
+    )
 
 
 def test_export_duplicate_names_get_distinct_files(tmp_path, capsys, caplog):
@@ -570,9 +1002,30 @@ def test_export_duplicate_names_get_distinct_files(tmp_path, capsys, caplog):
     items.append(("Same", *_image_and_labels(9)))  # differs only in case: distinct on macOS too
     _store_with(tmp_path / "proj", items)
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["export", "--project", str(tmp_path / "proj"), "--format", "tiff", "geojson", "--out", str(out)], capsys, caplog)
+    code, stdout, stderr = _run(
+        [
+            "export",
+            "--project",
+            str(tmp_path / "proj"),
+            "--format",
+            "tiff",
+            "geojson",
+            "--out",
+            str(out),
+        ],
+        capsys,
+        caplog,
+    )
     tiffs = sorted(p.name for p in out.glob("*.tif"))
-    _report({"kind": "overwrite", "id": "export-duplicates", "code": code, "inputs": 4, "outputs": len(tiffs)})
+    _report(
+        {
+            "kind": "overwrite",
+            "id": "export-duplicates",
+            "code": code,
+            "inputs": 4,
+            "outputs": len(tiffs),
+        }
+    )
     assert code == 0, stderr
     assert tiffs == ["Same-4.tif", "same-2.tif", "same-3.tif", "same.tif"]
     assert len(list(out.glob("*.geojson"))) == 4
@@ -592,12 +1045,23 @@ def test_predict_duplicate_stems_get_distinct_outputs_and_a_mapping(tmp_path, ca
     args = ["predict", str(tmp_path / "a" / "x.tif"), str(tmp_path / "b"), "--out", str(out)]
     code, stdout, stderr = _run(args, capsys, caplog)
     labels = sorted(p.name for p in out.glob("*.tif"))
-    _report({"kind": "overwrite", "id": "predict-duplicates", "code": code, "inputs": 3, "outputs": len(labels)})
+    _report(
+        {
+            "kind": "overwrite",
+            "id": "predict-duplicates",
+            "code": code,
+            "inputs": 3,
+            "outputs": len(labels),
+        }
+    )
     assert code == 0, stderr
     assert labels == ["x-2.tif", "x-3.tif", "x.tif"]
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["x-2.png", "x-3.png", "x.png"]
     with open(out / "mapping.csv", newline="") as file:
-        rows = {Path(r["input"]).relative_to(tmp_path).as_posix(): r["labels"] for r in csv.DictReader(file)}
+        rows = {
+            Path(r["input"]).relative_to(tmp_path).as_posix(): r["labels"]
+            for r in csv.DictReader(file)
+        }
     assert rows == {"a/x.tif": "x.tif", "b/x.png": "x-2.tif", "b/x.tif": "x-3.tif"}
     assert json.loads(stdout)["outputs"][str(tmp_path / "b" / "x.tif")] == "x-3.tif"
     assert stderr.count("same name") == 2  # one line per renamed input

@@ -81,7 +81,9 @@ def test_failures_are_reported_and_others_go_on(tmp_path, crops):
     assert summary["n_images"] == 3
     assert [f["path"] for f in summary["failed"]] == [str(crops / "broken.tif")]
     with pytest.raises(ValueError, match="Cannot reach the dask scheduler"):
-        drain(predict_batch(ThresholdModel(), [crops], tmp_path / "x", scheduler="tcp://127.0.0.1:9"))
+        drain(
+            predict_batch(ThresholdModel(), [crops], tmp_path / "x", scheduler="tcp://127.0.0.1:9")
+        )
 
 
 def test_cli_predict_ome_zarr_tiles_and_scheduler(tmp_path, dsb, crops, local_cluster, capsys):
@@ -93,7 +95,14 @@ def test_cli_predict_ome_zarr_tiles_and_scheduler(tmp_path, dsb, crops, local_cl
     group.attrs["multiscales"] = [
         {"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}], "datasets": [{"path": "0"}]}
     ]
-    argv = ["predict", str(tmp_path / "scan.zarr"), "--out", str(tmp_path / "o"), "--tile-size", "256"]
+    argv = [
+        "predict",
+        str(tmp_path / "scan.zarr"),
+        "--out",
+        str(tmp_path / "o"),
+        "--tile-size",
+        "256",
+    ]
     assert main(argv + ["--diameter", "24"]) == 0
     labels = zarr.open_group(str(tmp_path / "o" / "scan.zarr"), mode="r")["labels"]
     assert labels.shape == image.shape and int(np.asarray(labels).max()) > 50
@@ -102,7 +111,9 @@ def test_cli_predict_ome_zarr_tiles_and_scheduler(tmp_path, dsb, crops, local_cl
     assert main(argv + ["--diameter", "24"]) == 0
     assert '"scheduler": "' + local_cluster in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "c").glob("*.tif")) == [
-        "crop0.tif", "crop1.tif", "crop2.tif"
+        "crop0.tif",
+        "crop1.tif",
+        "crop2.tif",
     ]
 
 

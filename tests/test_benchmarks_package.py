@@ -16,7 +16,11 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(benchmarks.__path__, "ben
 
 
 def test_the_package_holds_the_benchmarks_and_the_diagnostics():
-    assert {"benchmarks.bench_air", "benchmarks.bench_threshold", "benchmarks.diagnostics.missed_objects"} <= set(MODULES)
+    assert {
+        "benchmarks.bench_air",
+        "benchmarks.bench_threshold",
+        "benchmarks.diagnostics.missed_objects",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -44,4 +48,7 @@ def test_data_root_defaults_to_shared_data_beside_the_repository(monkeypatch):
 
 
 def test_results_are_written_under_benchmarks_results():
-    assert _data.result_path("x.json") == Path(benchmarks.__file__).resolve().parent / "results" / "x.json"
+    assert (
+        _data.result_path("x.json")
+        == Path(benchmarks.__file__).resolve().parent / "results" / "x.json"
+    )

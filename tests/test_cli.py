@@ -26,12 +26,36 @@ def test_predict_writes_labels_counts_and_overlays(annotated_folder, tmp_path, c
 
 def test_train_then_predict_with_checkpoint_then_eval(annotated_folder, tmp_path, capsys):
     ckpt = tmp_path / "threshold.json"
-    code = main(["train", "--model", "threshold", "--data", str(annotated_folder), "--out", str(ckpt), "--steps", "4"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "threshold",
+            "--data",
+            str(annotated_folder),
+            "--out",
+            str(ckpt),
+            "--steps",
+            "4",
+        ]
+    )
     assert code == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["metrics"]["ap50"] >= trained["metrics"]["initial_ap50"]
     out = tmp_path / "pred"
-    assert main(["predict", str(annotated_folder / "images"), "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(annotated_folder / "images"),
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["eval", "--gt", str(annotated_folder), "--pred", str(out)]) == 0
     scores = json.loads(capsys.readouterr().out)
@@ -41,14 +65,32 @@ def test_train_then_predict_with_checkpoint_then_eval(annotated_folder, tmp_path
 
 def test_diameter_and_param_options(annotated_folder, tmp_path, capsys):
     out = tmp_path / "pred"
-    args = ["predict", str(annotated_folder), "--diameter", "24", "--param", "method=li", "--out", str(out)]
+    args = [
+        "predict",
+        str(annotated_folder),
+        "--diameter",
+        "24",
+        "--param",
+        "method=li",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert main([*args[:-2], "--param", "colour=red", "--out", str(out)]) == 2
     assert "Unknown --param colour" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("word, expected", [("False", False), ("no", False), ("0", False),
-                                           ("false", False), ("True", True), ("yes", True)])
+@pytest.mark.parametrize(
+    "word, expected",
+    [
+        ("False", False),
+        ("no", False),
+        ("0", False),
+        ("false", False),
+        ("True", True),
+        ("yes", True),
+    ],
+)
 def test_yes_no_parameters_read_words_as_booleans(word, expected):
     """`--param invert=False` must not become the string 'False' (which Python counts as true)."""
     from napari_cellist.cli import _parse_assignments
@@ -60,7 +102,14 @@ def test_yes_no_parameters_read_words_as_booleans(word, expected):
 
 
 def test_an_unreadable_yes_no_parameter_is_an_error(annotated_folder, tmp_path, capsys):
-    args = ["predict", str(annotated_folder), "--param", "invert=maybe", "--out", str(tmp_path / "p")]
+    args = [
+        "predict",
+        str(annotated_folder),
+        "--param",
+        "invert=maybe",
+        "--out",
+        str(tmp_path / "p"),
+    ]
     assert main(args) == 2
     assert "'invert' is true or false" in capsys.readouterr().err
 
@@ -77,8 +126,33 @@ def test_bad_inputs_give_clear_errors_and_nonzero_exit(tmp_path, capsys):
     assert len(summary["failed"]) == 2 and all(f["error"] for f in summary["failed"])
     assert main(["predict", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "error" in capsys.readouterr().err
-    assert main(["train", "--model", "threshold", "--data", str(tmp_path / "missing"), "--out", str(out / "x.json")]) == 2
-    assert main(["predict", str(not_image), "--checkpoint", str(tmp_path / "none.json"), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "threshold",
+                "--data",
+                str(tmp_path / "missing"),
+                "--out",
+                str(out / "x.json"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(not_image),
+                "--checkpoint",
+                str(tmp_path / "none.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -87,10 +161,21 @@ def test_rgb_and_4d_inputs(tmp_path, capsys, dsb_crop):
     rgb = np.stack([image.astype(np.uint8)] * 3, axis=-1)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     tifffile.imwrite(tmp_path / "hyper.tif", np.zeros((2, 3, 4, 16, 16), np.uint8), imagej=True)
-    code = main(["predict", str(tmp_path / "rgb.tif"), str(tmp_path / "hyper.tif"), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "rgb.tif"),
+            str(tmp_path / "hyper.tif"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     summary = json.loads(capsys.readouterr().out)
     assert code == 1 and summary["n_images"] == 1
-    assert "2D (Y, X) or 3D" in summary["failed"][0]["error"] or "channel" in summary["failed"][0]["error"]
+    assert (
+        "2D (Y, X) or 3D" in summary["failed"][0]["error"]
+        or "channel" in summary["failed"][0]["error"]
+    )
 
 
 def test_help_lists_commands(capsys):
@@ -112,7 +197,20 @@ def test_export_committed_annotations_in_every_format(tmp_path, dsb_crop, capsys
         store.commit_annotations(record.id, mask)
     out = tmp_path / "export"
     formats = ["tiff", "coco", "coco-rle", "geojson", "csv", "rois", "counts"]
-    assert main(["export", "--project", str(tmp_path / "project"), "--format", *formats, "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--project",
+                str(tmp_path / "project"),
+                "--format",
+                *formats,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["files"]) == 7
     n = len(np.unique(mask)) - 1
     assert len(np.unique(tifffile.imread(out / "crop.tif"))) - 1 == n
@@ -169,8 +267,14 @@ def test_subprocess_absurd_declared_size_is_one_line(tmp_path):
     """A 1.7 MB TIFF declaring 200,000 x 200,000 pixels: refused from its header, one line."""
     tile = zlib.compress(np.zeros((1024, 1024), np.uint8).tobytes())
     n = -(-200_000 // 1024)
-    tifffile.imwrite(tmp_path / "absurd.tif", (tile for _ in range(n * n)), shape=(200_000, 200_000),
-                     dtype=np.uint8, tile=(1024, 1024), compression="zlib")
+    tifffile.imwrite(
+        tmp_path / "absurd.tif",
+        (tile for _ in range(n * n)),
+        shape=(200_000, 200_000),
+        dtype=np.uint8,
+        tile=(1024, 1024),
+        compression="zlib",
+    )
     result = _cellist("predict", "absurd.tif", "--out", "out", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
@@ -187,7 +291,17 @@ def test_subprocess_malicious_checkpoint_runs_no_code(tmp_path):
 
     torch.save({"model": Evil()}, tmp_path / "sam.pth")
     tifffile.imwrite(tmp_path / "img.tif", np.zeros((32, 32), np.uint8))
-    result = _cellist("predict", "img.tif", "--model", "sam", "--checkpoint", "sam.pth", "--out", "out", cwd=tmp_path)
+    result = _cellist(
+        "predict",
+        "img.tif",
+        "--model",
+        "sam",
+        "--checkpoint",
+        "sam.pth",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "sam.pth" in line and "system" in line
@@ -204,7 +318,17 @@ def test_subprocess_export_keeps_hostile_names_inside_out(tmp_path, dsb_crop):
             record = store.add_image(image + k, name=name, store_pixels=True)
             store.commit_annotations(record.id, mask)
     out = tmp_path / "a" / "b" / "out"
-    result = _cellist("export", "--project", "project", "--format", "tiff", "geojson", "--out", str(out), cwd=tmp_path)
+    result = _cellist(
+        "export",
+        "--project",
+        "project",
+        "--format",
+        "tiff",
+        "geojson",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     expected = {"_.._escaped.tif", "_CON.tif", f"{safe_stem(str(tmp_path / 'abs'))}.tif"}
     assert {p.name for p in out.glob("*.tif")} == expected
@@ -223,16 +347,41 @@ def test_export_of_a_mixed_2d_3d_project_exports_what_it_can(tmp_path, dsb_crop,
         stack = store.add_image(np.stack([image] * 3), name="stack", store_pixels=True)
         store.commit_annotations(stack.id, np.stack([mask] * 3))
     out = tmp_path / "out"
-    args = ["export", "--project", str(tmp_path / "project"), "--format", "tiff", "coco", "geojson", "counts", "--out", str(out)]
+    args = [
+        "export",
+        "--project",
+        str(tmp_path / "project"),
+        "--format",
+        "tiff",
+        "coco",
+        "geojson",
+        "counts",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 1
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    assert [(s["image"], s["format"]) for s in summary["skipped"]] == [("stack", "coco"), ("stack", "geojson")]
+    assert [(s["image"], s["format"]) for s in summary["skipped"]] == [
+        ("stack", "coco"),
+        ("stack", "geojson"),
+    ]
     [line] = captured.err.strip().splitlines()
-    assert line.startswith("cellist export: warning: Skipped 1 3D image(s) in coco, geojson") and "stack" in line
-    assert sorted(p.name for p in out.iterdir()) == ["annotations_coco.json", "counts.csv", "flat.geojson", "flat.tif", "stack.tif"]
+    assert (
+        line.startswith("cellist export: warning: Skipped 1 3D image(s) in coco, geojson")
+        and "stack" in line
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "annotations_coco.json",
+        "counts.csv",
+        "flat.geojson",
+        "flat.tif",
+        "stack.tif",
+    ]
     assert tifffile.imread(out / "stack.tif").shape == (3, 256, 256)
-    assert [i["file_name"] for i in json.loads((out / "annotations_coco.json").read_text())["images"]] == ["flat"]
+    assert [
+        i["file_name"] for i in json.loads((out / "annotations_coco.json").read_text())["images"]
+    ] == ["flat"]
     assert len((out / "counts.csv").read_text().splitlines()) == 3
 
 
@@ -247,7 +396,10 @@ def test_unexpected_errors_are_one_line_unless_verbose(tmp_path, capsys, monkeyp
     args = ["eval", "--gt", str(tmp_path), "--pred", str(tmp_path)]
     assert main(args) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line == "cellist eval: error: unexpected TypeError: unsupported operand second line (run with -v for details)"
+    assert (
+        line
+        == "cellist eval: error: unexpected TypeError: unsupported operand second line (run with -v for details)"
+    )
     assert main(["-v", *args]) == 2
     assert "Traceback" in capsys.readouterr().err
 

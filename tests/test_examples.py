@@ -48,7 +48,9 @@ def test_predict_folder_writes_a_label_map_per_image(tmp_path):
     images.mkdir()
     (images / "nuclei.tif").write_bytes(sample_image_path().read_bytes())
     out = tmp_path / "pred"
-    run_example("predict_folder.py", str(images), "--model", "threshold", "--out", str(out), cwd=tmp_path)
+    run_example(
+        "predict_folder.py", str(images), "--model", "threshold", "--out", str(out), cwd=tmp_path
+    )
     labels = read_labels_tiff(out / "nuclei.tif")
     assert labels.shape == truth().shape
     scores = score_image(truth(), labels)
@@ -60,8 +62,17 @@ def test_predict_folder_writes_a_label_map_per_image(tmp_path):
 
 def test_predict_folder_applies_parameter_overrides(tmp_path):
     out = tmp_path / "pred"
-    run_example("predict_folder.py", str(sample_image_path()), "--param", "diameter=24",
-                "--param", "min_area=400", "--out", str(out), cwd=tmp_path)
+    run_example(
+        "predict_folder.py",
+        str(sample_image_path()),
+        "--param",
+        "diameter=24",
+        "--param",
+        "min_area=400",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     labels = read_labels_tiff(out / f"{sample_image_path().stem}.tif")
     areas = np.bincount(labels.ravel())[1:]
     assert areas[areas > 0].min() >= 400
@@ -70,8 +81,16 @@ def test_predict_folder_applies_parameter_overrides(tmp_path):
 def test_finetune_from_folder_records_versions_with_their_parent(tmp_path):
     project = tmp_path / "project"
     for _ in range(2):
-        run_example("finetune_from_folder.py", "--model", "threshold", "--steps", "3",
-                    "--project", str(project), cwd=tmp_path)
+        run_example(
+            "finetune_from_folder.py",
+            "--model",
+            "threshold",
+            "--steps",
+            "3",
+            "--project",
+            str(project),
+            cwd=tmp_path,
+        )
     with ProjectStore(project) as store:
         first, second = store.model_versions("threshold")
     assert first.parent_id is None and second.parent_id == first.id
@@ -83,26 +102,40 @@ def test_finetune_from_folder_records_versions_with_their_parent(tmp_path):
 
 def test_register_custom_model_predicts_and_builds_its_form(tmp_path):
     out = tmp_path / "blobs.tif"
-    log = run_example("register_custom_model.py", "--param", "sigma=2", "--out", str(out), "--form",
-                      cwd=tmp_path)
+    log = run_example(
+        "register_custom_model.py", "--param", "sigma=2", "--out", str(out), "--form", cwd=tmp_path
+    )
     assert "registered models: threshold, sam, cellpose, air, blobs" in log
     labels = read_labels_tiff(out)
     assert score_image(truth(), labels).ap50 > 0.3  # a crude model, but it finds the nuclei
     controls = {
         row["name"]: row
-        for row in (json.loads(line.split("form control ", 1)[1]) for line in log.splitlines()
-                    if line.startswith("form control "))
+        for row in (
+            json.loads(line.split("form control ", 1)[1])
+            for line in log.splitlines()
+            if line.startswith("form control ")
+        )
     }
     assert controls["sigma"]["control"] == "FloatSpinBox" and controls["sigma"]["value"] == 2.0
     assert controls["method"]["control"] == "ComboBox" and not controls["method"]["advanced"]
-    assert controls["min_area"]["advanced"] and controls["min_area"]["tooltip"].startswith("Objects")
+    assert controls["min_area"]["advanced"] and controls["min_area"]["tooltip"].startswith(
+        "Objects"
+    )
 
 
 @pytest.mark.slow
 def test_viewer_with_widgets_runs_the_base_model_and_saves_a_screenshot(tmp_path):
     shot = tmp_path / "shot.png"
-    log = run_example("viewer_with_widgets.py", "--run", "--screenshot", str(shot), "--no-block",
-                      "--project", str(tmp_path / "project"), cwd=tmp_path)
+    log = run_example(
+        "viewer_with_widgets.py",
+        "--run",
+        "--screenshot",
+        str(shot),
+        "--no-block",
+        "--project",
+        str(tmp_path / "project"),
+        cwd=tmp_path,
+    )
     assert "dock widgets: Base model, Annotations, Fine-tune" in log
     name = sample_image_path().stem
     assert f"layers: {name}, {name} labels, {name} polygons, {name} centres" in log

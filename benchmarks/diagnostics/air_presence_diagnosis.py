@@ -46,7 +46,9 @@ def diagnose(model: AirModel, image: np.ndarray, labels: np.ndarray, samples: in
     net = model.net
     work = to_working(image, model.object_diameter(image), net.geom)
     nucleus = _nucleus_cells(labels_to_working(labels, work), net.geom.cell)
-    batch = Batch(torch.from_numpy(work.image)[None, None], torch.from_numpy(work.background)[None, None])
+    batch = Batch(
+        torch.from_numpy(work.image)[None, None], torch.from_numpy(work.background)[None, None]
+    )
     anneal = Anneal(temperature=0.3, prior_prob=0.05)
     with torch.no_grad():
         codes = net.encode(batch.image, batch.background)
@@ -58,14 +60,20 @@ def diagnose(model: AirModel, image: np.ndarray, labels: np.ndarray, samples: in
 
         def loglik(presence: torch.Tensor) -> float:
             recon, _ = net.render(presence, z_where, z_what, batch.background)
-            return float(torch.distributions.Normal(recon, net.obs_sigma).log_prob(batch.image).sum())
+            return float(
+                torch.distributions.Normal(recon, net.obs_sigma).log_prob(batch.image).sum()
+            )
 
         q = LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=logits)
-        prior = LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=torch.logit(torch.tensor(anneal.prior_prob)))
+        prior = LogitRelaxedBernoulli(
+            torch.tensor(anneal.temperature), logits=torch.logit(torch.tensor(anneal.prior_prob))
+        )
         y = q.rsample((200,))
         kl = (q.log_prob(y) - prior.log_prob(y)).mean(0)[0]
         result = {
-            "cells": n, "present_cells": int(present.sum()), "nucleus_cells": int(nucleus.sum()),
+            "cells": n,
+            "present_cells": int(present.sum()),
+            "nucleus_cells": int(nucleus.sum()),
             "loglik_all_present": loglik(present.float()),
             "loglik_background_off": loglik((present[0] & nucleus)[None].float()),
             "kl_background_cells": float(kl[~nucleus & present[0]].sum()),
@@ -84,7 +92,9 @@ def diagnose(model: AirModel, image: np.ndarray, labels: np.ndarray, samples: in
         total = torch.zeros(n)
         for _ in range(samples):
             net.zero_grad()
-            pyro.infer.Trace_ELBO().differentiable_loss(net.model, net.guide, batch, anneal).backward()
+            pyro.infer.Trace_ELBO().differentiable_loss(
+                net.model, net.guide, batch, anneal
+            ).backward()
             total += grads[-1].pres_logit.grad.flatten()
     finally:
         net.encode = encode

@@ -72,12 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--data", default="coelho2009_u2os")
-    parser.add_argument("--split", choices=("test", "train"), default="test",
-                        help="which images of bench_air.py's split (train: for models trained "
-                        "without masks, whose training never saw the annotations)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="which images of bench_air.py's split (train: for models trained "
+        "without masks, whose training never saw the annotations)",
+    )
     parser.add_argument("--floor", type=float, default=0.01, help="smallest presence kept per run")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/diagnostics/results/...)")
+    parser.add_argument(
+        "--out", default=None, help="JSON path (default: benchmarks/diagnostics/results/...)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = AirModel.load(args.checkpoint)
@@ -99,35 +105,66 @@ def main(argv: list[str] | None = None) -> int:
             per_run = []
             for matches, scores in run_matches:
                 pid, iou = matches[obj.label]
-                per_run.append({"presence": round(float(scores[pid - 1]), 3) if pid else 0.0,
-                                "iou": round(iou, 3)})
-            rows.append({
-                "image": sample.name, "area_px": int(obj.area),
-                "touches_border": bool(r0 == 0 or c0 == 0 or r1 == h or c1 == w),
-                "runs": per_run,
-                # ~ the fused score: runs whose object does not match it (IoU < 0.5) count 0
-                "mean_presence": round(float(np.mean(
-                    [r["presence"] if r["iou"] >= 0.5 else 0.0 for r in per_run])), 3),
-            })
-    print(f"Missed objects of {args.data} ({args.split} images), per test-time grid position "
-          f"(presence / IoU of the best object; min_score {model.params.min_score}):\n")
+                per_run.append(
+                    {
+                        "presence": round(float(scores[pid - 1]), 3) if pid else 0.0,
+                        "iou": round(iou, 3),
+                    }
+                )
+            rows.append(
+                {
+                    "image": sample.name,
+                    "area_px": int(obj.area),
+                    "touches_border": bool(r0 == 0 or c0 == 0 or r1 == h or c1 == w),
+                    "runs": per_run,
+                    # ~ the fused score: runs whose object does not match it (IoU < 0.5) count 0
+                    "mean_presence": round(
+                        float(
+                            np.mean([r["presence"] if r["iou"] >= 0.5 else 0.0 for r in per_run])
+                        ),
+                        3,
+                    ),
+                }
+            )
+    print(
+        f"Missed objects of {args.data} ({args.split} images), per test-time grid position "
+        f"(presence / IoU of the best object; min_score {model.params.min_score}):\n"
+    )
     shifts = model.params.test_time_shifts
-    print("| image | area px | border | " + " | ".join(f"run {k}" for k in range(shifts))
-          + " | mean presence (matching runs) |")
+    print(
+        "| image | area px | border | "
+        + " | ".join(f"run {k}" for k in range(shifts))
+        + " | mean presence (matching runs) |"
+    )
     print("|---|---|---|" + "---|" * shifts + "---|")
     for r in rows:
         cells = " | ".join(f"{x['presence']:.2f} / {x['iou']:.2f}" for x in r["runs"])
-        print(f"| {r['image']} | {r['area_px']} | {'yes' if r['touches_border'] else 'no'} | "
-              f"{cells} | {r['mean_presence']:.2f} |")
-    confident_once = [r for r in rows if any(x["presence"] >= 0.5 and x["iou"] >= 0.5 for x in r["runs"])]
-    print(f"\n{len(rows)} missed; {len(confident_once)} of them found (presence >= 0.5, IoU >= 0.5) "
-          "by at least one grid position alone.")
-    out = Path(args.out) if args.out else (
-        Path(__file__).resolve().parent / "results" / f"air_shift_presence_{args.data}_{args.split}.json"
+        print(
+            f"| {r['image']} | {r['area_px']} | {'yes' if r['touches_border'] else 'no'} | "
+            f"{cells} | {r['mean_presence']:.2f} |"
+        )
+    confident_once = [
+        r for r in rows if any(x["presence"] >= 0.5 and x["iou"] >= 0.5 for x in r["runs"])
+    ]
+    print(
+        f"\n{len(rows)} missed; {len(confident_once)} of them found (presence >= 0.5, IoU >= 0.5) "
+        "by at least one grid position alone."
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else (
+            Path(__file__).resolve().parent
+            / "results"
+            / f"air_shift_presence_{args.data}_{args.split}.json"
+        )
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data,
-                               "missed": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"checkpoint": str(args.checkpoint), "data": args.data, "missed": rows}, indent=1
+        )
+    )
     return 0
 
 

@@ -58,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         for s in samples:
             found = missed(s.labels, model.predict(s.image).labels)
             for area, border, best in found:
-                print(f"{group} {s.name}: missed object of {area} px, border {border}, best IoU {best:.2f}")
+                print(
+                    f"{group} {s.name}: missed object of {area} px, border {border}, best IoU {best:.2f}"
+                )
             misses += found
         on_border = sum(b for _, b, _ in misses)
         n_true = sum(len(np.unique(s.labels)) - 1 for s in samples)
-        print(f"{group}: {len(misses)} of {n_true} objects missed, {on_border} of them touch the border")
+        print(
+            f"{group}: {len(misses)} of {n_true} objects missed, {on_border} of them touch the border"
+        )
     return 0
 
 

@@ -147,8 +147,13 @@ def predict_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     large = [is_large(p, large_bytes) for p in paths]
     summary: dict[str, Any] = {
-        "n_images": 0, "total_objects": 0, "outputs": {}, "counts": {}, "failed": [],
-        "scheduler": scheduler or "threads", "out": str(out_dir),
+        "n_images": 0,
+        "total_objects": 0,
+        "outputs": {},
+        "counts": {},
+        "failed": [],
+        "scheduler": scheduler or "threads",
+        "out": str(out_dir),
     }
     done = 0
     with cluster(scheduler, workers) as (client, executor):
@@ -156,7 +161,8 @@ def predict_batch(
         tasks = [dask.delayed(_predict_small)(model, p, n, out_dir, channel) for p, n in small]
         if tasks:
             results = (
-                client.gather(client.compute(tasks)) if client is not None
+                client.gather(client.compute(tasks))
+                if client is not None
                 else dask.compute(*tasks, scheduler="threads", num_workers=workers)
             )
             for (path, _), result in zip(small, results, strict=True):

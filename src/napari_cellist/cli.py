@@ -57,7 +57,9 @@ def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]
     if not Path(checkpoint).is_file():
         raise CliError(f"Checkpoint '{checkpoint}' does not exist or is not a file.")
     try:
-        with warnings.catch_warnings():  # torch's advice on pickle protocols: not the user's concern
+        with (
+            warnings.catch_warnings()
+        ):  # torch's advice on pickle protocols: not the user's concern
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return build_model(name, checkpoint, param_values)
     except (ImportError, MemoryError):
@@ -65,7 +67,9 @@ def _build_model(name: str, checkpoint: str | None, param_values: dict[str, Any]
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: one line naming it
         from .cli_errors import one_line
 
-        raise CliError(f"Cannot load the {name} checkpoint '{checkpoint}': {one_line(err)}") from err
+        raise CliError(
+            f"Cannot load the {name} checkpoint '{checkpoint}': {one_line(err)}"
+        ) from err
 
 
 def _apply_device(model: str, values: dict[str, Any], device: str | None) -> None:
@@ -128,8 +132,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # dask: a cluster (--scheduler), OME-Zarr folders and large TIFFs tile by tile
         summary = drain(
             predict_batch(
-                model, args.images, Path(args.out), scheduler=args.scheduler,
-                channel=args.channel, tile_size=args.tile_size or 2048,
+                model,
+                args.images,
+                Path(args.out),
+                scheduler=args.scheduler,
+                channel=args.channel,
+                tile_size=args.tile_size or 2048,
             )
         )
     else:
@@ -186,7 +194,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             if hint is None:
                 raise
             raise CliError(f"{hint}. ({err})") from err
-    summary = {"checkpoint": str(args.out), "metrics": dict(result.metrics), "data_used": list(result.data_used)}
+    summary = {
+        "checkpoint": str(args.out),
+        "metrics": dict(result.metrics),
+        "data_used": list(result.data_used),
+    }
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -265,12 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
         "of large ones) on that cluster; default: local threads.",
     )
     predict.add_argument(
-        "--tile-size", type=int,
+        "--tile-size",
+        type=int,
         help="Predict OME-Zarr folders, pyramidal TIFFs and (with this option) TIFFs too large "
         "for memory tile by tile into NAME.zarr, with tiles of this side in pixels (default 2048).",
     )
     predict.add_argument(
-        "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,
+        "--device",
+        choices=("auto", "cuda", "mps", "cpu"),
+        default=None,
         help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
     )
     predict.set_defaults(func=cmd_predict)
@@ -290,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-param", action="append", metavar="KEY=VALUE", help="Training parameter."
     )
     train.add_argument(
-        "--device", choices=("auto", "cuda", "mps", "cpu"), default=None,
+        "--device",
+        choices=("auto", "cuda", "mps", "cpu"),
+        default=None,
         help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
     )
     train.set_defaults(func=cmd_train)
@@ -328,14 +345,31 @@ def build_parser() -> argparse.ArgumentParser:
             "get label TIFFs and counts) and the exit code is then 1."
         ),
     )
-    export.add_argument("--project", required=True, help="Project folder, SQLite file or database URL.")
-    export.add_argument("--format", nargs="+", default=["tiff", "coco", "counts"], choices=EXPORT_FORMATS, help="One or more formats.")
+    export.add_argument(
+        "--project", required=True, help="Project folder, SQLite file or database URL."
+    )
+    export.add_argument(
+        "--format",
+        nargs="+",
+        default=["tiff", "coco", "counts"],
+        choices=EXPORT_FORMATS,
+        help="One or more formats.",
+    )
     export.add_argument("--out", required=True, help="Output folder.")
     export.set_defaults(func=cmd_export)
 
-    demo = sub.add_parser("demo", help="napari with the plugin and the nuclei sample; headless: run the whole loop and save outputs + screenshots.")
-    demo.add_argument("--out", default="cellist-demo", help="Output folder (project store, results, screenshots).")
-    demo.add_argument("--headless", action="store_true", help="Do not keep a window open: run the loop and save (also when there is no display).")
+    demo = sub.add_parser(
+        "demo",
+        help="napari with the plugin and the nuclei sample; headless: run the whole loop and save outputs + screenshots.",
+    )
+    demo.add_argument(
+        "--out", default="cellist-demo", help="Output folder (project store, results, screenshots)."
+    )
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="Do not keep a window open: run the loop and save (also when there is no display).",
+    )
     demo.set_defaults(func=cmd_demo)
 
     from .project_cli import add_project_parser

@@ -31,7 +31,9 @@ class OneLineFormatter(logging.Formatter):
         self._verbose = verbose
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"cellist {self._command}: {record.levelname.lower()}: {one_line(record.getMessage())}"
+        line = (
+            f"cellist {self._command}: {record.levelname.lower()}: {one_line(record.getMessage())}"
+        )
         if self._verbose and record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

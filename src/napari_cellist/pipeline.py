@@ -146,7 +146,9 @@ def _predict_one(
     return labels_path, overlay_path, prediction
 
 
-def _check_inputs_not_overwritten(paths: Sequence[Path], names: Sequence[str], out_dir: Path) -> None:
+def _check_inputs_not_overwritten(
+    paths: Sequence[Path], names: Sequence[str], out_dir: Path
+) -> None:
     """Refuse an output folder where a label map or overlay would replace an input image."""
     inputs = {p.resolve() for p in paths}
     for name in names:
@@ -318,14 +320,18 @@ def export_project(project: str | Path, formats: Sequence[str], out_dir: Path) -
 
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
-        raise ValueError(f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
+        raise ValueError(
+            f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}."
+        )
     items = _committed_items(project)
     if not items:
         raise ValueError(f"Nothing committed in {project}: commit annotations before exporting.")
     stems = unique_stems([name for name, _, _ in items])
     for (name, _, _), stem in zip(items, stems, strict=True):
         if stem != name:
-            logger.warning("Image %r is exported as %r (unsafe or duplicate file name).", name, stem)
+            logger.warning(
+                "Image %r is exported as %r (unsafe or duplicate file name).", name, stem
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     skipped: list[dict[str, str]] = []

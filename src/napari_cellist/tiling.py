@@ -90,7 +90,9 @@ class TiledPrediction:
         table = np.asarray(group[OBJECTS][:])
         objects = {
             int(row[0]): ObjectMeta(
-                int(row[0]), score=float(row[1]), box=tuple(int(v) for v in row[2:6]),
+                int(row[0]),
+                score=float(row[1]),
+                box=tuple(int(v) for v in row[2:6]),
                 source=self.source,
             )
             for row in table
@@ -207,16 +209,23 @@ def predict_tiled(
     tiles = plan_tiles(shape, tile_size, halo)
     group = zarr.open_group(str(store), mode="w")
     labels_out = group.create_array(
-        LABELS, shape=shape, chunks=(min(chunk_size, shape[0]), min(chunk_size, shape[1])),
-        dtype="int32", fill_value=0,
+        LABELS,
+        shape=shape,
+        chunks=(min(chunk_size, shape[0]), min(chunk_size, shape[1])),
+        dtype="int32",
+        fill_value=0,
     )
     group.attrs.update({"source": model.name, "tile_size": tile_size, "halo": halo})
     table: list[tuple[float, ...]] = []
     next_id = 1
     logger.info("%d tiles of %d px with a %d px halo", len(tiles), tile_size, halo)
-    for tile, (labels, scores) in _tile_results(model, image, tiles, base_params, executor, in_flight):
+    for tile, (labels, scores) in _tile_results(
+        model, image, tiles, base_params, executor, in_flight
+    ):
         next_id = _stitch(labels_out, tile, labels, scores, next_id, table)
-        yield Progress(tile.index + 1, len(tiles), f"tile {tile.index + 1}/{len(tiles)}: {next_id - 1} objects")
+        yield Progress(
+            tile.index + 1, len(tiles), f"tile {tile.index + 1}/{len(tiles)}: {next_id - 1} objects"
+        )
     group.create_array(
         OBJECTS, data=np.asarray(table, np.float64).reshape(-1, 7), chunks=(65536, 7)
     )
@@ -236,7 +245,12 @@ def _halo_and_params(model: Any, image: Any, tile_size: int, params: Any) -> tup
 
 
 def _tile_results(
-    model: Any, image: Any, tiles: list[Tile], params: Any, executor: Executor | None, in_flight: int
+    model: Any,
+    image: Any,
+    tiles: list[Tile],
+    params: Any,
+    executor: Executor | None,
+    in_flight: int,
 ) -> Iterator[tuple[Tile, tuple[np.ndarray, dict]]]:
     """``(tile, predict_tile result)`` in tile order; at most ``in_flight + 1`` tiles pending."""
 
@@ -271,7 +285,9 @@ def _stitch(
     (wr0, wr1), (wc0, wc1) = tile.window
     (cr0, cr1), (cc0, cc1) = tile.core
     if labels.shape != (wr1 - wr0, wc1 - wc0):
-        raise ValueError(f"Model returned labels of shape {labels.shape} for a tile of {(wr1 - wr0, wc1 - wc0)}.")
+        raise ValueError(
+            f"Model returned labels of shape {labels.shape} for a tile of {(wr1 - wr0, wc1 - wc0)}."
+        )
     ids, centres, counts = _centres(labels)
     rows, cols = centres[:, 0] + wr0, centres[:, 1] + wc0
     owned = ids[(rows >= cr0) & (rows < cr1) & (cols >= cc0) & (cols < cc1)]
@@ -291,11 +307,17 @@ def _stitch(
         window[box][empty] = next_id
         free[box][empty] = False
         rr, cc = np.nonzero(empty)
-        table.append((
-            next_id, scores.get(label_id, 1.0),
-            rr.min() + box[0].start + wr0, cc.min() + box[1].start + wc0,
-            rr.max() + box[0].start + wr0 + 1, cc.max() + box[1].start + wc0 + 1, len(rr),
-        ))
+        table.append(
+            (
+                next_id,
+                scores.get(label_id, 1.0),
+                rr.min() + box[0].start + wr0,
+                cc.min() + box[1].start + wc0,
+                rr.max() + box[0].start + wr0 + 1,
+                cc.max() + box[1].start + wc0 + 1,
+                len(rr),
+            )
+        )
         next_id += 1
         changed = True
     if changed:

@@ -118,9 +118,12 @@ def test_folder_opens_first_image_visible_with_percentile_contrast(tmp_path):
         tifffile.imwrite(root / "masks" / f"im{i}.tif", (image == 1200).astype(np.uint16))
     layers = napari_get_reader(str(root))(str(root))
     assert [(k["name"], k["visible"]) for _, k, _ in layers] == [
-        ("im0", True), ("im0 masks", True),
-        ("im1", False), ("im1 masks", False),
-        ("im2", False), ("im2 masks", False),
+        ("im0", True),
+        ("im0 masks", True),
+        ("im1", False),
+        ("im1 masks", False),
+        ("im2", False),
+        ("im2 masks", False),
     ]
     lo, hi = layers[0][1]["contrast_limits"]
     assert lo == 200 and 1199 <= hi <= 1200  # not (0, 65535)

@@ -18,8 +18,14 @@ from napari_cellist.io.readers import ImageReadError, read_image
 def _huge_tiff(path, side=40_000):
     tile = zlib.compress(np.zeros((1024, 1024), np.uint8).tobytes())
     n = -(-side // 1024)
-    tifffile.imwrite(path, (tile for _ in range(n * n)), shape=(side, side), dtype=np.uint8,
-                     tile=(1024, 1024), compression="zlib")
+    tifffile.imwrite(
+        path,
+        (tile for _ in range(n * n)),
+        shape=(side, side),
+        dtype=np.uint8,
+        tile=(1024, 1024),
+        compression="zlib",
+    )
     return path
 
 
@@ -35,7 +41,9 @@ def test_probe_reads_the_declared_size_without_decoding(tmp_path):
 def test_an_image_larger_than_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     path = _huge_tiff(tmp_path / "huge.tif")
     monkeypatch.setattr(probe, "available_memory", lambda: 1 * 2**30)
-    with pytest.raises(ImageTooLargeError, match=r"huge\.tif' declares 40000 x 40000 uint8") as info:
+    with pytest.raises(
+        ImageTooLargeError, match=r"huge\.tif' declares 40000 x 40000 uint8"
+    ) as info:
         read_image(path)
     assert "\n" not in str(info.value) and "crop it" in str(info.value)
 

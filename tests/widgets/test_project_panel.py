@@ -29,7 +29,9 @@ def crops(tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()
     for k, (r, c) in enumerate([(0, 0), (128, 256), (300, 300)]):
-        tifffile.imwrite(folder / f"crop{k}.tif", np.ascontiguousarray(image[r : r + 128, c : c + 128]))
+        tifffile.imwrite(
+            folder / f"crop{k}.tif", np.ascontiguousarray(image[r : r + 128, c : c + 128])
+        )
     return folder
 
 
@@ -67,7 +69,10 @@ def test_walk_a_folder_through_the_panel(panel, crops, notifications):
     widget.next_image()  # opens the first image: its prediction at once
     assert widget.current.image_id == ids[0] and widget.current.source == "prediction"
     assert [layer.name for layer in viewer.layers] == [
-        "crop0.tif", "crop0.tif labels", "crop0.tif polygons", "crop0.tif centres"
+        "crop0.tif",
+        "crop0.tif labels",
+        "crop0.tif polygons",
+        "crop0.tif centres",
     ]
     labels_layer = _layer(viewer, "labels")
     shapes, points = _layer(viewer, "polygons"), _layer(viewer, "centres")

@@ -101,7 +101,11 @@ class ProjectPanel(DockWidget):
             text="Commit (Alt-C)", tooltip="Store the shown annotations as the image's labels."
         )
         self.min_score = FloatSpinBox(
-            label="unsure below", value=0.5, min=0.0, max=1.0, step=0.05,
+            label="unsure below",
+            value=0.5,
+            min=0.0,
+            max=1.0,
+            step=0.05,
             tooltip="Objects with a lower score are listed for review.",
         )
         self.classes = Label(value="")
@@ -112,7 +116,11 @@ class ProjectPanel(DockWidget):
         self._build_qt()
         self.extend(
             [
-                Container(widgets=[self.add_files_button, self.add_folder_button], layout="horizontal", labels=False),
+                Container(
+                    widgets=[self.add_files_button, self.add_folder_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
                 Container(widgets=[self.model, self.refine], labels=True),
                 self.prefetch,
                 self._table_box,
@@ -489,8 +497,14 @@ class ProjectPanel(DockWidget):
             if self.current is not None and self.current.image_id == image_id:
                 opened = self.current
                 self.current = OpenedImage(
-                    image_id, "committed", None, opened.objects, None, None,
-                    result.commit_id, opened.prediction_id,
+                    image_id,
+                    "committed",
+                    None,
+                    opened.objects,
+                    None,
+                    None,
+                    result.commit_id,
+                    opened.prediction_id,
                 )
                 self.n_edits_before = 0
                 if self.link is not None:
@@ -566,7 +580,7 @@ class ProjectPanel(DockWidget):
 
 
 def _role(layer: Any, image_name: str) -> str | None:
-    """"image", "labels", "polygons" or "centres" for the layers of an image (None: another)."""
+    """ "image", "labels", "polygons" or "centres" for the layers of an image (None: another)."""
     if layer.name == image_name:
         return "image"
     return next((r for r in ROLES if layer.name == layer_name(image_name, r)), None)

@@ -92,7 +92,9 @@ def check_exists(path: Path) -> None:
         raise ImageReadError(f"'{path}' does not exist (no such {kind}).") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise ImageReadError(f"'{path}' is a symbolic link that loops back on itself.") from None
+            raise ImageReadError(
+                f"'{path}' is a symbolic link that loops back on itself."
+            ) from None
         raise ImageReadError(f"Cannot access '{path}': {err.strerror}.") from None
 
 

@@ -227,7 +227,9 @@ def _guess_axes(shape: tuple[int, ...]) -> str:
 
 
 def _is_zarr_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / n).exists() for n in (".zattrs", ".zarray", ".zgroup", "zarr.json"))
+    return path.is_dir() and any(
+        (path / n).exists() for n in (".zattrs", ".zarray", ".zgroup", "zarr.json")
+    )
 
 
 def _is_tiff(path: Path) -> bool:

@@ -116,5 +116,7 @@ def confined(out_dir: str | os.PathLike, file_name: str) -> Path:
     target = Path(out_dir) / file_name
     root = Path(out_dir).resolve()
     if not target.resolve().is_relative_to(root):
-        raise ValueError(f"Refusing to write {target}: it resolves outside the output folder {root}.")
+        raise ValueError(
+            f"Refusing to write {target}: it resolves outside the output folder {root}."
+        )
     return target

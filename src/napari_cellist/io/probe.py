@@ -24,7 +24,13 @@ logger = logging.getLogger(__name__)
 
 #: Share of the available memory one decoded image may take.
 MEMORY_SHARE = 0.8
-_PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.int32, "F": np.float32}
+_PIL_DTYPES = {
+    "I;16": np.uint16,
+    "I;16B": np.uint16,
+    "I;16L": np.uint16,
+    "I": np.int32,
+    "F": np.float32,
+}
 
 
 class ImageTooLargeError(ImageReadError):

@@ -293,7 +293,9 @@ def check_annotated_folder(folder: str | os.PathLike) -> None:
         mask = probe_image(mask_path)
         check_decodable(mask)
         if np.dtype(mask.dtype).kind not in "biuf":
-            raise ImageReadError(f"The mask '{mask_path}' holds {mask.dtype} values, not label ids.")
+            raise ImageReadError(
+                f"The mask '{mask_path}' holds {mask.dtype} values, not label ids."
+            )
         if not _same_spatial_shape(mask.shape, image.shape):
             raise ImageReadError(
                 f"The mask '{mask_path}' has shape {mask.shape} but its image has {image.shape}."

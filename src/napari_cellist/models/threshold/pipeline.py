@@ -197,7 +197,9 @@ def segment(image: np.ndarray, params: ThresholdParams) -> tuple[np.ndarray, flo
     if is_constant(image):
         logger.info("Constant image: no objects.")
         return np.zeros(image.shape, np.int32), float(params.diameter or 0.0)
-    diameter = float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+    diameter = (
+        float(params.diameter) if params.diameter else estimate_diameter(image, params.invert)
+    )
     mask = foreground_mask(image, params, diameter)
     if params.split_touching:
         labels = split_touching(
@@ -231,7 +233,9 @@ def object_scores(image: np.ndarray, labels: np.ndarray) -> dict[int, float]:
     top = float(np.percentile(image, 99))
     # per object on its bounding box (ndi.median sorts the whole image: 2.5 s on 4096^2)
     boxes = ndi.find_objects(labels)
-    inside = np.array([float(np.median(image[boxes[i - 1]][labels[boxes[i - 1]] == i])) for i in ids])
+    inside = np.array(
+        [float(np.median(image[boxes[i - 1]][labels[boxes[i - 1]] == i])) for i in ids]
+    )
     spread = max(top - background, 1e-6)
     return {
         int(i): float(np.clip((v - background) / spread, 0.0, 1.0))
