@@ -9,6 +9,12 @@
   ``added``) is written into the label map; a deleted polygon deletes its object;
 * a centre deleted on the Points layer deletes its object.
 
+A paint costs napari's own paint plus the label-side work (index, outlines of the touched
+objects) at once; showing the new outlines and centres in the Shapes and Points layers is what
+napari makes expensive on a layer of thousands of shapes, so for paints it is coalesced: the
+touched objects' outlines and centres are collected and shown ``defer_ms`` after the last paint
+event (one update per brush stroke), or at once by :meth:`LiveLink.flush`.
+
 After each edit ``on_edit()`` is called (the Project panel hands a draft snapshot to the
 :class:`~napari_cellist.drafts.DraftWriter` there). Changes the link makes to the layers itself
 are not taken as edits.
@@ -49,6 +55,10 @@ class LiveLink:
         Called with no argument after each user edit has been applied.
     tolerance : float
         Outline simplification in pixels.
+    defer_ms : int
+        Milliseconds after the last paint event before the touched objects' outlines and
+        centres are shown in the Shapes / Points layers (a Qt single-shot timer, restarted by
+        every paint, so one update per stroke); 0: show them within each paint event.
     """
 
     def __init__(
@@ -58,7 +68,10 @@ class LiveLink:
         points_layer: Any | None = None,
         on_edit: Callable[[], None] | None = None,
         tolerance: float = 1.0,
+        defer_ms: int = 150,
     ) -> None:
+        if defer_ms < 0:
+            raise ValueError(f"defer_ms must be >= 0 milliseconds, not {defer_ms}.")
         self.labels_layer = labels_layer
         self.shapes_layer = shapes_layer
         self.points_layer = points_layer
@@ -72,6 +85,18 @@ class LiveLink:
         self._removing_shapes: list[int] = []
         self._removing_points: list[int] = []
         self._history = _history_lengths(labels_layer)
+        # outlines / centres computed by paints and not yet shown (see flush)
+        self._pending_ids: set[int] = set()
+        self._pending_polygons: dict[int, np.ndarray] = {}
+        self._pending_centres: dict[int, np.ndarray] = {}
+        self._timer = None
+        if defer_ms > 0:
+            from qtpy.QtCore import QTimer
+
+            self._timer = QTimer()
+            self._timer.setSingleShot(True)
+            self._timer.setInterval(int(defer_ms))
+            self._timer.timeout.connect(self.flush)
         labels_layer.events.paint.connect(self._on_paint)
         labels_layer.events.set_data.connect(self._on_set_data)
         if shapes_layer is not None:
@@ -81,7 +106,13 @@ class LiveLink:
             points_layer.events.data.connect(self._on_points)
 
     def disconnect(self) -> None:
-        """Stop listening (the image is closed)."""
+        """Stop listening (the image is closed); outlines not yet shown are dropped (the label
+        map is up to date; call :meth:`flush` first to show them)."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._pending_ids.clear()
+        self._pending_polygons.clear()
+        self._pending_centres.clear()
         self.labels_layer.events.paint.disconnect(self._on_paint)
         self.labels_layer.events.set_data.disconnect(self._on_set_data)
         if self.shapes_layer is not None:
@@ -120,7 +151,7 @@ class LiveLink:
                 update = after_pixels_changed(
                     labels, self.index, tuple(indices), old_values, self.tolerance
                 )
-            self.apply(update, refresh_labels=False)
+            self._defer(update)
         self._history = _history_lengths(self.labels_layer)  # the item is in the history now
         self._edited()
 
@@ -204,6 +235,42 @@ class LiveLink:
             self._edited()  # a point without a mask (id 0) or a moved centre: kept as drawn
 
     # -- applying an update ---------------------------------------------------------------------------
+    @property
+    def pending(self) -> frozenset[int]:
+        """Ids whose outline / centre a paint changed and that are not shown yet."""
+        return frozenset(self._pending_ids)
+
+    def _defer(self, update: LiveUpdate) -> None:
+        """Collect a paint's outlines and centres (newest wins) and (re)start the timer."""
+        touched = set(update.polygons) | set(update.centres) | set(update.deleted)
+        self.touched |= touched
+        for label_id in touched:
+            self._pending_ids.add(label_id)
+            for pending, new in (
+                (self._pending_polygons, update.polygons),
+                (self._pending_centres, update.centres),
+            ):
+                if label_id in new:
+                    pending[label_id] = new[label_id]
+                else:
+                    pending.pop(label_id, None)
+        if self._timer is None:
+            self.flush()
+        else:
+            self._timer.start()  # restarts: one layer update per stroke
+
+    def flush(self) -> None:
+        """Show the pending outlines and centres in the Shapes / Points layers now (one
+        update for all objects painted since the last one)."""
+        if self._timer is not None:
+            self._timer.stop()
+        if not self._pending_ids:
+            return
+        polygons, centres = self._pending_polygons, self._pending_centres
+        deleted = tuple(self._pending_ids - set(polygons) - set(centres))
+        self._pending_ids, self._pending_polygons, self._pending_centres = set(), {}, {}
+        self.apply(LiveUpdate(polygons, centres, deleted), refresh_labels=False)
+
     def _delete(self, ids: list[int], skip_shapes: bool = False, skip_points: bool = False) -> None:
         ids = [i for i in ids if i > 0]
         if not ids:
@@ -220,13 +287,18 @@ class LiveLink:
         skip_shapes: bool = False,
         skip_points: bool = False,
     ) -> None:
-        """Show ``update`` in the layers: replace touched outlines and centres, drop deleted ones."""
-        self.touched |= set(update.polygons) | set(update.centres) | set(update.deleted)
+        """Show ``update`` in the layers: replace touched outlines and centres, drop deleted ones.
+        A pending (deferred) outline / centre of an object in ``update`` is superseded by it."""
+        touched = set(update.polygons) | set(update.centres) | set(update.deleted)
+        self.touched |= touched
+        self._pending_ids -= touched
+        for label_id in touched:
+            self._pending_polygons.pop(label_id, None)
+            self._pending_centres.pop(label_id, None)
         self._busy = True
         try:
             if refresh_labels and update.region is not None:
                 self.labels_layer.refresh()
-            touched = set(update.polygons) | set(update.centres) | set(update.deleted)
             if self.shapes_layer is not None and not skip_shapes and touched:
                 polygons = {k: v for k, v in update.polygons.items() if k != skip_polygon}
                 drop = touched - ({skip_polygon} if skip_polygon else set())
