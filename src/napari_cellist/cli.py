@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         choices=("auto", "cuda", "mps", "cpu"),
         default=None,
-        help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
+        help="Where torch models (Cellpose, SAM, AIR) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
     )
     predict.set_defaults(func=cmd_predict)
 
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         choices=("auto", "cuda", "mps", "cpu"),
         default=None,
-        help="Where torch models (Cellpose, SAM) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
+        help="Where torch models (Cellpose, SAM, AIR) run: auto = cuda, else mps, else cpu (default: the model's setting, auto).",
     )
     train.set_defaults(func=cmd_train)
 

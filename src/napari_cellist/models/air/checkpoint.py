@@ -1,4 +1,5 @@
-"""AIR checkpoints: one ``torch.save`` of a plain dict, written atomically, read on the CPU.
+"""AIR checkpoints: one ``torch.save`` of a plain dict, written atomically, read onto a chosen
+device (the CPU unless asked).
 
 Contents: ``format`` and ``version`` (of this layout), ``config`` (network hyper-parameters),
 ``state_dict`` (weights), ``params`` (prediction parameters), ``diameter`` (annotated object
@@ -94,8 +95,11 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]]:
-    """Network (on the CPU, eval mode), its config and the checkpoint dict.
+def load_checkpoint(
+    path: str | Path, device: torch.device | str | None = None
+) -> tuple[AirNet, NetConfig, dict[str, Any]]:
+    """Network (eval mode, on ``device``: tensors loaded with ``map_location`` there; None =
+    the CPU), its config and the checkpoint dict.
 
     Raises
     ------
@@ -108,7 +112,7 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
             f"AIR checkpoint '{path}' does not exist; train one with 'cellist train --model air'."
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location=device or "cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file: say which file and why
         raise ValueError(f"'{path}' is not a readable AIR checkpoint ({err}).") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -128,7 +132,7 @@ def load_checkpoint(path: str | Path) -> tuple[AirNet, NetConfig, dict[str, Any]
     # Checkpoints from before the intensity scale existed were trained on linear intensities.
     stored = {"intensity": "linear", **payload["config"]}
     config = NetConfig(**{k: v for k, v in stored.items() if k in known})
-    net = config.build()
+    net = config.build().to(device or "cpu")
     net.load_state_dict(payload["state_dict"])
     net.eval()
     return net, config, payload

@@ -204,20 +204,22 @@ class AirNet(nn.Module):
         annotation terms); without it the encoder runs again.
         """
         images, cells, b, n = self._plates(batch)
-        prior_logit = torch.logit(torch.tensor(anneal.prior_prob))
+        on_device = batch.image.new_tensor  # the priors live where the batch does (CPU / GPU)
+        prior_logit = torch.logit(on_device(anneal.prior_prob))
+        zero, one = on_device(0.0), on_device(1.0)
         unknown = None if batch.pres_known is None else ~batch.pres_known
         with images, cells:
             z_pres = pyro.sample(
                 "z_pres",
-                LogitRelaxedBernoulli(torch.tensor(anneal.temperature), logits=prior_logit)
+                LogitRelaxedBernoulli(on_device(anneal.temperature), logits=prior_logit)
                 .expand([b, n])
                 .mask(True if unknown is None else unknown),
             )
             z_where = pyro.sample(
-                "z_where", dist.Normal(0.0, 1.0).expand([b, n, WHERE_DIM]).to_event(1)
+                "z_where", dist.Normal(zero, one).expand([b, n, WHERE_DIM]).to_event(1)
             )
             z_what = pyro.sample(
-                "z_what", dist.Normal(0.0, 1.0).expand([b, n, self.z_what_dim]).to_event(1)
+                "z_what", dist.Normal(zero, one).expand([b, n, self.z_what_dim]).to_event(1)
             )
         presence = torch.sigmoid(z_pres)
         if unknown is not None:  # annotated presence is observed: it replaces the latent
@@ -282,7 +284,8 @@ class AirNet(nn.Module):
             pyro.sample(
                 "z_pres",
                 LogitRelaxedBernoulli(
-                    torch.tensor(anneal.temperature), logits=codes.pres_logit.reshape(b, n)
+                    codes.pres_logit.new_tensor(anneal.temperature),
+                    logits=codes.pres_logit.reshape(b, n),
                 ).mask(True if unknown is None else unknown),
             )
             z_where = pyro.sample(

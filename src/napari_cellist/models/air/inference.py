@@ -51,6 +51,11 @@ class Objects:
     n_slots: int
 
 
+def net_device(net: torch.nn.Module) -> torch.device:
+    """The device of ``net``'s weights (where its inputs must go)."""
+    return next(net.parameters()).device
+
+
 def select_objects(objects: Objects, keep: np.ndarray) -> Objects:
     """The objects at ``keep`` (a boolean mask or indices into the ``K`` objects)."""
     rows = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
@@ -145,8 +150,9 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
     """Encoder outputs ``(1, Hc, Wc, S, ...)`` for a whole working image, tile by tile."""
     cell = net.geom.cell
     tile, halo = max(cell, tile // cell * cell), -(-halo // cell) * cell
-    image = torch.from_numpy(work.image)[None, None]
-    background = torch.from_numpy(work.background)[None, None]
+    device = net_device(net)
+    image = torch.from_numpy(work.image)[None, None].to(device)
+    background = torch.from_numpy(work.background)[None, None].to(device)
     rows = _tiles(image.shape[-2], tile, halo, cell)
     cols = _tiles(image.shape[-1], tile, halo, cell)
     if len(rows) == 1 and len(cols) == 1:
@@ -173,29 +179,34 @@ def encode(net: AirNet, work: WorkingImage, tile: int = 1024, halo: int = 64) ->
 
 @torch.no_grad()
 def find_objects(net: AirNet, work: WorkingImage, min_score: float, tile: int = 1024) -> Objects:
-    """Present slots with boxes and decoded alphas; only those slots are glimpsed and decoded."""
+    """Present slots with boxes and decoded alphas; only those slots are glimpsed and decoded.
+
+    Runs on the device of ``net``'s weights; the returned objects are on the CPU (numpy arrays
+    and CPU tensors), whatever that device.
+    """
+    device = net_device(net)
     codes = encode(net, work, tile)
     geom = net.geom
     prob = torch.sigmoid(codes.pres_logit)[0]  # (Hc, Wc, S)
     index = _present(prob, min_score).reshape(-1).nonzero().squeeze(1)
     rel = where_to_box(codes.where_loc, geom)[0]  # (Hc, Wc, S, 5)
     hc, wc = rel.shape[:2]
-    centres = cell_centres(hc, wc, geom.cell)[:, :, None] + rel[..., :2]
+    centres = cell_centres(hc, wc, geom.cell, device)[:, :, None] + rel[..., :2]
     absolute = torch.cat([centres, rel[..., 2:]], dim=-1).reshape(-1, WHERE_DIM)[index]
-    image = torch.from_numpy(work.image)[None, None]
+    image = torch.from_numpy(work.image)[None, None].to(device)
     glimpses = glimpses_in_boxes(image, absolute[None, :, :2], absolute[None], geom.glimpse)[0]
     features = codes.features[0].reshape(-1, codes.features.shape[-1])[index]
     z_what = net.glimpse_encoder(glimpses, features)[:, : net.z_what_dim]
     _, alpha_logit = net.decoder(z_what)
     sy, sx = work.scale
-    to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx, 1.0])
+    to_original = torch.tensor([1 / sy, 1 / sx, 1 / sy, 1 / sx, 1.0], device=device)
     return Objects(
-        scores=prob.reshape(-1)[index].numpy(),
-        boxes=(absolute * to_original).numpy(),
-        alphas=torch.sigmoid(alpha_logit).numpy(),
-        index=index,
-        rel_boxes=rel.reshape(-1, WHERE_DIM)[index],
-        z_what=z_what,
+        scores=prob.reshape(-1)[index].cpu().numpy(),
+        boxes=(absolute * to_original).cpu().numpy(),
+        alphas=torch.sigmoid(alpha_logit).cpu().numpy(),
+        index=index.cpu(),
+        rel_boxes=rel.reshape(-1, WHERE_DIM)[index].cpu(),
+        z_what=z_what.cpu(),
         n_slots=prob.numel(),
     )
 
@@ -313,35 +324,37 @@ def reconstruction(
 
     Same compositing as :func:`.modules.composite`, but only the present objects' windows
     are drawn (scatter-added into the image), so the cost does not grow with empty cells.
+    Runs on the device of ``net``'s weights; the result is a numpy array.
     """
     geom = net.geom
     if len(objects.scores) == 0:  # nothing found: the background alone
         return background_at(work, geom, shape)
-    appearance, alpha_logit = net.decoder(objects.z_what)
+    device = net_device(net)
+    appearance, alpha_logit = net.decoder(objects.z_what.to(device))
     glimpse = torch.stack([appearance, torch.sigmoid(alpha_logit)], dim=1)
-    placed = place_glimpses(glimpse, objects.rel_boxes, geom)  # (K, 2, Wn, Wn)
+    placed = place_glimpses(glimpse, objects.rel_boxes.to(device), geom)  # (K, 2, Wn, Wn)
     alpha = placed[:, 1].clamp(max=1.0 - 1e-4)
     values = torch.stack([alpha * placed[:, 0], alpha, torch.log1p(-alpha)])  # (3, K, Wn, Wn)
     h_img, w_img = work.image.shape
     pad = (geom.window - geom.cell) // 2
     wp = w_img + 2 * pad
-    cell_id = objects.index // geom.slots
+    cell_id = objects.index.to(device) // geom.slots
     cols = w_img // geom.cell
     top, left = (cell_id // cols) * geom.cell, (cell_id % cols) * geom.cell
-    offsets = torch.arange(geom.window)
+    offsets = torch.arange(geom.window, device=device)
     flat = (
         (top[:, None, None] + offsets[None, :, None]) * wp
         + left[:, None, None]
         + offsets[None, None, :]
     ).reshape(-1)
-    canvas = torch.zeros(3, (h_img + 2 * pad) * wp)
+    canvas = torch.zeros(3, (h_img + 2 * pad) * wp, device=device)
     canvas.index_add_(1, flat, values.reshape(3, -1))
     canvas = canvas.view(3, h_img + 2 * pad, wp)[:, pad : pad + h_img, pad : pad + w_img]
     coverage = 1.0 - torch.exp(canvas[2])
     foreground = canvas[0] / (canvas[1] + 1e-6)
-    recon = torch.from_numpy(work.background) + coverage * foreground
+    recon = torch.from_numpy(work.background).to(device) + coverage * foreground
     h, w = work.shape
-    return resize(expand_intensity(recon[:h, :w].numpy(), geom), shape)
+    return resize(expand_intensity(recon[:h, :w].cpu().numpy(), geom), shape)
 
 
 def background_at(work: WorkingImage, geom: Geometry, shape: tuple[int, int]) -> np.ndarray:

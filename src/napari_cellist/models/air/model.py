@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ...borders import crop_border, crop_labels, mirror_border, mirror_labels, mirror_width
+from ...devices import device_job, release_device_memory, resolve_device
 from ...diameters import diameter_from_image, diameter_from_labels
 from ...geometry import bounding_boxes
 from ...images import is_constant, prepare_grey
@@ -91,11 +92,25 @@ class AirModel(TrainableSegmenter):
         self.diameter: float | None = None  # annotated diameter the model was trained at
         self.info: dict[str, Any] = {"steps": 0}
 
-    def _initialise(self, seed: int) -> None:
-        """Fresh weights drawn from ``seed`` (torch's global random state is left as it was)."""
+    def _initialise(self, seed: int, device: Any = None) -> None:
+        """Fresh weights drawn from ``seed`` on the CPU (the same weights whatever the device),
+        then moved to ``device`` (torch's global random state is left as it was)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = self.config.build().eval()
+        if device is not None:
+            self.net.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are now."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: Any) -> AirModel:
+        """Move the network to ``device`` (a choice as in :func:`~napari_cellist.devices.resolve_device`
+        or a ``torch.device``); returns the model."""
+        self.net.to(resolve_device(device))
+        return self
 
     @property
     def n_parameters(self) -> int:
@@ -115,8 +130,28 @@ class AirModel(TrainableSegmenter):
     def predict_iter(
         self, image: np.ndarray, params: AirParams | None = None
     ) -> Generator[Progress, None, Prediction]:
-        """Predict objects of a 2D grey image ``(Y, X)``; see :class:`AirParams`."""
+        """Predict objects of a 2D grey image ``(Y, X)``; see :class:`AirParams`.
+
+        The network runs on ``params.device`` (the model is moved there and stays); the labels
+        and arrays returned are numpy arrays on the CPU. Cached device memory is released when
+        the prediction ends (also on error or Stop).
+
+        Raises
+        ------
+        DeviceNotAvailableError
+            ``params.device`` is not on this computer.
+        """
         params = params or self.params
+        device = resolve_device(params.device)
+        try:
+            self.net.to(device)
+            return (yield from self._predict(image, params))
+        finally:
+            release_device_memory(device)
+
+    def _predict(
+        self, image: np.ndarray, params: AirParams
+    ) -> Generator[Progress, None, Prediction]:
         grey = prepare_grey(image)
         if grey.ndim != 2:
             raise ValueError(
@@ -243,13 +278,26 @@ class AirModel(TrainableSegmenter):
 
         Resuming from a trained model is fine-tuning: the weights are not reset. An untrained
         model starts from weights drawn with ``seed``, so the same data and parameters give the
-        same model.
+        same model. Training runs on ``self.params.device`` with ``threads`` CPU threads; cached
+        device memory is released when it ends (also on error or Stop).
+
+        Raises
+        ------
+        DeviceNotAvailableError
+            ``self.params.device`` is not on this computer.
         """
         tp = train_params or self.TrainParams()
+        with device_job(self.params.device, tp.threads) as device:
+            return (yield from self._fit(samples, tp, device))
+
+    def _fit(
+        self, samples: Sequence[Sample], tp: AirTrainParams, device: torch.device
+    ) -> Generator[Progress, None, FitResult]:
         if tp.crop_size % self.net.geom.cell:
             raise ValueError(f"crop_size must be a multiple of {self.net.geom.cell}.")
         if not self.info.get("steps"):
-            self._initialise(tp.seed)
+            self._initialise(tp.seed, device)
+        self.net.to(device)
         yield Progress(0, tp.steps, "AIR: preparing images")
         items = self._training_items(samples, tp)
         schedule = Schedule(
@@ -261,8 +309,6 @@ class AirModel(TrainableSegmenter):
             prior_prob=(0.5, tp.prior_prob),
             time_limit_s=tp.time_limit_s,
         )
-        threads = torch.get_num_threads()
-        torch.set_num_threads(tp.threads)
         steps_before, losses = int(self.info.get("steps", 0)), None
         try:
             history = []
@@ -270,7 +316,6 @@ class AirModel(TrainableSegmenter):
                 train_iter(self.net, items, schedule, tp.seed), history.append
             )
         finally:
-            torch.set_num_threads(threads)
             if losses is None and history:  # stopped: the weights are trained, keep them so
                 self.info = {**self.info, "steps": steps_before + history[-1].step}
         self._record_training(samples, tp, len(losses))
@@ -304,15 +349,25 @@ class AirModel(TrainableSegmenter):
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write a small checkpoint atomically (see :mod:`.checkpoint`)."""
-        return save_checkpoint(
-            path, self.net, self.config, params_to_dict(self.params), self.diameter, self.info
-        )
+        """Write a small checkpoint atomically (see :mod:`.checkpoint`); weights are stored on
+        the CPU and the device choice is not stored (it belongs to the computer, not the model)."""
+        params = {k: v for k, v in params_to_dict(self.params).items() if k != "device"}
+        return save_checkpoint(path, self.net, self.config, params, self.diameter, self.info)
 
     @classmethod
-    def load(cls, path: str | Path) -> AirModel:
-        """Load a checkpoint written by :meth:`save`, on the CPU."""
-        net, config, payload = load_checkpoint(path)
+    def load(cls, path: str | Path, device: Any = None) -> AirModel:
+        """Load a checkpoint written by :meth:`save`, its tensors mapped onto ``device``
+        (``map_location``; None = the CPU). Prediction and training move the network to
+        ``params.device`` anyway.
+
+        Raises
+        ------
+        DeviceNotAvailableError
+            ``device`` is not on this computer.
+        """
+        net, config, payload = load_checkpoint(
+            path, None if device is None else resolve_device(device)
+        )
         model = cls(params_from_mapping(AirParams, payload.get("params")), config)
         model.net = net
         model.diameter = payload.get("diameter")

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...devices import DEVICE_CHOICES
+
 
 @dataclass(frozen=True)
 class AirParams:
-    """How a trained AIR model predicts."""
+    """How a trained AIR model predicts (and where it runs: ``device`` also sets where it
+    trains)."""
 
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "Where the network runs (prediction and training): 'auto' = an NVIDIA GPU "
+            "(cuda), else an Apple GPU (mps), else the CPU.",
+            "choices": DEVICE_CHOICES,
+        },
+    )
     diameter: float = field(
         default=0.0,
         metadata={

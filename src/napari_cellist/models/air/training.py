@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pyro
@@ -160,15 +160,28 @@ def make_batch(
     )
 
 
+def batch_to(batch: Batch, device: torch.device) -> Batch:
+    """``batch`` with every tensor on ``device`` (the network's: CPU, CUDA or MPS); the
+    same tensors when they are there already."""
+    moved = {
+        f.name: getattr(batch, f.name).to(device)
+        for f in fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)
+    }
+    return replace(batch, **moved)
+
+
 def train_iter(
     net: AirNet,
     items: Sequence[TrainingItem],
     schedule: Schedule,
     seed: int = 0,
 ) -> Generator[Progress, None, list[float]]:
-    """Optimise ``net`` in place; yields Progress(step, total, loss); returns the loss history."""
+    """Optimise ``net`` in place on the device of its weights (crops are drawn on the CPU and
+    moved there); yields Progress(step, total, loss); returns the loss history."""
     if not items:
         raise ValueError("AIR training needs at least one image.")
+    device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr)
@@ -179,7 +192,7 @@ def train_iter(
     for step in range(1, schedule.steps + 1):
         for group in optimiser.param_groups:
             group["lr"] = schedule.lr * learning_rate_factor(step, schedule)
-        batch = make_batch(items, schedule, net.geom.cell, rng)
+        batch = batch_to(make_batch(items, schedule, net.geom.cell, rng), device)
         anneal = anneal_at(step, schedule)
         encoded = EncoderPass()  # the guide runs first and hands its encoder outputs on
         loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal, encoded)
