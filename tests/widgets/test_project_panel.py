@@ -55,7 +55,7 @@ def _layer(viewer, suffix):
     return next(layer for layer in viewer.layers if layer.name.endswith(suffix))
 
 
-def test_walk_a_folder_through_the_panel(panel, crops, notifications):
+def test_walk_a_folder_through_the_panel(panel, crops, notifications, qtbot):
     viewer, widget = panel
     store = widget.session.store
     widget.add_paths([str(crops)])
@@ -88,7 +88,9 @@ def test_walk_a_folder_through_the_panel(panel, crops, notifications):
     labels_layer.brush_size = 5
     labels_layer.paint(tuple(int(v) for v in empty), new_id)
     assert new_id in widget.link.index.boxes
-    assert new_id in set(shapes.features["id"]) and new_id in set(points.features["id"])
+    # the outline and centre are shown at the end of the stroke (a short timer)
+    qtbot.waitUntil(lambda: new_id in set(shapes.features["id"]), timeout=2000)
+    assert new_id in set(points.features["id"])
     assert widget.drafts.flush(timeout_s=10)
     draft = store.load_draft(ids[0])
     assert draft is not None and (draft.snapshot.labels == new_id).any()
@@ -255,3 +257,43 @@ def test_the_panel_follows_the_sessions_project(panel, crops, tmp_path):
     widget.refresh()
     assert widget.table.rowCount() == 0
     assert widget.drafts is not first_writer  # drafts now go to the other project
+
+
+def test_commit_writes_and_encodes_in_a_worker_with_progress(panel, crops, monkeypatch, qtbot):
+    import threading
+
+    monkeypatch.delenv("CELLIST_SYNC")  # napari's worker threads, as for a user
+    viewer, widget = panel
+    widget.prefetch.value = False
+    widget.add_paths([str(crops)])
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    widget.next_image()
+    qtbot.waitUntil(lambda: widget.current is not None and not widget.runner.busy, timeout=60_000)
+    image_id, n = widget.current.image_id, len(widget.link.index)
+    threads, messages = {}, []
+    store = widget.session.store
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            threads[name] = threading.current_thread()
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(widget.drafts, "flush", spy("flush", widget.drafts.flush))
+    monkeypatch.setattr(store, "commit_draft", spy("commit", store.commit_draft))
+    on_progress = type(widget.runner)._on_progress
+    monkeypatch.setattr(  # on the class: magicgui containers refuse attribute deletes
+        type(widget.runner),
+        "_on_progress",
+        lambda runner, p, cb: (messages.append(p.message), on_progress(runner, p, cb)),
+    )
+    widget.commit()
+    assert widget.runner.busy  # returned at once, the work is in the worker
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert set(threads) == {"flush", "commit"}
+    assert all(t is not threading.main_thread() for t in threads.values())
+    assert any(f"encoding and committing {n} objects" in m for m in messages)
+    assert messages[-1] == "committed"
+    assert widget.row_of(image_id)["status"] == "committed"
+    assert store.load_draft(image_id) is None

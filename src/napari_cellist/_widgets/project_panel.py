@@ -476,20 +476,33 @@ class ProjectPanel(DockWidget):
         )
 
     def commit(self) -> None:
-        """Commit the shown image's annotations (its draft) in a worker."""
+        """Commit the shown image's annotations (its draft) in a worker.
+
+        On the GUI thread only the label map is copied (the draft snapshot); writing the draft
+        and the commit (encoding every object's RLE and polygon, the corrections, one
+        transaction) run in the worker. Progress has three steps: draft written, committing,
+        committed; the store's ``commit_draft`` is one call without a progress hook, so the
+        encoding itself is one step.
+        """
         if self.current is None:
             notify_error("Open an image of the project first (double-click it in the table).")
             return
-        image_id = self.current.image_id
+        image_id, name = self.current.image_id, self.current_name
+        if self.link is not None:
+            self.link.flush()  # outlines still deferred from the last stroke
         self.save_draft()  # also when nothing was edited: the shown annotations are committed
-        if not self.drafts.flush(timeout_s=30):
-            notify_error("The draft could not be written; the commit was not made.")
-            return
+        n_objects = len(self.link.index) if self.link is not None else 0
 
         def job() -> Generator[Progress, None, Any]:
-            yield Progress(0, 1, f"committing {self.current_name}...")
+            yield Progress(0, 3, f"writing the draft of {name}...")
+            if not self.drafts.flush(timeout_s=60):
+                raise RuntimeError(
+                    f"The draft of {name} could not be written, so it was not committed; "
+                    "check that the project folder is writable and commit again."
+                )
+            yield Progress(1, 3, f"encoding and committing {n_objects} objects of {name}...")
             result = self.session.store.commit_draft(image_id)
-            yield Progress(1, 1, "committed")
+            yield Progress(3, 3, "committed")
             return result
 
         def done(result: Any) -> None:
