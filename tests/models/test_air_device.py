@@ -205,3 +205,22 @@ def test_cpu_results_are_byte_identical_to_before_the_device_choice():
     assert found.max() == REFERENCE_OBJECTS
     assert hashlib.sha256(found.tobytes()).hexdigest() == REFERENCE_LABELS_SHA256
     assert hashlib.sha256(recon.tobytes()).hexdigest() == REFERENCE_RECONSTRUCTION_SHA256
+
+
+def test_cli_predicts_with_air_on_the_chosen_device(tmp_path, capsys, monkeypatch):
+    from napari_cellist.cli import main
+
+    _no_accelerators(monkeypatch)
+    image, labels = _crop(64)
+    model = AirModel()
+    drain(model.fit_iter([Sample(image, labels)], TINY))
+    checkpoint = model.save(tmp_path / "air.pt")
+    (tmp_path / "images").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "a.tif", image)
+    args = ["predict", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
+    args += ["--model", "air", "--checkpoint", str(checkpoint), "--param", "test_time_shifts=1"]
+    assert main([*args, "--device", "cuda"]) != 0
+    err = capsys.readouterr().err
+    assert "'cuda'" in err and "CPU only" not in err  # the missing device, not a refusal
+    assert main([*args, "--device", "cpu"]) == 0
+    assert list((tmp_path / "out").iterdir())
