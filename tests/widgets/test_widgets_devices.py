@@ -90,3 +90,12 @@ def test_cellpose_form_has_a_device_dropdown(viewer, dock):
     base.model.value = "cellpose"
     control = base.params_form.controls["device"]  # built from CellposeParams' choices
     assert list(control.choices) == ["auto", "cuda", "mps", "cpu"] and control.value == "auto"
+
+
+def test_air_form_has_a_device_dropdown(viewer, dock):
+    predictor = dock(viewer, "Target model").predictor
+    assert predictor.model.value == "air"
+    control = predictor.params_form.controls["device"]  # built from AirParams' choices
+    assert list(control.choices) == ["auto", "cuda", "mps", "cpu"] and control.value == "auto"
+    control.value = "cpu"
+    assert predictor.params_form.value().device == "cpu"
