@@ -193,7 +193,13 @@ class AirNet(nn.Module):
     def _plates(self, batch: Batch) -> tuple[pyro.plate, pyro.plate, int, int]:
         hc, wc = self.grid_shape(batch.image)
         b, n = batch.image.shape[0], hc * wc * self.geom.slots
-        return pyro.plate("images", b, dim=-2), pyro.plate("cells", n, dim=-1), b, n
+        device = batch.image.device  # plate indices where the batch is (CPU / GPU)
+        return (
+            pyro.plate("images", b, dim=-2, device=device),
+            pyro.plate("cells", n, dim=-1, device=device),
+            b,
+            n,
+        )
 
     def model(
         self, batch: Batch, anneal: Anneal, encoded: EncoderPass | None = None
