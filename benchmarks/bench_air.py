@@ -90,12 +90,14 @@ def run(
     threads: int,
     seed: int,
     save_dir: str | None = None,
+    device: str = "auto",
 ) -> dict:
-    """Train AIR on the training split, predict the test split, return the measured numbers."""
+    """Train AIR on the training split, predict the test split, return the measured numbers
+    (training and prediction on ``device``: auto / cuda / mps / cpu)."""
     train, test = split(name)
     if mode != "supervised":
         train = [Sample(s.image, None, None, s.name) for s in train]
-    model = AirModel()
+    model = AirModel(AirModel.Params(device=device))
     params = AirTrainParams(
         steps=steps,
         time_limit_s=time_limit,
@@ -146,11 +148,13 @@ def run(
         "checkpoint_bytes": size,
         "final_loss": result.history[-1].loss if result.history else None,
         "threads_train": threads,
+        "device": str(model.device),
     }
 
 
-def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
-    """Median prediction time on 1024 x 1024 images (2 threads), diameter given or estimated."""
+def timing(checkpoint: str | None, repeats: int = 5, device: str = "auto") -> list[dict]:
+    """Median prediction time on 1024 x 1024 images (2 threads) on ``device``, diameter given
+    or estimated."""
     import tifffile
 
     torch.set_num_threads(2)
@@ -172,6 +176,7 @@ def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
         ) + [(0.0, False, 4, False)]  # and once without snapping the masks to the image
         for diameter, recon, shifts, refine in settings:
             params = AirModel.Params(
+                device=device,
                 diameter=diameter,
                 reconstruction=recon,
                 test_time_shifts=shifts,
@@ -193,6 +198,7 @@ def timing(checkpoint: str | None, repeats: int = 5) -> list[dict]:
                     "median_s": float(np.median(times)),
                     "objects": pred.count,
                     "load_avg_1min": os.getloadavg()[0],
+                    "device": str(model.device),
                 }
             )
     return rows
@@ -214,9 +220,12 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="Only time 1024x1024 predictions.")
     parser.add_argument("--checkpoint", default=None, help="Checkpoint for --timing.")
     parser.add_argument("--save-dir", default=None, help="Also keep each trained model here.")
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cuda", "mps", "cpu"), help="Where AIR runs."
+    )
     args = parser.parse_args()
     if args.timing:
-        rows = timing(args.checkpoint)
+        rows = timing(args.checkpoint, device=args.device)
         print(
             "| image | diameter | reconstruction | grid shifts | masks snapped | median s | objects | load avg |"
         )
@@ -231,7 +240,16 @@ def main() -> None:
         out.write_text(json.dumps(rows, indent=1))
         return
     rows = [
-        run(n, args.mode, args.steps, args.time_limit, args.threads, args.seed, args.save_dir)
+        run(
+            n,
+            args.mode,
+            args.steps,
+            args.time_limit,
+            args.threads,
+            args.seed,
+            args.save_dir,
+            args.device,
+        )
         for n in args.data
     ]
     print(
