@@ -129,7 +129,9 @@ def edit_latency(n_side: int, n_dabs: int = 30, cell: int = 28) -> dict:
             times.append(1e3 * (time.perf_counter() - start))
         return times
 
-    link = LiveLink(*layers)
+    # layers updated within each dab (the panel defers them to the stroke end: see
+    # bench_live_edit, which measures both)
+    link = LiveLink(*layers, defer_ms=0)
     live = dabs(37)
     link.disconnect()
     alone = dabs(41)
