@@ -85,6 +85,8 @@ class JobRunner(Container):
         self.extend([self.bar, self.status, self.stop_button])
         self.stop_button.changed.connect(self.stop)
         self.worker: Any = None
+        #: the job's entry in napari's activity dock (``napari.utils.progress``), while it runs
+        self.activity: Any = None
         self._stopped = False
         self.failed = False
 
@@ -115,6 +117,7 @@ class JobRunner(Container):
         self.failed = False
         self.bar.value = 0
         self.status.say("starting...")
+        self._open_activity()
         if os.environ.get("CELLIST_SYNC") == "1":
             self._run_sync(job, on_done, on_progress, on_finally, on_error)
             return
@@ -173,6 +176,7 @@ class JobRunner(Container):
             return
         self.bar.value = int(100 * progress.fraction)
         self.status.say(progress.message or f"{progress.step}/{progress.total}")
+        self._update_activity(progress)
         if callback is not None:
             callback(progress)
 
@@ -185,7 +189,32 @@ class JobRunner(Container):
         if on_error is not None:
             on_error(err)
 
+    def _open_activity(self) -> None:
+        """Show the job in napari's activity dock too (downloads, fits, predictions)."""
+        self._close_activity()
+        try:
+            from napari.utils import progress
+
+            self.activity = progress(total=100, desc="Cellist")
+        except Exception:  # noqa: BLE001 - the dock's bar is a convenience, the job goes on
+            logger.debug("No activity-dock progress", exc_info=True)
+            self.activity = None
+
+    def _update_activity(self, progress: Progress) -> None:
+        if self.activity is None:
+            return
+        self.activity.n = int(100 * progress.fraction)
+        if progress.message:
+            self.activity.set_description(f"Cellist: {short(progress.message, 60)}")
+        self.activity.refresh()
+
+    def _close_activity(self) -> None:
+        if self.activity is not None:
+            self.activity.close()
+            self.activity = None
+
     def _on_finished(self, on_finally: Callable[[], None] | None) -> None:
+        self._close_activity()
         self.worker = None
         self.stop_button.enabled = False
         if not self._stopped and not self.failed:
