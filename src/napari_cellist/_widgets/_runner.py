@@ -201,12 +201,14 @@ class JobRunner(Container):
             self.activity = None
 
     def _update_activity(self, progress: Progress) -> None:
-        if self.activity is None:
+        activity = self.activity  # the job may end (and close it) while the description is set
+        if activity is None:
             return
-        self.activity.n = int(100 * progress.fraction)
+        activity.n = int(100 * progress.fraction)
         if progress.message:
-            self.activity.set_description(f"Cellist: {short(progress.message, 60)}")
-        self.activity.refresh()
+            activity.set_description(f"Cellist: {short(progress.message, 60)}")
+        if self.activity is activity:
+            activity.refresh()
 
     def _close_activity(self) -> None:
         if self.activity is not None:
