@@ -251,7 +251,9 @@ def test_registry_sam_and_micro_sam_entries():
 
 
 def test_sha256_used_when_xxhash_is_missing(monkeypatch):
-    monkeypatch.setattr(downloads, "_has_xxhash", lambda: False)
+    from napari_cellist import weights_registry
+
+    monkeypatch.setattr(weights_registry, "_has_xxhash", lambda: False)
     assert downloads.get_file("sam/vit_h").known_hash.startswith("sha256:")
     assert downloads.get_file("micro_sam/vit_b_lm").known_hash is None
 
