@@ -25,8 +25,6 @@ import argparse
 import json
 import logging
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._data import result_path, tiled_real_image
+from benchmarks._subprocess import run_case
 
 logger = logging.getLogger(__name__)
 DIAMETER = 60.0  # GOWT1 nuclei, px (data README)
@@ -102,23 +101,9 @@ def run_one(method: str, size: int, tile: int) -> dict:
 
 def measure(method: str, size: int, tile: int) -> dict:
     """:func:`run_one` in a fresh subprocess (its own peak memory)."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_threshold_scale",
-            "--one",
-            method,
-            "--sizes",
-            str(size),
-            "--tile",
-            str(tile),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    return run_case(
+        "benchmarks.bench_threshold_scale", "--one", method, "--sizes", size, "--tile", tile
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._data import result_path, tiled_real_image
+from benchmarks._subprocess import run_case
 from benchmarks.bench_threshold_scale import DIAMETER, reference
 
 
@@ -87,25 +86,17 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
 
 
 def measure(method: str, image_path: Path, tile: int, workers: int) -> dict:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_tiled",
-            "--one",
-            method,
-            "--image",
-            str(image_path),
-            "--tile",
-            str(tile),
-            "--workers",
-            str(workers),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    return run_case(
+        "benchmarks.bench_tiled",
+        "--one",
+        method,
+        "--image",
+        image_path,
+        "--tile",
+        tile,
+        "--workers",
+        workers,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
