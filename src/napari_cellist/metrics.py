@@ -180,3 +180,89 @@ def score_images(
         for t, p in zip(truths, preds, strict=True)
     ]
     return _scores(counts)
+
+
+REDRAW_IOU = 0.7
+
+
+@dataclass(frozen=True)
+class EditCounts:
+    """Edits a person makes to turn a prediction into the ground truth (one image or pooled).
+
+    A predicted object matched one-to-one to a true object at IoU >= 0.5 is kept, and redrawn when
+    its IoU is below ``redraw_iou``; every unmatched predicted object is deleted and every unmatched
+    true object is drawn by hand.
+    """
+
+    deleted: int
+    added: int
+    redrawn: int
+    n_true: int
+
+    @property
+    def total(self) -> int:
+        """All edits: deletions + additions + redraws."""
+        return self.deleted + self.added + self.redrawn
+
+    @property
+    def per_100_objects(self) -> float:
+        """Edits per 100 true objects (0 when the image has no object and nothing was predicted)."""
+        if self.n_true == 0:
+            return 100.0 * self.total if self.total else 0.0
+        return 100.0 * self.total / self.n_true
+
+    def __add__(self, other: EditCounts) -> EditCounts:
+        return EditCounts(
+            self.deleted + other.deleted,
+            self.added + other.added,
+            self.redrawn + other.redrawn,
+            self.n_true + other.n_true,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain dict (JSON), with the total and edits per 100 objects."""
+        return {**asdict(self), "total": self.total, "per_100_objects": self.per_100_objects}
+
+
+def edit_counts(
+    truth: np.ndarray, pred: np.ndarray, redraw_iou: float = REDRAW_IOU, border_margin: int = 0
+) -> EditCounts:
+    """Count the edits that turn ``pred`` into ``truth`` (see :class:`EditCounts`).
+
+    Parameters
+    ----------
+    truth, pred : np.ndarray
+        Integer label maps of the same shape (any dimensionality), 0 = background.
+    redraw_iou : float
+        A matched object whose IoU with its true object is below this is redrawn (0.7 by default).
+    border_margin : int
+        Ignore objects within this many pixels of the border (see :func:`exclude_border_objects`).
+    """
+    if truth.shape != pred.shape:
+        raise ValueError(f"Ground truth {truth.shape} and prediction {pred.shape} differ in shape.")
+    truth, pred = exclude_border_objects(truth, pred, border_margin)
+    iou, true_ids, pred_ids = iou_matrix(truth, pred)
+    matched = iou >= 0.5  # at most one partner per object above 0.5
+    n_matched = int(matched.sum())
+    redrawn = int((matched & (iou < redraw_iou)).sum())
+    return EditCounts(
+        deleted=len(pred_ids) - n_matched,
+        added=len(true_ids) - n_matched,
+        redrawn=redrawn,
+        n_true=len(true_ids),
+    )
+
+
+def edit_counts_pooled(
+    truths: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    redraw_iou: float = REDRAW_IOU,
+    border_margin: int = 0,
+) -> EditCounts:
+    """:func:`edit_counts` summed over images (edits per 100 objects of all images together)."""
+    if len(truths) != len(preds):
+        raise ValueError(f"{len(truths)} ground-truth maps but {len(preds)} predictions.")
+    total = EditCounts(0, 0, 0, 0)
+    for truth, pred in zip(truths, preds, strict=True):
+        total = total + edit_counts(truth, pred, redraw_iou, border_margin)
+    return total

@@ -72,3 +72,26 @@ def test_best_iou_per_object_finds_the_missed_ones():
     ids, pred_ids, best = best_matches(truth, pred)
     assert ids.tolist() == [3, 7, 9] and pred_ids.tolist() == [1, 2, 0]
     np.testing.assert_allclose(best, [1.0, 0.5, 0.0])
+
+
+def test_edit_counts_delete_add_redraw():
+    from napari_cellist.metrics import edit_counts, edit_counts_pooled
+
+    truth = np.zeros((40, 40), np.int32)
+    truth[0:10, 0:10] = 1  # found exactly: no edit
+    truth[20:30, 0:10] = 2  # found too small (IoU 0.6): redrawn
+    truth[20:30, 20:30] = 3  # missed: added
+    pred = np.zeros_like(truth)
+    pred[0:10, 0:10] = 5
+    pred[20:26, 0:10] = 6
+    pred[0:5, 30:35] = 7  # false object: deleted
+    counts = edit_counts(truth, pred)
+    assert (counts.deleted, counts.added, counts.redrawn, counts.n_true) == (1, 1, 1, 3)
+    assert counts.total == 3
+    assert counts.per_100_objects == pytest.approx(100.0)
+    assert edit_counts(truth, truth).total == 0
+    pooled = edit_counts_pooled([truth, truth], [pred, truth])
+    assert pooled.total == 3 and pooled.n_true == 6
+    assert pooled.as_dict()["per_100_objects"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        edit_counts(truth, pred[:10])
