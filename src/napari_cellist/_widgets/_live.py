@@ -36,6 +36,7 @@ from ..live_sync import (
     delete_objects,
     set_polygon,
 )
+from ._live_layers import history_lengths, item_region, replace_points, replace_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class LiveLink:
         self._busy = False  # True while the link itself changes a layer
         self._removing_shapes: list[int] = []
         self._removing_points: list[int] = []
-        self._history = _history_lengths(labels_layer)
+        self._history = history_lengths(labels_layer)
         # outlines / centres computed by paints and not yet shown (see flush)
         self._pending_ids: set[int] = set()
         self._pending_polygons: dict[int, np.ndarray] = {}
@@ -152,13 +153,13 @@ class LiveLink:
                     labels, self.index, tuple(indices), old_values, self.tolerance
                 )
             self._defer(update)
-        self._history = _history_lengths(self.labels_layer)  # the item is in the history now
+        self._history = history_lengths(self.labels_layer)  # the item is in the history now
         self._edited()
 
     def _on_set_data(self, _event: Any = None) -> None:
         """Undo / redo (Ctrl+Z, Ctrl+Shift+Z) write the label map without a paint event: the
         objects in the replayed history item's region are recomputed."""
-        lengths = _history_lengths(self.labels_layer)
+        lengths = history_lengths(self.labels_layer)
         previous, self._history = self._history, lengths
         if self._busy or lengths is None or previous is None:
             return
@@ -167,7 +168,7 @@ class LiveLink:
         if not (undone or redone):
             return  # a paint (its own event handled it) or a refresh
         history = self.labels_layer._redo_history if undone else self.labels_layer._undo_history
-        region = _item_region(history[-1], self.labels.ndim) if history else None
+        region = item_region(history[-1], self.labels.ndim) if history else None
         if region is None:
             return
         self.apply(after_paint(self.labels, self.index, region, None, self.tolerance))
@@ -302,9 +303,9 @@ class LiveLink:
             if self.shapes_layer is not None and not skip_shapes and touched:
                 polygons = {k: v for k, v in update.polygons.items() if k != skip_polygon}
                 drop = touched - ({skip_polygon} if skip_polygon else set())
-                _replace_shapes(self.shapes_layer, drop, polygons)
+                replace_shapes(self.shapes_layer, drop, polygons)
             if self.points_layer is not None and not skip_points and touched:
-                _replace_points(self.points_layer, touched, update.centres)
+                replace_points(self.points_layer, touched, update.centres)
         finally:
             self._busy = False
 
@@ -324,85 +325,3 @@ class LiveLink:
     def _set_feature_id(layer: Any, i: int, label_id: int) -> None:
         if "id" in layer.features:
             layer.features.iloc[i, layer.features.columns.get_loc("id")] = int(label_id)
-
-
-def _history_lengths(layer: Any) -> tuple[int, int] | None:
-    """Lengths of the Labels layer's undo and redo histories (napari keeps them private; None
-    when this napari has none)."""
-    undo, redo = getattr(layer, "_undo_history", None), getattr(layer, "_redo_history", None)
-    return None if undo is None or redo is None else (len(undo), len(redo))
-
-
-def _item_region(item: Any, ndim: int) -> tuple[slice, ...] | None:
-    """Bounding region of the pixels a napari history item changed."""
-    lo, hi = [None] * ndim, [None] * ndim
-    for atom in item:
-        if hasattr(atom, "slice_key"):
-            bounds = [(s.start or 0, s.stop) for s in atom.slice_key]
-        else:
-            coords = [np.asarray(c).ravel() for c in atom[0]]
-            if not coords or coords[0].size == 0:
-                continue
-            bounds = [(int(c.min()), int(c.max()) + 1) for c in coords]
-        for axis, (start, stop) in enumerate(bounds[-ndim:]):
-            lo[axis] = start if lo[axis] is None else min(lo[axis], start)
-            hi[axis] = stop if hi[axis] is None else max(hi[axis], stop)
-    if lo[0] is None:
-        return None
-    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-
-
-def _ids(layer: Any) -> np.ndarray:
-    if "id" not in layer.features:
-        return np.zeros(len(layer.data), np.int64)
-    return layer.features["id"].to_numpy(np.int64)
-
-
-def _replace_shapes(layer: Any, drop: set[int], polygons: dict[int, np.ndarray]) -> None:
-    """Outlines of ``polygons`` replace those of the same ids (in place, keeping class and
-    score); ids of ``drop`` without a new outline are removed; new ids are added."""
-    ids = _ids(layer)
-    rows = {int(i): r for r, i in enumerate(ids) if i in drop or i in polygons}
-    _edit_shapes(layer, {rows[i]: polygons[i] for i in polygons if i in rows})
-    gone = [r for i, r in rows.items() if i not in polygons]
-    if gone:
-        layer.selected_data = set(gone)
-        layer.remove_selected()
-    new = {i: p for i, p in polygons.items() if i not in rows}
-    if new:
-        start = len(layer.data)
-        layer.add([np.asarray(p, float) for p in new.values()], shape_type="polygon")
-        column = list(layer.features.columns).index("id")
-        for offset, label_id in enumerate(new):
-            layer.features.iloc[start + offset, column] = label_id
-    if gone or new:
-        layer.selected_data = set()
-
-
-def _edit_shapes(layer: Any, vertices_by_row: dict[int, np.ndarray]) -> None:
-    """Replace the vertices of existing shapes in place, as napari's own vertex tools do
-    (``remove`` + ``add`` of one shape costs ~70 ms each on a layer of 1,000 shapes)."""
-    if not vertices_by_row:
-        return
-    for row, vertices in vertices_by_row.items():
-        layer._data_view.edit(row, np.asarray(vertices, float), new_type="polygon")
-    layer.refresh()
-
-
-def _replace_points(layer: Any, touched: set[int], centres: dict[int, np.ndarray]) -> None:
-    """Move, remove or add the centres of the ``touched`` objects."""
-    ids = _ids(layer)
-    rows = {int(i): r for r, i in enumerate(ids) if i in touched}
-    if set(rows) == set(centres):  # only moved: in place
-        data = layer.data
-        for label_id, centre in centres.items():
-            data[rows[label_id]] = centre
-        layer.refresh()
-        return
-    data = np.asarray(layer.data, float)
-    keep = ~np.isin(ids, list(touched))
-    new_ids = np.concatenate([ids[keep], np.array(list(centres), np.int64)])
-    ndim = data.shape[1] if data.ndim == 2 else 2
-    extra = np.array(list(centres.values()), float).reshape(-1, ndim)
-    layer.data = np.concatenate([data[keep].reshape(-1, ndim), extra])
-    layer.features = {"id": new_ids}
