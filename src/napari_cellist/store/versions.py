@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from .base import StoreBase
 from .errors import StoreError
 from .pixels import file_sha256
-from .records import ModelVersionRecord
-from .schema import ModelVersion
+from .records import ModelVersionRecord, PredictionRecord, as_utc
+from .schema import Image, ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ def to_json(value: Any, what: str) -> Any:
             f"{value!r} of type {type(value).__name__} is not."
         ) from error
     return value
+
+
+def is_rejected(metrics: Mapping[str, Any] | None) -> bool:
+    """Whether a version's ``metrics`` say the learning loop rejected it
+    (``{"loop": {"accepted": false, ...}}``)."""
+    loop = (metrics or {}).get("loop")
+    return isinstance(loop, Mapping) and loop.get("accepted") is False
 
 
 class ModelVersionStore(StoreBase):
@@ -139,6 +146,66 @@ class ModelVersionStore(StoreBase):
         with self._read() as session:
             row = session.scalar(query)
             return None if row is None else ModelVersionRecord.from_row(row)
+
+    def current_model_version(self, name: str) -> ModelVersionRecord | None:
+        """The version of model ``name`` to predict with: the newest one not rejected.
+
+        A version the learning loop rejected (``metrics["loop"]["accepted"]`` is false: it
+        scored below the version before it on held-out committed images, see
+        :func:`napari_cellist.learning_loop.retrain`) is kept for the record but never
+        current. Versions recorded outside the loop (no ``"loop"`` entry) count as accepted.
+        None when the model has no such version.
+        """
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.name == name, self._in_project())
+            .order_by(ModelVersion.id.desc())
+        )
+        with self._read() as session:
+            for row in session.scalars(query):
+                if not is_rejected(row.metrics):
+                    return ModelVersionRecord.from_row(row)
+        return None
+
+    def prediction_history(self) -> list[PredictionRecord]:
+        """Every stored prediction of the project's images, oldest first (without label maps):
+        which model version predicted which image when (the corrections of a commit belong to
+        the image's newest prediction made before it)."""
+        query = (
+            select(Prediction)
+            .join(Image, Prediction.image_id == Image.id)
+            .where(Image.project_id == self._project_id)
+            .order_by(Prediction.id)
+        )
+        with self._read() as session:
+            return [
+                PredictionRecord(
+                    int(row.id),
+                    int(row.image_id),
+                    row.model_name,
+                    row.model_version_id,
+                    int(row.n_objects),
+                    as_utc(row.created_at),
+                )
+                for row in session.scalars(query)
+            ]
+
+    def load_prediction_by_id(
+        self, prediction_id: int
+    ) -> tuple[PredictionRecord, np.ndarray, dict[int, Any]] | None:
+        """One stored prediction (any, not only an image's newest) of this project:
+        ``(record, int32 labels, objects)``; None when there is no such prediction here."""
+        from .work import WorkStore
+
+        with self._read() as session:
+            row = session.get(Prediction, int(prediction_id))
+            if row is None:
+                return None
+            image = session.get(Image, row.image_id)
+            if image is None or image.project_id != self._project_id:
+                return None
+            labels, objects = WorkStore._prediction_arrays(session, row)
+            return WorkStore._prediction_record(row), labels, objects
 
     def lineage(self, version_id: int) -> list[ModelVersionRecord]:
         """The chain of versions that led to ``version_id``: its root first, itself last."""
