@@ -1,0 +1,1 @@
+"""Parts of the learning loop (:mod:`napari_cellist.learning_loop` is its API)."""
