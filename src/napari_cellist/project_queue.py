@@ -3,9 +3,11 @@
 Pure core over a :class:`~napari_cellist.store.ProjectStore`: the Project panel widget shows
 :meth:`ProjectQueue.rows`, runs :meth:`ProjectQueue.add` in a worker (a generator of
 :class:`~napari_cellist.types.Progress`), opens what :meth:`ProjectQueue.open_image` returns,
-asks :meth:`ProjectQueue.next_image` / :meth:`ProjectQueue.previous_image` on Next / Previous,
-and predicts :meth:`ProjectQueue.prefetch_candidate` in the background; ``cellist project``
-prints the same rows.
+asks :meth:`ProjectQueue.next_image` / :meth:`ProjectQueue.previous_image` on Next / Previous
+(:meth:`ProjectQueue.next_most_useful` / :meth:`ProjectQueue.useful_order` for "next most
+useful"), predicts :meth:`ProjectQueue.prefetch_candidate` in the background with
+:meth:`ProjectQueue.current_model` (the current, not rejected, model version); ``cellist
+project status`` prints the same rows (:func:`napari_cellist.project_cli.status_table`).
 
 Opening an image shows, in this order of preference, its draft, its committed annotations, its
 latest prediction; an image with none of them needs a prediction (:data:`OPEN_ORDER`).
@@ -15,16 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .store import STATUSES, ImageStatus, PredictionRecord, ProjectStore
 from .types import ObjectMeta, Progress
+
+if TYPE_CHECKING:
+    from .what_next import Usefulness
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +152,24 @@ class ProjectQueue:
         start = ids.index(current) + 1 if current in ids else 0
         return next((i for i in ids[start:] if status.get(i) == "new"), None)
 
+    def useful_order(self) -> list[int]:
+        """Image ids most useful to correct first (:func:`napari_cellist.what_next.rank_images`:
+        predicted images without annotations by the model's doubt, then unpredicted ones),
+        then the images with a draft or a commit in the order added. Pass it as ``order`` to
+        :meth:`next_image` / :meth:`prefetch_candidate` for a "next most useful" walk."""
+        from .what_next import rank_images
+
+        ranked = [u.image_id for u in rank_images(self.store)]
+        seen = set(ranked)
+        return ranked + [r.image_id for r in self.store.image_statuses() if r.image_id not in seen]
+
+    def next_most_useful(self, current: int | None = None) -> Usefulness | None:
+        """The image without annotations most useful to correct next, other than ``current``
+        (None when every image has annotations or a draft)."""
+        from .what_next import rank_images
+
+        return next((u for u in rank_images(self.store) if u.image_id != current), None)
+
     # -- opening -----------------------------------------------------------------------------------
     def open_image(self, image_id: int) -> OpenedImage:
         """What to show for ``image_id``: its draft, else its commit, else its prediction.
@@ -203,6 +225,30 @@ class ProjectQueue:
         return {} if found is None else dict(found[2])
 
     # -- predicting ---------------------------------------------------------------------------------
+    def current_model(
+        self, name: str, overrides: Mapping[str, Any] | None = None
+    ) -> tuple[Any, int | None]:
+        """The project's model ``name`` to predict with and its version id.
+
+        Its *current* version (:meth:`~napari_cellist.store.ProjectStore.current_model_version`:
+        the newest one the learning loop did not reject), from its checkpoint; the base model
+        (version None) when it has none, or when the checkpoint file is gone. ``overrides``
+        are prediction parameters on top (e.g. ``{"device": "cpu"}``).
+        """
+        from .models import build_model
+
+        record = self.store.current_model_version(name)
+        if record is not None and record.checkpoint_path:
+            if Path(record.checkpoint_path).is_file():
+                return build_model(name, record.checkpoint_path, overrides), record.id
+            logger.warning(
+                "checkpoint %s of %s v%d is missing: predicting with the base model",
+                record.checkpoint_path,
+                name,
+                record.id,
+            )
+        return build_model(name, None, overrides), None
+
     def predict(
         self,
         image_id: int,
@@ -334,28 +380,6 @@ class ProjectQueue:
         if order is not None:
             return [int(i) for i in order]
         return [r.image_id for r in self.store.image_statuses()]
-
-
-def status_table(rows: Sequence[ImageStatus]) -> list[str]:
-    """Text lines of the project table: a header, then one line per image (name first,
-    status word second), as ``cellist project status`` prints it."""
-    width = max([len(r.name) for r in rows] + [4])
-    header = f"{'name':<{width}}  {'status':<9}  {'objects':>7}  {'model':<20}  {'corr.':>5}  last change"
-    lines = [header]
-    for r in rows:
-        model = "-" if r.model_name is None else r.model_name
-        if r.model_version is not None:
-            model += f" v{r.model_version}"
-        objects = "-" if r.n_objects is None else str(r.n_objects)
-        lines.append(
-            f"{r.name:<{width}}  {r.status:<9}  {objects:>7}  {model:<20}  {r.n_corrections:>5}  "
-            f"{_when(r.last_change)}"
-        )
-    return lines
-
-
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _sort_value(row: ImageStatus, key: str) -> Any:

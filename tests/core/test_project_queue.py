@@ -8,7 +8,8 @@ import tifffile
 
 from napari_cellist.io.readers import ImageReadError
 from napari_cellist.progress import drain
-from napari_cellist.project_queue import OPEN_ORDER, ProjectQueue, status_table
+from napari_cellist.project_cli import status_table
+from napari_cellist.project_queue import OPEN_ORDER, ProjectQueue
 from napari_cellist.store import DraftSnapshot, ProjectStore
 from napari_cellist.types import ObjectMeta
 
@@ -189,3 +190,40 @@ def test_predict_stores_the_prediction_with_its_model(tmp_path):
         assert refined.model_name == "threshold -> grow" and refined.model_version is None
         _, labels, objects = store.load_prediction(image_id)
         assert (labels > 0).sum() > (opened.labels > 0).sum() and objects[1].score == 0.9
+
+
+def test_useful_order_and_next_most_useful(project):
+    store, (new, predicted, drafted, committed) = project
+    other = store.add_image(image(5), name="im5").id
+    sure = {i: ObjectMeta(i, score=0.95) for i in (1, 2, 3)}
+    store.save_prediction(other, blobs(5), sure, "threshold")
+    queue = ProjectQueue(store)
+    # predicted images by the model's doubt (0.3 scores first), then unpredicted, then the rest
+    assert queue.useful_order() == [predicted, other, new, drafted, committed]
+    assert queue.next_most_useful().image_id == predicted
+    assert queue.next_most_useful(predicted).image_id == other
+    order = queue.useful_order()
+    assert queue.next_image(predicted, order) == other
+    assert queue.prefetch_candidate(predicted, order) == new
+
+
+def test_current_model_skips_versions_the_loop_rejected(tmp_path):
+    from napari_cellist.models.threshold import ThresholdModel, ThresholdParams
+
+    with ProjectStore(tmp_path / "project") as store:
+        queue = ProjectQueue(store)
+        model, version = queue.current_model("threshold")
+        assert version is None and model.params == ThresholdParams()  # the base model
+        good = tmp_path / "good.json"
+        ThresholdModel(ThresholdParams(diameter=17.0)).save(good)
+        bad = tmp_path / "bad.json"
+        ThresholdModel(ThresholdParams(diameter=3.0)).save(bad)
+        kept = store.add_model_version("threshold", {}, checkpoint_path=good)
+        store.add_model_version(
+            "threshold", {}, kept.id, metrics={"loop": {"accepted": False}}, checkpoint_path=bad
+        )
+        model, version = queue.current_model("threshold")
+        assert version == kept.id and model.params.diameter == 17.0
+        good.unlink()  # a checkpoint that is gone: the base model, said in the log
+        model, version = queue.current_model("threshold")
+        assert version is None and model.params.diameter is None
