@@ -5,6 +5,7 @@ Examples
 ``cellist predict data/images --model threshold --out results``
 ``cellist train --model threshold --data data/u2os data/nih3t3 --out threshold.json``
 ``cellist eval --gt data/u2os/masks --pred results``
+``cellist eval --gt data/u2os --model threshold --checkpoint a.json b.json``
 """
 
 from __future__ import annotations
@@ -203,15 +204,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Score predicted label maps against ground truth."""
-    from .pipeline import evaluate_folders
-
-    scores = evaluate_folders(Path(args.gt), Path(args.pred), border_margin=args.border_margin)
-    print(json.dumps(scores, indent=2))
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the committed annotations of a project store."""
     from .pipeline import export_project
@@ -312,24 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser(
-        "eval", help="Print AP50, mean AP (IoU 0.5-0.95), F1 and count error as JSON."
-    )
-    evaluate.add_argument(
-        "--gt",
-        required=True,
-        help="Folder of ground-truth label maps (or an images/+masks/ folder).",
-    )
-    evaluate.add_argument(
-        "--pred", required=True, help="Folder of predicted label maps (same file names)."
-    )
-    evaluate.add_argument(
-        "--border-margin",
-        type=int,
-        default=0,
-        help="Ignore objects within this many pixels of the border.",
-    )
-    evaluate.set_defaults(func=cmd_eval)
+    from .cli_eval import add_eval_parser
+
+    add_eval_parser(sub)
 
     from .pipeline import EXPORT_FORMATS
 

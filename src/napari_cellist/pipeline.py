@@ -252,10 +252,12 @@ def evaluate_folders(gt: Path, pred: Path, border_margin: int = 0) -> dict[str, 
     -------
     dict
         ``{"ap50", "mean_ap", "f1", "precision", "recall", "count_error", "n_true", "n_pred",
-        "n_images", "per_image": {name: {...}}}``.
+        "edits_per_100", "n_images", "per_image": {name: {...}}}``; ``edits_per_100`` is the
+        deletions, additions and redraws a person would make per 100 true objects
+        (:func:`~napari_cellist.metrics.edit_counts`).
     """
     from .io import read_labels_tiff
-    from .metrics import score_image
+    from .metrics import edit_counts, edit_counts_pooled, score_image
 
     _check_folder(gt, "ground-truth (--gt)")
     _check_folder(pred, "prediction (--pred)")
@@ -271,9 +273,15 @@ def evaluate_folders(gt: Path, pred: Path, border_margin: int = 0) -> dict[str, 
         truth, predicted = read_labels_tiff(truth_path), read_labels_tiff(pred_path)
         truths.append(truth)
         preds.append(predicted)
-        per_image[truth_path.stem] = score_image(truth, predicted, border_margin).as_dict()
+        per_image[truth_path.stem] = {
+            **score_image(truth, predicted, border_margin).as_dict(),
+            "edits_per_100": edit_counts(
+                truth, predicted, border_margin=border_margin
+            ).per_100_objects,
+        }
     scores = score_images(truths, preds, border_margin).as_dict()
-    return {**scores, "n_images": len(truths), "per_image": per_image}
+    edits = edit_counts_pooled(truths, preds, border_margin=border_margin).per_100_objects
+    return {**scores, "edits_per_100": edits, "n_images": len(truths), "per_image": per_image}
 
 
 def _check_folder(path: Path, what: str) -> None:
