@@ -48,6 +48,8 @@ def panel(make_napari_viewer, tmp_path, monkeypatch):
     yield viewer, widget
     widget.prefetcher.wait()  # a prediction ahead may still run in a worker
     widget.runner.wait()
+    widget.learning.runner.wait(300_000)  # a retraining after a commit
+    widget.ranker.wait()
     widget.drafts.close()
 
 

@@ -1,5 +1,6 @@
-"""The Project panel's corrections table: per committed image and the model version that
-predicted it, how many objects the user added, deleted, modified, merged and split.
+"""The Project panel's corrections table: per commit of an image, the model version whose
+prediction was corrected and how many objects the user added, deleted, modified, merged and
+split (imported masks: none).
 
 This is the evaluation a user sees: as the learning loop's model improves, later versions
 should need fewer corrections per image. Rows come from
@@ -13,14 +14,17 @@ from typing import Any
 
 from magicgui.widgets import Container
 
+from ..loop.data import CORRECTION_KINDS
+
 #: The kinds of correction, in column order (those a row does not count show 0).
-KINDS = ("added", "deleted", "modified", "merged", "split")
+KINDS = CORRECTION_KINDS
 #: Column titles.
 TITLES = ("image", "model", *KINDS, "total", "objects")
 
 
 class CorrectionsTable(Container):
-    """A read-only table, one row per committed image (sortable by any column)."""
+    """A read-only table, one row per commit, oldest first (an image committed twice has two
+    rows: the second shows the corrections of its re-commit)."""
 
     def __init__(self) -> None:
         super().__init__(labels=False)
@@ -39,14 +43,10 @@ class CorrectionsTable(Container):
         ``counts`` by kind, ``total``, ``n_objects``)."""
         from qtpy.QtWidgets import QTableWidgetItem
 
-        self.table.setSortingEnabled(False)
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate(cells(row)):
-                item = QTableWidgetItem()
-                item.setData(0, value)  # Qt.DisplayRole: numbers sort as numbers
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
+                self.table.setItem(r, c, QTableWidgetItem(str(value)))
         self.table.resizeColumnsToContents()
 
     def rows(self) -> list[dict[str, str]]:

@@ -1,67 +1,64 @@
 """*Project* dock widget: work through the images of a project, one after the other.
 
 A thin widget over :class:`~napari_cellist.project_queue.ProjectQueue`,
-:class:`~napari_cellist.drafts.DraftWriter` and :mod:`napari_cellist.live_sync` (through
-:class:`~napari_cellist._widgets._live.LiveLink`):
+:class:`~napari_cellist.drafts.DraftWriter`, :mod:`napari_cellist.live_sync` and
+:mod:`napari_cellist.learning_loop`, composed of parts in their own modules:
 
-* **Add files... / Add folder...** add images (an ``images/`` + ``masks/`` folder's masks are
-  committed); the table lists every image (name, status, objects, model, corrections, last
-  change); click a header to sort, double-click a row to open it.
-* **Next / Previous** (keys ``Alt-N`` / ``Alt-P``; ``Alt-C`` commits) open the neighbour in the
-  table's order and close the previous image's layers. Opening shows the image's draft, else its
-  committed annotations, else its prediction; an image with none is predicted in the background
-  with the chosen model, and the next image without annotations is predicted ahead (prefetch)
-  so that Next shows a prediction at once.
-* Every edit (painting, polygons, centres) keeps the layers consistent live and is written to
-  the store as a draft in the background; **Commit** turns the draft into the image's committed
-  annotations in a worker.
-* Review: objects under the score threshold listed (double-click: jump to the object) and the
-  counts per class.
+* **Add files... / Add folder...**; the image table (:mod:`.project_table`: status, objects,
+  model, corrections, last change, usefulness; click a header to sort, double-click to open).
+* **Next / Previous / Next most useful** (``Alt-N`` / ``Alt-P`` / ``Alt-U``; ``Alt-C``
+  commits) open an image, closing the previous one's layers (:mod:`.project_layers`): its
+  draft, else its committed annotations, else its prediction; an image with none is predicted
+  in the background with the model's current version (:mod:`.project_prediction`), and the
+  next one is predicted ahead. Next most useful opens the top of
+  :func:`napari_cellist.what_next.rank_images`.
+* Every edit is kept consistent live and written as a draft in the background; **Commit**
+  commits the draft in a worker (:mod:`.project_commit`).
+* Review aids (:mod:`.project_review`): unsure objects, least certain first; counts.
+* Learning (:mod:`.project_learning`): after commits the trainable model is retrained in the
+  background; the decision, a plot of each version's score, corrections per image per version.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Generator
 from typing import Any
 
-import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton
-from qtpy.QtWidgets import QTableWidgetItem
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 
 from ..drafts import DraftWriter
-from ..layers import ROLES, labels_to_layer_tuples, layer_name, set_layers
 from ..project_queue import OpenedImage, ProjectQueue
-from ..store import DraftSnapshot
-from ..types import DEFAULT_CLASS, Progress
 from ._common import DockWidget
 from ._live import LiveLink
 from ._runner import JobRunner, StatusLine, notify_error, notify_info
+from .project_commit import after_commit, commit_job
+from .project_layers import close_layers, show_image, snapshot
+from .project_learning import LearningSection
+from .project_prediction import prediction_job
+from .project_ranking import Ranker, scores
+from .project_review import ReviewAids
+from .project_table import COLUMNS, ImageTable
 
 logger = logging.getLogger(__name__)
 
-#: Table columns: (title, attribute of ImageStatus).
-COLUMNS = (
-    ("#", "order"),
-    ("name", "name"),
-    ("status", "status"),
-    ("objects", "n_objects"),
-    ("model", "model_name"),
-    ("corrections", "n_corrections"),
-    ("last change", "last_change"),
-)
 #: Keyboard shortcuts bound on the viewer: key -> panel method.
-SHORTCUTS = {"Alt-N": "next_image", "Alt-P": "previous_image", "Alt-C": "commit"}
+SHORTCUTS = {
+    "Alt-N": "next_image",
+    "Alt-P": "previous_image",
+    "Alt-U": "next_most_useful",
+    "Alt-C": "commit",
+}
 #: Seconds between two draft writes.
 DRAFT_INTERVAL_S = 1.0
 
 
 class ProjectPanel(DockWidget):
-    """The Project panel: the image table, navigation, pre-labelling, drafts and commit.
+    """The Project panel: the image table, navigation, pre-labelling, drafts, commit, review
+    aids and the learning loop.
 
     Public actions (what the buttons and keys call): :meth:`add_paths`, :meth:`open`,
-    :meth:`next_image`, :meth:`previous_image`, :meth:`commit`, :meth:`jump_to`.
+    :meth:`next_image`, :meth:`previous_image`, :meth:`next_most_useful`, :meth:`commit`,
+    :meth:`jump_to`, :meth:`retrain`.
     """
 
     def __init__(self, napari_viewer: Any, draft_interval_s: float = DRAFT_INTERVAL_S) -> None:
@@ -81,7 +78,7 @@ class ProjectPanel(DockWidget):
             label="model",
             choices=models,
             value="threshold" if "threshold" in models else models[0],
-            tooltip="Pre-labels images without annotations (its latest fitted version if any).",
+            tooltip="Pre-labels images without annotations (its current version if any).",
         )
         self.refine = ComboBox(
             label="refine with",
@@ -95,25 +92,31 @@ class ProjectPanel(DockWidget):
             tooltip="While you edit, the next image without annotations is predicted, so that "
             "Next shows its prediction at once.",
         )
+        self.images = ImageTable(on_open=self.open)
+        self.table = self.images.table
         self.previous_button = PushButton(text="Previous (Alt-P)")
         self.next_button = PushButton(text="Next (Alt-N)")
+        self.useful_button = PushButton(
+            text="Next most useful (Alt-U)",
+            tooltip="Open the image without annotations whose correction teaches the model most "
+            "(the current model is least certain of it).",
+        )
         self.commit_button = PushButton(
             text="Commit (Alt-C)", tooltip="Store the shown annotations as the image's labels."
         )
-        self.min_score = FloatSpinBox(
-            label="unsure below",
-            value=0.5,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            tooltip="Objects with a lower score are listed for review.",
+        self.aids = ReviewAids(on_jump=self.jump_to)
+        self.min_score, self.review, self.classes = (
+            self.aids.min_score,
+            self.aids.review,
+            self.aids.classes,
         )
-        self.classes = Label(value="")
         self.message = StatusLine()
         self.runner = JobRunner()
         self.prefetcher = JobRunner()
         self.prefetcher.visible = False
-        self._build_qt()
+        self._usefulness: dict[int, float] = {}
+        self.ranker = Ranker(on_ranked=self._ranked)
+        self.learning = LearningSection(lambda: self.session.store, on_version=self.refresh)
         self.extend(
             [
                 Container(
@@ -123,29 +126,30 @@ class ProjectPanel(DockWidget):
                 ),
                 Container(widgets=[self.model, self.refine], labels=True),
                 self.prefetch,
-                self._table_box,
+                self.images,
                 Container(
-                    widgets=[self.previous_button, self.next_button, self.commit_button],
+                    widgets=[self.previous_button, self.next_button, self.useful_button],
                     layout="horizontal",
                     labels=False,
                 ),
-                Container(widgets=[self.min_score], labels=True),
-                self._review_box,
-                self.classes,
+                self.commit_button,
+                self.aids,
                 self.message,
                 self.runner,
                 self.prefetcher,
+                self.learning,
             ]
         )
         self.add_files_button.changed.connect(self._ask_files)
         self.add_folder_button.changed.connect(self._ask_folder)
         self.previous_button.changed.connect(lambda: self.previous_image())
         self.next_button.changed.connect(lambda: self.next_image())
+        self.useful_button.changed.connect(lambda: self.next_most_useful())
         self.commit_button.changed.connect(lambda: self.commit())
-        self.min_score.changed.connect(lambda _v: self._show_review())
         self.current: OpenedImage | None = None
         self.current_name: str | None = None
         self.link: LiveLink | None = None
+        self.n_edits_before = 0
         self._prefetching: int | None = None
         self._kept: dict[str, Any] = {}
         self._bind_keys()
@@ -168,27 +172,6 @@ class ProjectPanel(DockWidget):
             self._drafts_store = store
         return self._drafts
 
-    # -- Qt parts -------------------------------------------------------------------------------------
-    def _build_qt(self) -> None:
-        from qtpy.QtWidgets import QAbstractItemView, QListWidget, QTableWidget
-
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([title for title, _ in COLUMNS])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setSortingEnabled(True)
-        self.table.sortItems(0)  # the order images were added, until the user sorts
-        self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(180)
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.open(self._row_id(row)))
-        self._table_box = Container(labels=False)
-        self._table_box.native.layout().addWidget(self.table)
-        self.review = QListWidget()
-        self.review.setMaximumHeight(120)
-        self.review.itemDoubleClicked.connect(lambda item: self.jump_to(int(item.data(256))))
-        self._review_box = Container(labels=False)
-        self._review_box.native.layout().addWidget(self.review)
-
     def _bind_keys(self) -> None:
         for key, method in SHORTCUTS.items():
             bound = getattr(self, method)
@@ -210,36 +193,30 @@ class ProjectPanel(DockWidget):
 
     # -- the table ------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Re-read the image table from the store (keeps the user's sort order)."""
-        from qtpy.QtCore import Qt
+        """Re-read the image table, the version plot and the corrections table from the store
+        (keeps the user's sort order); the usefulness column follows when the ranking of the
+        images without annotations has been recomputed (in the background, see
+        :mod:`.project_ranking`)."""
+        from ..what_next import RANKED_STATUSES
 
-        rows = self.queue.rows()
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, (_, attribute) in enumerate(COLUMNS):
-                value = r + 1 if attribute == "order" else getattr(row, attribute)
-                item = _item(_cell(row, attribute, value), _sort_key(attribute, value))
-                item.setData(Qt.UserRole, row.image_id)
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
+        store, rows = self.session.store, self.queue.rows()
+        ranked = {r.image_id for r in rows if r.status in RANKED_STATUSES}
+        self._usefulness = {i: v for i, v in self._usefulness.items() if i in ranked}
+        self.images.show_rows(rows, self._usefulness)
+        self.ranker.update(store, rows)
+        self.learning.refresh()
+
+    def _ranked(self, ranking: list[Any]) -> None:
+        self._usefulness = scores(ranking)
+        self.images.show_usefulness(self._usefulness)
 
     def order(self) -> list[int]:
         """Image ids in the table's current (sorted) order."""
-        return [self._row_id(r) for r in range(self.table.rowCount())]
+        return self.images.order()
 
     def row_of(self, image_id: int) -> dict[str, Any]:
         """The table's cells of an image by column title (for tests and scripts)."""
-        for r in range(self.table.rowCount()):
-            if self._row_id(r) == image_id:
-                return {t: self.table.item(r, c).text() for c, (t, _) in enumerate(COLUMNS)}
-        raise KeyError(f"Image {image_id} is not in the project table.")
-
-    def _row_id(self, row: int) -> int:
-        from qtpy.QtCore import Qt
-
-        return int(self.table.item(row, 0).data(Qt.UserRole))
+        return self.images.row_of(image_id)
 
     # -- adding -----------------------------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> None:
@@ -267,6 +244,19 @@ class ProjectPanel(DockWidget):
         """Open the image before the current one in the table's order."""
         self._step(self.queue.previous_image(self._current_id(), self.order()), "first")
 
+    def next_most_useful(self) -> None:
+        """Open the image without annotations that is most useful to correct next (the top
+        of :func:`~napari_cellist.what_next.rank_images`, other than the shown one)."""
+        current = self._current_id()
+        ranking = self.ranker.ranking(self.session.store, self.queue.rows())
+        ranked = [u for u in ranking if u.image_id != current]
+        if not ranked:
+            self.message.say("Every image of the project has annotations.")
+            return
+        top = ranked[0]
+        self.message.say(f"Most useful next: {top.name} ({top.reason}).")
+        self.open(top.image_id)
+
     def _step(self, image_id: int | None, end: str) -> None:
         if image_id is None:
             self.message.say(f"This is the {end} image of the project.")
@@ -287,7 +277,7 @@ class ProjectPanel(DockWidget):
         if opened.needs_prediction and self._prefetching == image_id:
             self.prefetcher.wait()  # predicted ahead: take its result
             opened = self.queue.open_image(image_id)
-        if not opened.needs_prediction:
+        if not opened.needs_prediction and not self._outdated(opened):
             self._show(opened)
             self._prefetch()
             return
@@ -297,42 +287,25 @@ class ProjectPanel(DockWidget):
             lambda _record: self._opened_after_prediction(image_id),
         )
 
+    def _outdated(self, opened: OpenedImage) -> bool:
+        """True when ``opened`` shows a prediction of the panel's model (not refined) made by
+        another version than its current one (the learning loop accepted a version since):
+        it is predicted again."""
+        if opened.source != "prediction" or self.refine.value != "none":
+            return False
+        model = self.model.value
+        row = next(r for r in self.queue.rows() if r.image_id == opened.image_id)
+        current = self.session.store.current_model_version(model)
+        return row.model_name == model and (current and current.id) != row.model_version
+
     def _opened_after_prediction(self, image_id: int) -> None:
         self._show(self.queue.open_image(image_id))
         self.refresh()
         self._prefetch()
 
     def _prediction_job(self, image_id: int) -> Any:
-        """The job predicting ``image_id`` with the models chosen now (read on the GUI thread,
-        built and run in the worker)."""
-        names = (self.model.value, self.refine.value)
-        return lambda: self._predict(image_id, *names)
-
-    def _predict(
-        self, image_id: int, model_name: str, refine_name: str
-    ) -> Generator[Progress, None, Any]:
-        model, version = self._model(model_name)
-        refine, refine_version = (None, None)
-        if refine_name != "none":
-            refine, refine_version = self._model(refine_name)
-        return (
-            yield from self.queue.predict(
-                image_id,
-                model,
-                model_version=version,
-                refine=refine,
-                refine_version=refine_version,
-            )
-        )
-
-    def _model(self, name: str) -> tuple[Any, int | None]:
-        """The project's model ``name``: its latest fitted version, else the base model."""
-        from ..models import build_model
-
-        record = self.session.store.latest_model_version(name)
-        if record is not None and record.checkpoint_path:
-            return build_model(name, record.checkpoint_path), record.id
-        return build_model(name), None
+        """The job predicting ``image_id`` with the models chosen now."""
+        return prediction_job(self.session.store, image_id, self.model.value, self.refine.value)
 
     def _prefetch(self) -> None:
         """Predict the next image without annotations in the background."""
@@ -359,38 +332,16 @@ class ProjectPanel(DockWidget):
 
     def _show(self, opened: OpenedImage) -> None:
         """Add the image and its annotation layers; start live sync and drafts."""
-        store = self.session.store
         name = self._name(opened.image_id)
-        pixels = store.load_pixels(opened.image_id)
-        self._reuse_layers(name, pixels, opened.labels)
-        if name not in self.viewer.layers:
-            rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
-            self.viewer.add_image(pixels, name=name, rgb=rgb)
-        self.viewer.layers[name].metadata["cellist_image"] = name
-        tuples = labels_to_layer_tuples(
-            opened.labels,
-            opened.objects,
-            name,
-            source="model" if opened.source == "prediction" else "manual",
-            tolerance=self.session.tolerance,
-            extra_points=opened.points,
+        pixels = self.session.store.load_pixels(opened.image_id)
+        kept, self._kept = self._kept, {}
+        self.link = show_image(
+            self.viewer, self.session, opened, name, pixels, kept, on_edit=self.save_draft
         )
-        layers = set_layers(self.viewer, tuples)
-        by_type = {type(layer).__name__.lower(): layer for layer in layers}
-        state = self.session.state(name)
-        state.image_id = opened.image_id
-        state.committed = opened.source == "committed"
         self.current, self.current_name = opened, name
         self.n_edits_before = opened.n_edits
-        self.link = LiveLink(
-            by_type["labels"],
-            by_type.get("shapes"),
-            by_type.get("points"),
-            on_edit=self.save_draft,
-            tolerance=self.session.tolerance,
-        )
-        self._show_review()
-        self._select_row(opened.image_id)
+        self.aids.show(opened.objects, self.link)
+        self.images.select(opened.image_id)
         self.message.say(f"{name}: {opened.source}, {len(self.link.index)} objects.")
 
     def close_image(self, keep_layers: bool = False) -> None:
@@ -401,89 +352,24 @@ class ProjectPanel(DockWidget):
         self.drafts.flush(timeout_s=10)
         if self.link is not None:
             self.link.disconnect()
-        name = self.current_name
-        layers = [
-            layer
-            for layer in self.viewer.layers
-            if layer.name == name or layer.metadata.get("cellist_image") == name
-        ]
-        self._kept = {}
-        for layer in layers:
-            if keep_layers and _role(layer, name) is not None:
-                self._kept[_role(layer, name)] = layer
-                layer.editable = False  # edits between two images would be lost
-            else:
-                self.viewer.layers.remove(layer)
+        self._kept = close_layers(self.viewer, self.current_name, keep_layers)
         self.current, self.current_name, self.link = None, None, None
-        self.review.clear()
-
-    def _reuse_layers(self, name: str, pixels: np.ndarray, labels: np.ndarray) -> None:
-        """Give the kept layers of the previous image the new image's names and data; layers
-        that do not fit (another dimensionality, RGB-ness) are removed instead."""
-        kept, self._kept = self._kept, {}
-        image = kept.get("image")
-        rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
-        fits = image is not None and image.rgb == rgb and image.data.ndim == pixels.ndim
-        fits = fits and kept.get("labels") is not None and kept["labels"].data.ndim == labels.ndim
-        for role, layer in kept.items():
-            if not fits:
-                self.viewer.layers.remove(layer)
-                continue
-            layer.name = name if role == "image" else layer_name(name, role)
-            layer.metadata["cellist_image"] = name
-            layer.editable = True
-        if fits:
-            image.data = pixels
-            image.reset_contrast_limits()
-            kept["labels"].data = np.asarray(labels, np.int32)  # a new image: a new undo history
-
-    def _select_row(self, image_id: int) -> None:
-        for r in range(self.table.rowCount()):
-            if self._row_id(r) == image_id:
-                self.table.selectRow(r)
+        self.aids.clear()
 
     # -- drafts and commit -----------------------------------------------------------------------------
     def save_draft(self) -> None:
         """Hand the shown image's state to the draft writer (returns at once)."""
         if self.current is None or self.link is None:
             return
-        self.drafts.submit(self.current.image_id, self._snapshot())
-        self._show_counts()
-
-    def _snapshot(self) -> DraftSnapshot:
-        link = self.link
-        shapes, points = link.shapes_layer, link.points_layer
-        classes = {}
-        if shapes is not None and "class" in shapes.features:
-            ids = shapes.features["id"].to_numpy(np.int64)
-            classes = {
-                int(i): str(c)
-                for i, c in zip(ids, shapes.features["class"], strict=True)
-                if i > 0 and c != DEFAULT_CLASS
-            }
-        extra = None
-        if points is not None and "id" in points.features:
-            keep = points.features["id"].to_numpy(np.int64) == 0
-            extra = np.asarray(points.data, float)[keep] if keep.any() else None
-        return DraftSnapshot(
-            np.array(link.labels, np.int32, copy=True),
-            classes=classes,
-            points=extra,
-            based_on_commit=self.current.based_on_commit,
-            prediction_id=self.current.prediction_id,
-            n_edits=self.n_edits_before + link.n_edits,
-            n_objects=len(link.index),
+        self.drafts.submit(
+            self.current.image_id, snapshot(self.link, self.current, self.n_edits_before)
         )
+        self.aids.show_counts()
 
     def commit(self) -> None:
-        """Commit the shown image's annotations (its draft) in a worker.
-
-        On the GUI thread only the label map is copied (the draft snapshot); writing the draft
-        and the commit (encoding every object's RLE and polygon, the corrections, one
-        transaction) run in the worker. Progress has three steps: draft written, committing,
-        committed; the store's ``commit_draft`` is one call without a progress hook, so the
-        encoding itself is one step.
-        """
+        """Commit the shown image's annotations (its draft) in a worker (see
+        :mod:`.project_commit`); then retrain the learning loop's model in the background when
+        it is due."""
         if self.current is None:
             notify_error("Open an image of the project first (double-click it in the table).")
             return
@@ -493,32 +379,10 @@ class ProjectPanel(DockWidget):
         self.save_draft()  # also when nothing was edited: the shown annotations are committed
         n_objects = len(self.link.index) if self.link is not None else 0
 
-        def job() -> Generator[Progress, None, Any]:
-            yield Progress(0, 3, f"writing the draft of {name}...")
-            if not self.drafts.flush(timeout_s=60):
-                raise RuntimeError(
-                    f"The draft of {name} could not be written, so it was not committed; "
-                    "check that the project folder is writable and commit again."
-                )
-            yield Progress(1, 3, f"encoding and committing {n_objects} objects of {name}...")
-            result = self.session.store.commit_draft(image_id)
-            yield Progress(3, 3, "committed")
-            return result
-
         def done(result: Any) -> None:
             self.drafts.discard(image_id)
             if self.current is not None and self.current.image_id == image_id:
-                opened = self.current
-                self.current = OpenedImage(
-                    image_id,
-                    "committed",
-                    None,
-                    opened.objects,
-                    None,
-                    None,
-                    result.commit_id,
-                    opened.prediction_id,
-                )
+                self.current = after_commit(self.current, result.commit_id)
                 self.n_edits_before = 0
                 if self.link is not None:
                     self.link.n_edits = 0
@@ -526,52 +390,23 @@ class ProjectPanel(DockWidget):
             message = f"Committed {result.n_objects} objects of {self._name(image_id)}."
             self.message.say(message)
             notify_info(message)
+            self.learning.after_commit()
 
-        self.runner.run(job, done)
+        store = self.session.store
+        self.runner.run(commit_job(self.drafts, store, image_id, name, n_objects), done)
+
+    def retrain(self) -> None:
+        """Retrain the learning loop's model now, in the background (see
+        :meth:`LearningSection.retrain`)."""
+        self.learning.retrain()
 
     def _draft_failed(self, error: BaseException, image_ids: tuple[int, ...]) -> None:
         logger.error("draft of images %s not saved: %s", image_ids, error)
 
     # -- review -------------------------------------------------------------------------------------------
-    def _show_review(self) -> None:
-        from qtpy.QtWidgets import QListWidgetItem
-
-        self.review.clear()
-        if self.current is None:
-            self.classes.value = ""
-            return
-        objects = self.current.objects
-        unsure = sorted(
-            (m.score, i) for i, m in objects.items() if m.score < float(self.min_score.value)
-        )
-        for score, label_id in unsure:
-            if self.link is not None and label_id not in self.link.index.boxes:
-                continue
-            item = QListWidgetItem(f"object {label_id}: score {score:.2f}")
-            item.setData(256, label_id)  # Qt.UserRole
-            self.review.addItem(item)
-        self._show_counts()
-
-    def _show_counts(self) -> None:
-        """Counts per class and per object status (untouched / edited / added)."""
-        if self.current is None:
-            self.classes.value = ""
-            return
-        objects = self.current.objects
-        counts = Counter(
-            (objects[i].class_name if i in objects else DEFAULT_CLASS)
-            for i in (self.link.index.boxes if self.link is not None else objects)
-        )
-        self.classes.value = "classes: " + (
-            ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
-        )
-        if self.link is not None:
-            status = self.link.object_status()
-            self.classes.value += "\nobjects: " + ", ".join(f"{n} {k}" for k, n in status.items())
-
     def unsure_objects(self) -> list[int]:
-        """Ids listed for review (low score), lowest score first."""
-        return [int(self.review.item(r).data(256)) for r in range(self.review.count())]
+        """Ids listed for review (score under the threshold), least certain first."""
+        return self.aids.unsure_objects()
 
     def jump_to(self, label_id: int) -> None:
         """Centre the view on an object and select its label for painting."""
@@ -592,50 +427,4 @@ class ProjectPanel(DockWidget):
             self.drafts.flush(timeout_s=10)
 
 
-def _role(layer: Any, image_name: str) -> str | None:
-    """ "image", "labels", "polygons" or "centres" for the layers of an image (None: another)."""
-    if layer.name == image_name:
-        return "image"
-    return next((r for r in ROLES if layer.name == layer_name(image_name, r)), None)
-
-
-def _cell(row: Any, attribute: str, value: Any) -> str:
-    """The text of a table cell."""
-    if attribute == "last_change":
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if value is None:
-        return "-"
-    if attribute == "model_name" and row.model_version is not None:
-        return f"{value} v{row.model_version}"
-    return str(value)
-
-
-def _sort_key(attribute: str, value: Any) -> tuple:
-    """How a cell sorts: numbers as numbers, status in STATUSES order, missing values last."""
-    from ..store import STATUSES
-
-    if value is None:
-        return (1, 0)
-    if attribute == "status":
-        return (0, STATUSES.index(value))
-    if attribute in ("name", "model_name"):
-        return (0, str(value).lower())
-    return (0, value)
-
-
-class _SortedItem(QTableWidgetItem):
-    """A table item that sorts by its ``sort_key`` rather than by its text."""
-
-    sort_key: tuple = (1, 0)
-
-    def __lt__(self, other: Any) -> bool:
-        return self.sort_key < getattr(other, "sort_key", (1, 0))
-
-
-def _item(text: str, key: tuple) -> _SortedItem:
-    item = _SortedItem(text)
-    item.sort_key = key
-    return item
-
-
-__all__ = ["SHORTCUTS", "ProjectPanel"]
+__all__ = ["COLUMNS", "SHORTCUTS", "ProjectPanel"]

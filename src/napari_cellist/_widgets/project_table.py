@@ -77,6 +77,19 @@ class ImageTable(Container):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
 
+    def show_usefulness(self, usefulness: Mapping[int, float]) -> None:
+        """Rewrite the usefulness column only (the ranking arrived after the rows)."""
+        from qtpy.QtCore import Qt
+
+        self.table.setSortingEnabled(False)
+        for r in range(self.table.rowCount()):
+            image_id = self.row_id(r)
+            value = usefulness.get(image_id)
+            item = _item(_cell(None, "usefulness", value), _sort_key("usefulness", value))
+            item.setData(Qt.UserRole, image_id)
+            self.table.setItem(r, USEFULNESS_COLUMN, item)
+        self.table.setSortingEnabled(True)
+
     def sort_by_usefulness(self) -> None:
         """Most useful first (images with annotations last)."""
         from qtpy.QtCore import Qt
