@@ -154,6 +154,7 @@ def commit_stall(n_objects: int, tmp: Path, show: bool = True) -> dict:
     set_session(viewer, LabellingSession(tmp / f"project{n_objects}"))
     panel = ProjectPanel(viewer)
     panel.prefetch.value = False
+    panel.learning.auto.value = False  # the commit alone (bench_project_panel: with retraining)
     panel.add_paths([str(folder)])
     panel.runner.wait(600_000)
     _process_for(0.2)
