@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .loop.data import (
@@ -62,6 +63,7 @@ from .loop.training import (
 )
 from .metrics import edit_counts_pooled
 from .store.records import ModelVersionRecord
+from .store.versions import is_rejected
 from .types import Progress
 
 logger = logging.getLogger(__name__)
@@ -289,6 +291,37 @@ def _score(model: Any, held: list[Any], what: str) -> Generator[Progress, None, 
     }
 
 
+def held_out_scores(
+    store: Any, settings: LoopSettings, version_ids: Sequence[int] | None = None
+) -> Generator[Progress, None, list[dict[str, Any]]]:
+    """Scores of model versions on the committed images the loop holds out (a generator).
+
+    The panel's view of :func:`napari_cellist.model_eval.evaluate_models`: every version of
+    ``settings.model`` with a checkpoint file (or the ones in ``version_ids``), scored on the
+    held-out committed images of today's split (AP50, mean AP, F1, count error, edits per 100
+    objects); one row per version, oldest first, with ``accepted`` from the loop's record.
+    Empty when nothing is held out yet.
+    """
+    from .model_eval import Candidate, evaluate_models_iter
+
+    _, held_ids = split_held_out(committed_in_order(store), settings.holdout_fraction)
+    wanted = None if version_ids is None else {int(i) for i in version_ids}
+    records = [
+        r
+        for r in store.model_versions(settings.model)
+        if (wanted is None or r.id in wanted)
+        and r.checkpoint_path
+        and Path(r.checkpoint_path).is_file()
+    ]
+    if not held_ids or not records:
+        return []
+    samples = [committed_sample(store, i) for i in held_ids]
+    candidates = [Candidate(f"v{r.id}", r.name, r.checkpoint_path) for r in records]
+    rows = yield from evaluate_models_iter(samples, candidates, device_override(settings))
+    accepted = {r.id: not is_rejected(r.metrics) for r in records}
+    return [{**row, "accepted": accepted[int(row["label"][1:])]} for row in rows]
+
+
 __all__ = [
     "CORRECTION_KINDS",
     "MAX_REPEATS",
@@ -302,6 +335,7 @@ __all__ = [
     "correction_weights",
     "corrections_by_image",
     "due_for_retraining",
+    "held_out_scores",
     "loop_train_params",
     "retrain",
     "split_held_out",

@@ -11,7 +11,7 @@ edits per 100 true objects).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,19 @@ def evaluate_models(
     border_margin: int = 0,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Score every candidate on the same annotated samples.
+    """Score every candidate on the same annotated samples (drains :func:`evaluate_models_iter`;
+    ``on_progress`` is called with its reports)."""
+    return drain(evaluate_models_iter(samples, candidates, overrides, border_margin), on_progress)
+
+
+def evaluate_models_iter(
+    samples: Sequence[Sample],
+    candidates: Sequence[Candidate],
+    overrides: Mapping[str, Any] | None = None,
+    border_margin: int = 0,
+) -> Generator[Progress, None, list[dict[str, Any]]]:
+    """Score every candidate on the same annotated samples (a generator: one Progress per
+    image predicted).
 
     Parameters
     ----------
@@ -80,11 +92,10 @@ def evaluate_models(
     candidates : sequence of Candidate
         The model versions, scored in this order.
     overrides : Mapping, optional
-        Prediction parameters on top of each checkpoint's (``--param``, ``device``).
+        Prediction parameters on top of each checkpoint's (``--param``, ``device``); a key
+        a model does not have is left out for that model.
     border_margin : int
         Ignore objects within this many pixels of the border.
-    on_progress : callable, optional
-        Called with one Progress per image predicted.
 
     Returns
     -------
@@ -92,6 +103,11 @@ def evaluate_models(
         One row per candidate: ``label``, ``model``, ``checkpoint``, the pooled scores of
         :class:`~napari_cellist.metrics.Scores`, ``edits_per_100``, ``n_images`` and
         ``per_image`` ``{name: {scores..., "edits_per_100"}}``.
+
+    Raises
+    ------
+    ValueError
+        No sample, or a sample without ground truth.
     """
     from .models import build_model
 
@@ -104,10 +120,7 @@ def evaluate_models(
         model = build_model(candidate.model, candidate.checkpoint, _known(candidate, overrides))
         preds = []
         for k, sample in enumerate(samples, start=1):
-            if on_progress is not None:
-                on_progress(
-                    Progress(n * len(samples) + k, total, f"{candidate.label}: {sample.name}")
-                )
+            yield Progress(n * len(samples) + k, total, f"{candidate.label}: {sample.name}")
             preds.append(drain(model.predict_iter(sample.image)).labels)
         rows.append(_row(candidate, samples, preds, border_margin))
         logger.info("%s: AP50 %.3f", candidate.label, rows[-1]["ap50"])

@@ -16,6 +16,7 @@ from napari_cellist.learning_loop import (
     correction_weights,
     corrections_by_image,
     due_for_retraining,
+    held_out_scores,
     loop_train_params,
     retrain,
     split_held_out,
@@ -137,6 +138,24 @@ def test_worse_version_is_rejected_kept_and_not_current(project, tmp_path):
     assert history[1].score == pytest.approx(worse.new_score)
     assert [p.n_train_images for p in history] == [2, 2, 3]
     assert history[0].created_at <= history[1].created_at <= history[2].created_at
+
+
+def test_held_out_scores_of_every_version(project, tmp_path):
+    store, _, _ = project
+    loop = settings(tmp_path)
+    assert drain(held_out_scores(store, loop)) == []  # no version yet
+    good = drain(retrain(store, loop))
+    worse = drain(retrain(store, settings(tmp_path, **WORSE)))
+    reports = []
+    rows = drain(held_out_scores(store, loop), reports.append)
+    assert [r["label"] for r in rows] == [f"v{good.version.id}", f"v{worse.version.id}"]
+    assert [r["accepted"] for r in rows] == [True, False]
+    assert rows[0]["ap50"] == pytest.approx(good.new_score)
+    assert rows[1]["ap50"] == pytest.approx(worse.new_score)
+    assert rows[0]["edits_per_100"] == pytest.approx(good.version.metrics["loop"]["edits_per_100"])
+    assert set(rows[0]["per_image"]) == {"crop1.tif"} and len(reports) == 2
+    only = drain(held_out_scores(store, loop, [worse.version.id]))
+    assert [r["label"] for r in only] == [f"v{worse.version.id}"]
 
 
 def test_versions_recorded_outside_the_loop_count_as_accepted(project):
