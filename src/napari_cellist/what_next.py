@@ -143,20 +143,23 @@ def rank_images(
         Predicted images by usefulness (descending; ties in the order added), then the images
         without a prediction in the order added.
     """
+    history = _predictions_by_image(store)
+    latest = {image_id: found[0] for image_id, found in history.items()}
+    objects = store.prediction_objects(p.id for p in latest.values())
     predicted, unpredicted = [], []
-    second = _second_predictions(store)
     for row in store.image_statuses():
         if row.status not in statuses:
             continue
-        found = store.load_prediction(row.image_id)
-        if found is None:
+        record = latest.get(row.image_id)
+        if record is None or record.id not in objects:
             unpredicted.append(
                 Usefulness(row.image_id, row.name, 0.0, "not predicted yet", {}, predicted=False)
             )
             continue
-        record, labels, objects = found
-        opinion = _disagreement(store, record, labels, second.get(row.image_id))
-        predicted.append(usefulness_of(row.image_id, row.name, objects, opinion, low_score))
+        opinion = _disagreement(store, history[row.image_id])
+        predicted.append(
+            usefulness_of(row.image_id, row.name, objects[record.id], opinion, low_score)
+        )
     predicted.sort(key=lambda u: -u.score)  # stable: ties keep the added order
     return predicted + unpredicted
 
@@ -171,25 +174,24 @@ def _model_kind(model_name: str) -> str:
     return "base" if entry is None else entry.kind
 
 
-def _second_predictions(store: Any) -> dict[int, list[Any]]:
-    """Each image's predictions, newest first."""
+def _predictions_by_image(store: Any) -> dict[int, list[Any]]:
+    """Each image's predictions (records, no label maps), newest first."""
     out: dict[int, list[Any]] = {}
     for record in reversed(store.prediction_history()):
         out.setdefault(record.image_id, []).append(record)
     return out
 
 
-def _disagreement(
-    store: Any, latest: Any, labels: np.ndarray, history: Sequence[Any] | None
-) -> float | None:
-    """Disagreement of the latest prediction with the newest one of the other kind (base vs
-    target), if the image has one."""
+def _disagreement(store: Any, history: Sequence[Any]) -> float | None:
+    """Disagreement of the image's latest prediction with its newest one of the other kind
+    (base vs target), if it has one; only then are label maps read."""
+    latest = history[0]
     kind = _model_kind(latest.model_name)
-    other = next((p for p in history or () if _model_kind(p.model_name) != kind), None)
+    other = next((p for p in history[1:] if _model_kind(p.model_name) != kind), None)
     if other is None:
         return None
-    found = store.load_prediction_by_id(other.id)
-    if found is None or found[1].shape != labels.shape:
+    mine, theirs = store.load_prediction_by_id(latest.id), store.load_prediction_by_id(other.id)
+    if mine is None or theirs is None or mine[1].shape != theirs[1].shape:
         return None
-    base, target = (labels, found[1]) if kind == "base" else (found[1], labels)
+    base, target = (mine[1], theirs[1]) if kind == "base" else (theirs[1], mine[1])
     return disagreement(base, target)

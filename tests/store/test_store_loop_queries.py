@@ -51,7 +51,11 @@ def test_prediction_history_and_loading_one(store, location):
     assert record == first and loaded[1].score == 0.4
     np.testing.assert_array_equal(labels, _labels(1))
     assert store.load_prediction_by_id(10_000) is None
+    scores = store.prediction_objects([first.id, third.id, 10_000])
+    assert set(scores) == {first.id, third.id}
+    assert scores[first.id][1].score == 0.4 and scores[third.id] == {}
     with ProjectStore(location, project="other") as other:
         assert other.prediction_history() == []
         assert other.load_prediction_by_id(first.id) is None  # another project's prediction
+        assert other.prediction_objects([first.id]) == {}
         assert other.current_model_version("threshold") is None

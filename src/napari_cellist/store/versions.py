@@ -190,6 +190,35 @@ class ModelVersionStore(StoreBase):
                 for row in session.scalars(query)
             ]
 
+    def prediction_objects(self, prediction_ids: Iterable[int]) -> dict[int, dict[int, Any]]:
+        """Scores and classes of stored predictions without their label maps:
+        ``{prediction id: {label id: ObjectMeta}}`` (ids of other projects are left out).
+        Cheap enough to read for every image of a project (the label maps are not decoded)."""
+        from ..types import DEFAULT_CLASS, ObjectMeta
+
+        wanted = sorted({int(i) for i in prediction_ids})
+        if not wanted:
+            return {}
+        query = (
+            select(Prediction)
+            .join(Image, Prediction.image_id == Image.id)
+            .where(Image.project_id == self._project_id, Prediction.id.in_(wanted))
+        )
+        out: dict[int, dict[int, Any]] = {}
+        with self._read() as session:
+            for row in session.scalars(query):
+                out[int(row.id)] = {
+                    int(k): ObjectMeta(
+                        int(k),
+                        score=float(v.get("score", 1.0)),
+                        class_name=str(v.get("class_name", DEFAULT_CLASS)),
+                        source=row.model_name,
+                        model_version=row.model_version_id,
+                    )
+                    for k, v in (row.objects or {}).items()
+                }
+        return out
+
     def load_prediction_by_id(
         self, prediction_id: int
     ) -> tuple[PredictionRecord, np.ndarray, dict[int, Any]] | None:
