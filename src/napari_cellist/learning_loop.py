@@ -192,6 +192,7 @@ def retrain(store: Any, settings: LoopSettings) -> Generator[Progress, None, Ret
         The model cannot be trained, or nothing is committed to train on.
     """
     from .models import build_model, get_entry, trainable_models
+    from .models.base import params_to_dict
 
     if not get_entry(settings.model).trainable:
         raise ValueError(
@@ -231,7 +232,7 @@ def retrain(store: Any, settings: LoopSettings) -> Generator[Progress, None, Ret
     }
     record = store.add_model_version(
         settings.model,
-        dict(trained.result.params),
+        {**trained.result.params, **params_to_dict(trained.model.params)},  # as saved
         parent_id=None if current is None else current.id,
         data_used=list(trained.weights),
         metrics={**numbers(trained.result.metrics), "loop": loop},

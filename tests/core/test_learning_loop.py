@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -23,22 +23,14 @@ from napari_cellist.learning_loop import (
     version_history,
 )
 from napari_cellist.loop.training import fit_within
+from napari_cellist.models import REGISTRY, ModelEntry
+from napari_cellist.models.threshold import ThresholdModel
 from napari_cellist.progress import drain
 from napari_cellist.store import ProjectStore
 from napari_cellist.types import FitResult, ObjectMeta, Progress
 
 #: A quick threshold search (6 parameter sets) so that a retraining takes about a second.
 QUICK = {"max_candidates": 6}
-#: Training parameters that force a poor threshold model: a diameter far too small, taken even
-#: though it scores worse than the current parameters (min_improvement -1).
-WORSE = {
-    "methods": ("triangle",),
-    "diameter_factors": (0.3,),
-    "smoothing_factors": (0.02,),
-    "background": (False,),
-    "min_improvement": -1.0,
-    "max_candidates": 2,
-}
 CROPS = [(slice(r, r + 256), slice(c, c + 256)) for r in (0, 256) for c in (0, 256)]
 
 
@@ -55,9 +47,39 @@ def project(tmp_path, dsb):
     store.close()
 
 
-def settings(tmp_path, **train_params) -> LoopSettings:
+class Forgetful(ThresholdModel):
+    """The threshold model, except that after fitting it forgets the diameter when told to
+    (``forget``): a retraining that makes the model worse, whatever the search found."""
+
+    name = "forgetful"
+    forget = False
+
+    def fit_iter(self, samples, train_params=None):
+        result = yield from super().fit_iter(samples, train_params)
+        if self.forget:
+            self.params = replace(self.params, diameter=5.0)
+        return result
+
+
+@pytest.fixture
+def forgetful(monkeypatch):
+    """``"forgetful"`` in the model registry (for this test only)."""
+    entry = ModelEntry(
+        "forgetful",
+        f"{__name__}:Forgetful",
+        "base",
+        "threshold that can forget its diameter",
+        params="threshold.params:ThresholdParams",
+        train_params="threshold.params:ThresholdFitParams",
+        checkpoint_suffix=".json",
+    )
+    monkeypatch.setitem(REGISTRY, "forgetful", entry)
+    return Forgetful
+
+
+def settings(tmp_path, model: str = "threshold", **train_params) -> LoopSettings:
     return LoopSettings(
-        "threshold",
+        model,
         minutes=1.0,
         train_params=train_params or QUICK,
         checkpoint_dir=str(tmp_path / "ckpt"),
@@ -117,22 +139,26 @@ def test_tie_is_accepted_and_starts_from_the_current_version(project, tmp_path):
     assert store.current_model_version("threshold").id == second.version.id
 
 
-def test_worse_version_is_rejected_kept_and_not_current(project, tmp_path):
+def test_worse_version_is_rejected_kept_and_not_current(project, tmp_path, forgetful, monkeypatch):
     store, ids, mask = project
-    good = drain(retrain(store, settings(tmp_path))).version
-    worse = drain(retrain(store, settings(tmp_path, **WORSE)))
+    good = drain(retrain(store, settings(tmp_path, "forgetful"))).version
+    monkeypatch.setattr(forgetful, "forget", True)
+    worse = drain(retrain(store, settings(tmp_path, "forgetful")))
+    monkeypatch.setattr(forgetful, "forget", False)
     assert not worse.accepted
     assert worse.new_score < worse.current_score == pytest.approx(good.metrics["loop"]["score"])
     assert f"kept v{good.id}" in worse.reason
-    assert store.latest_model_version("threshold").id == worse.version.id  # kept for the record
+    assert store.latest_model_version("forgetful").id == worse.version.id  # kept for the record
     assert worse.version.metrics["loop"]["accepted"] is False
-    assert store.current_model_version("threshold").id == good.id
+    assert worse.version.params["diameter"] == 5.0
+    assert store.current_model_version("forgetful").id == good.id
     # the next retraining starts from the good version, not the rejected one
     store.commit_annotations(ids[3], mask[CROPS[3]], previous=mask[CROPS[3]])
-    assert commits_since_last_training(store, "threshold") == 1
-    again = drain(retrain(store, settings(tmp_path, max_candidates=1)))
+    assert commits_since_last_training(store, "forgetful") == 1
+    again = drain(retrain(store, settings(tmp_path, "forgetful", max_candidates=1)))
     assert again.version.parent_id == good.id
-    history = version_history(store, "threshold")
+    assert again.version.params == good.params  # from the good version's parameters
+    history = version_history(store, "forgetful")
     assert [p.version_id for p in history] == [good.id, worse.version.id, again.version.id]
     assert [p.accepted for p in history] == [True, False, again.accepted]
     assert history[1].score == pytest.approx(worse.new_score)
@@ -140,12 +166,13 @@ def test_worse_version_is_rejected_kept_and_not_current(project, tmp_path):
     assert history[0].created_at <= history[1].created_at <= history[2].created_at
 
 
-def test_held_out_scores_of_every_version(project, tmp_path):
+def test_held_out_scores_of_every_version(project, tmp_path, forgetful, monkeypatch):
     store, _, _ = project
-    loop = settings(tmp_path)
+    loop = settings(tmp_path, "forgetful")
     assert drain(held_out_scores(store, loop)) == []  # no version yet
     good = drain(retrain(store, loop))
-    worse = drain(retrain(store, settings(tmp_path, **WORSE)))
+    monkeypatch.setattr(forgetful, "forget", True)
+    worse = drain(retrain(store, loop))
     reports = []
     rows = drain(held_out_scores(store, loop), reports.append)
     assert [r["label"] for r in rows] == [f"v{good.version.id}", f"v{worse.version.id}"]
