@@ -245,6 +245,10 @@ def test_train_params_carry_the_budget_and_the_warm_start():
     else:
         assert air.time_limit_s == 180.0
     assert air.steps == 5
+    warm = loop_train_params(LoopSettings("cellpose", minutes=3), warm=True)
+    cold = loop_train_params(LoopSettings("cellpose", minutes=3), warm=False)
+    assert (warm.start_from, cold.start_from) == ("current", "auto")
+    assert warm.validation_fraction == 0.0  # the loop holds out its own images
 
 
 @dataclass(frozen=True)
