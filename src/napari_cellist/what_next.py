@@ -4,7 +4,9 @@
 ``predicted`` or ``new``) by how useful correcting them would be, from the current model's own
 uncertainty on each image's stored prediction:
 
-* ``uncertainty``: the mean of ``1 - score`` over its predicted objects;
+* ``uncertainty``: the mean of ``1 - score`` over its predicted objects (AIR scores an object
+  by its mean presence over its test-time grid shifts, so the disagreement between its grid
+  positions is counted here);
 * ``low``: the fraction of its objects scored below ``low_score``;
 * ``disagreement``: where the image has both a base-model prediction and a target-model one
   (e.g. ``threshold`` and ``air`` or ``"threshold -> sam"``), ``1 - mean best IoU`` of the
