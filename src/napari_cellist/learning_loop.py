@@ -200,14 +200,20 @@ def retrain(store: Any, settings: LoopSettings) -> Generator[Progress, None, Ret
             f"{', '.join(trainable_models())}."
         )
     last_commit = max((c.id for c in store.commits()), default=None)
+    if store.read_only:
+        raise ValueError("The project store is open read-only: retraining records a version.")
     train_ids, held_ids = split_held_out(committed_in_order(store), settings.holdout_fraction)
+    held_samples = {i: committed_sample(store, i) for i in held_ids}
+    # points-only commits cannot be scored: they train instead
+    train_ids += [i for i in held_ids if held_samples[i].labels is None]
+    held_ids = [i for i in held_ids if held_samples[i].labels is not None]
     if not train_ids:
         raise ValueError("Nothing committed to train on: commit the corrections of an image first.")
     current = store.current_model_version(settings.model)
     checkpoint = checkpoint_of(current)
     trained = yield from _train(store, settings, train_ids, checkpoint)
     path = save_checkpoint(trained.model, store, settings)
-    held = [committed_sample(store, i) for i in held_ids]
+    held = [held_samples[i] for i in held_ids]
     new = yield from _score(trained.model, held, "score the new version")
     old = None
     if current is not None and held:
@@ -262,7 +268,7 @@ def _train(
     store: Any, settings: LoopSettings, train_ids: list[int], checkpoint: str | None
 ) -> Generator[Progress, None, _Trained]:
     """Warm start from ``checkpoint`` (None: the defaults) and fit within the budget."""
-    from .models import build_model
+    from .models import build_model, get_entry
 
     weights = (
         correction_weights(store, train_ids)
@@ -271,6 +277,14 @@ def _train(
     )
     yield Progress(0, 0, f"reading {len(train_ids)} committed image(s)")
     samples = {i: committed_sample(store, i) for i in train_ids}
+    if get_entry(settings.model).kind != "target":  # base models learn from label maps only
+        samples = {i: s for i, s in samples.items() if s.labels is not None}
+        if not samples:
+            raise ValueError(
+                f"Model {settings.model!r} learns from outlined objects; the committed images "
+                "have points only. Commit outlined objects first (or retrain AIR)."
+            )
+    train_ids = [i for i in train_ids if i in samples]
     training = [samples[i] for i in train_ids for _ in range(weights[i])]
     model = build_model(settings.model, checkpoint, device_override(settings))
     train_params = loop_train_params(settings, warm=checkpoint is not None)
@@ -316,7 +330,10 @@ def held_out_scores(
     ]
     if not held_ids or not records:
         return []
-    samples = [committed_sample(store, i) for i in held_ids]
+    loaded = [committed_sample(store, i) for i in held_ids]
+    samples = [s for s in loaded if s.labels is not None]  # points-only: not scorable
+    if not samples:
+        return []
     candidates = [Candidate(f"v{r.id}", r.name, r.checkpoint_path) for r in records]
     rows = yield from evaluate_models_iter(samples, candidates, device_override(settings))
     accepted = {r.id: not is_rejected(r.metrics) for r in records}

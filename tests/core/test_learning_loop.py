@@ -185,6 +185,20 @@ def test_held_out_scores_of_every_version(project, tmp_path, forgetful, monkeypa
     assert [r["label"] for r in only] == [f"v{worse.version.id}"]
 
 
+def test_points_only_commits_are_not_scored(project, tmp_path):
+    store, ids, _ = project
+    points = np.array([[20.0, 30.0], [100.0, 120.0]])
+    store.commit_annotations(ids[1], np.zeros((256, 256), np.int32), points=points)
+    outcome = drain(retrain(store, settings(tmp_path)))
+    assert outcome.held_out == () and outcome.accepted  # nothing scorable is held out
+    assert "No held-out image" in outcome.reason or "First version" in outcome.reason
+    assert set(outcome.version.data_used) == {"crop0.tif", "crop2.tif"}  # threshold: outlines
+    assert outcome.version.metrics["loop"]["score"] is None
+    with pytest.raises(ValueError, match="read-only"):
+        with ProjectStore(tmp_path / "project", read_only=True) as reader:
+            drain(retrain(reader, settings(tmp_path)))
+
+
 def test_versions_recorded_outside_the_loop_count_as_accepted(project):
     store, _, _ = project
     record = store.add_model_version("threshold", {"method": "otsu"}, metrics={"ap50": 0.5})

@@ -62,10 +62,17 @@ def correction_weights(store: Any, image_ids: Sequence[int]) -> dict[int, int]:
 
 
 def committed_sample(store: Any, image_id: int) -> Sample:
-    """The image's grey pixels with its committed label map and points."""
+    """The image's grey pixels with its committed label map and points.
+
+    A commit of points without objects is a points-only annotation: ``labels`` is None (as in
+    :meth:`~napari_cellist.store.ProjectStore.annotated_samples`), so it can train a model that
+    learns from points (AIR) but cannot be scored.
+    """
     labels, _ = store.load_annotations(image_id)
     pixels = store.load_pixels(image_id)
     rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and labels.ndim == 2
     points = store.load_points(image_id)
     points = None if points is None or not len(points) else points
+    if points is not None and not labels.any():
+        labels = None
     return Sample(prepare_grey(pixels, rgb=rgb), labels, points, store.image(image_id).name)
