@@ -150,8 +150,8 @@ class RetrainOutcome:
 
 
 def due_for_retraining(store: Any, settings: LoopSettings) -> bool:
-    """True when ``settings.every_n_commits`` commits were made since the last training and
-    something is committed to train on."""
+    """True when ``settings.every_n_commits`` commits were made since the model's newest
+    version was recorded (or since the project started, when it has none)."""
     return commits_since_last_training(store, settings.model) >= settings.every_n_commits
 
 
