@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -164,6 +165,7 @@ def _one_round(
         "retrain_seconds": sum(t["retrain_seconds"] for t in retrained),
         "accepted": all(t["accepted"] for t in retrained),
         "test": scores,
+        "load_average_1min": os.getloadavg()[0],
     }
     logger.info(
         "round %d: labelled %s (%.1f edits/100), test %.1f edits/100, accepted %s",
@@ -198,6 +200,28 @@ def table(arms: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def summary(arms: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one row per model and order; test edits per 100 objects of the base model,
+    after round 0 and after the last round, mean retraining time, versions accepted."""
+    lines = [
+        "| model | order | base | after round 0 | after last round (round) | retrain s (mean) | accepted |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        rounds = arm.get("rounds") or []
+        if not rounds:
+            continue
+        first, last = rounds[0], rounds[-1]
+        mean_s = sum(r["retrain_seconds"] for r in rounds) / len(rounds)
+        accepted = sum(r["accepted"] for r in rounds)
+        lines.append(
+            f"| {arm['model']} | {arm['order']} | {_test_cell(arm['base'])} "
+            f"| {_test_cell(first['test'])} | {_test_cell(last['test'])} ({last['round']}) "
+            f"| {mean_s:.0f} | {accepted}/{len(rounds)} |"
+        )
+    return "\n".join(lines)
+
+
 def _test_cell(scores: dict[str, Any]) -> str:
     groups = [scores.get(f"edits_per_100_{g}") for g in ("U2OS", "NIH3T3")]
     per = " / ".join("-" if v is None else f"{v:.1f}" for v in groups)
@@ -216,6 +240,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="Small crops (for the test).")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the projects here.")
     parser.add_argument("--out", type=Path, default=None, help="JSON path.")
+    parser.add_argument(
+        "--table", type=Path, nargs="+", default=None, help="Only print the tables of these JSON."
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.batch < 1 or args.n_test < 1:
         parser.error("--rounds, --batch and --n-test must be 1 or more")
@@ -230,6 +257,10 @@ def default_out(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.table:
+        arms = [a for path in args.table for a in json.loads(path.read_text())["arms"]]
+        print(table(arms), summary(arms), sep="\n\n")
+        return {"arms": arms}
     items = load_items(quick=args.quick)
     test, pool = split_items(items, 1 if args.quick else args.n_test, args.seed)
     out = args.out or default_out(args)
@@ -266,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 out.write_text(json.dumps(result, indent=1, default=float))
 
             save(run_arm(spec, order, test, pool, args, workdir, on_round=save))
-    print(table(result["arms"]))
+    print(table(result["arms"]), summary(result["arms"]), sep="\n\n")
     print(f"wrote {out}")
     return result
 

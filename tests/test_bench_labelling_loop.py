@@ -9,7 +9,7 @@ import random
 import pytest
 
 from benchmarks._annotator import load_items, split_items
-from benchmarks.bench_labelling_loop import main, table
+from benchmarks.bench_labelling_loop import main, summary, table
 from napari_cellist.metrics import edit_counts
 from napari_cellist.store import ProjectStore
 from napari_cellist.what_next import usefulness_of
@@ -52,6 +52,12 @@ def test_json_has_every_order_and_round(run):
             assert not set(retrained["data_used"]) & set(retrained["held_out"])
     text = table(written["arms"])
     assert text.count("| threshold | useful |") == ROUNDS + 1  # base + rounds
+    short = summary(written["arms"]).splitlines()[2:]
+    assert [line.split(" | ")[1] for line in short] == ["useful", "file", "random"]
+    assert all(
+        line.endswith(f"| {sum(r['accepted'] for r in a['rounds'])}/{ROUNDS} |")
+        for line, a in zip(short, written["arms"], strict=True)
+    )
 
 
 def test_edits_are_edit_counts_of_the_corrected_prediction(run):
