@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import centres, polygons_from_labels
+from .geometry import centres, outlines
 from .types import DEFAULT_CLASS, ObjectMeta, Prediction
 
 LayerTuple = tuple[Any, dict[str, Any], str]
@@ -86,8 +86,8 @@ def labels_to_layer_tuples(
     tuples: list[LayerTuple] = [
         (labels, {**common, "name": layer_name(image_name, "labels"), "opacity": 0.5}, "labels")
     ]
-    if labels.ndim == 2:
-        polygons = polygons_from_labels(labels, tolerance)
+    if labels.ndim == 2:  # polygons and centres in one pass over the objects
+        polygons, ids, points = outlines(labels, tolerance)
         tuples.append(
             (
                 list(polygons.values()),
@@ -111,7 +111,8 @@ def labels_to_layer_tuples(
                 "shapes",
             )
         )
-    ids, points = centres(labels)
+    else:
+        ids, points = centres(labels)
     if extra_points is not None and len(extra_points):
         points = np.concatenate([points, np.asarray(extra_points, float).reshape(-1, labels.ndim)])
         ids = np.concatenate([ids, np.zeros(len(extra_points), ids.dtype)])
@@ -189,19 +190,36 @@ def polygons_by_id(layer: Any) -> dict[int, np.ndarray]:
     return {i: np.asarray(v, float) for i, v in polygons_from_shapes_layer(layer) if i > 0}
 
 
-def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, ObjectMeta]:
-    """Per-object metadata for the ids present in ``labels``, from the Shapes layer features."""
-    from .geometry import bounding_boxes
+def shape_metadata(layer: Any) -> dict[int, tuple[str, float, str]]:
+    """``{id: (class, score, source)}`` from a Shapes layer's features (cheap: no geometry).
 
+    Read on the GUI thread; :func:`objects_from_metadata` turns it into objects in a worker.
+    """
     n = len(layer.data)
     ids = _feature_column(layer, "id", n, 0)
     classes = _feature_column(layer, "class", n, DEFAULT_CLASS)
     scores = _feature_column(layer, "score", n, 1.0)
     sources = _feature_column(layer, "source", n, "manual")
-    by_id = {
+    return {
         int(i): (str(c), float(s), str(src))
         for i, c, s, src in zip(ids, classes, scores, sources, strict=True)
     }
+
+
+def objects_from_shapes_layer(layer: Any, labels: np.ndarray) -> dict[int, ObjectMeta]:
+    """Per-object metadata for the ids present in ``labels``, from the Shapes layer features."""
+    return objects_from_metadata(shape_metadata(layer), labels)
+
+
+def objects_from_metadata(
+    by_id: Mapping[int, tuple[str, float, str]] | None, labels: np.ndarray
+) -> dict[int, ObjectMeta]:
+    """Objects of every id in the label map ``labels`` (``(Y, X)`` / ``(Z, Y, X)``), with the
+    class, score and source of :func:`shape_metadata` (None or a missing id: the defaults) and
+    the box from the label map."""
+    from .geometry import bounding_boxes
+
+    by_id = by_id or {}
     default = (DEFAULT_CLASS, 1.0, "manual")
     return {
         i: ObjectMeta(i, score=meta[1], class_name=meta[0], box=box, source=meta[2])

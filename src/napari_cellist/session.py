@@ -100,10 +100,15 @@ class LabellingSession:
         """The state of an image layer (created empty on first use)."""
         return self._images.setdefault(image_name, ImageState(image_name))
 
-    def record_prediction(self, image_name: str, prediction: Prediction) -> None:
-        """Remember a model output, to log the corrections made to it at commit."""
+    def record_prediction(self, image_name: str, prediction: Prediction, copy: bool = True) -> None:
+        """Remember a model output, to log the corrections made to it at commit.
+
+        ``copy=False`` keeps ``prediction.labels`` itself (int32 kept as is): for a caller
+        that handed napari another array, so that painting cannot change it.
+        """
         state = self.state(image_name)
-        state.prediction = np.asarray(prediction.labels, np.int32).copy()
+        labels = np.asarray(prediction.labels, np.int32)
+        state.prediction = labels.copy() if copy else labels
         state.model_version = prediction.model_version
         state.committed = False
 

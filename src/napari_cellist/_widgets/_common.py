@@ -4,7 +4,6 @@ image data, project folders, restoring committed annotations."""
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,8 @@ class DockWidget(Container):
         self.session = session_for(self.viewer)
         self.connections = Connections()
         self._docked = False
+        from ._restore import install_restore_hook
+
         install_restore_hook(self.viewer)
         if scrollable:  # rows keep their height; the space left goes below them
             self.root_native_widget.widget().layout().addStretch(1)
@@ -305,64 +306,56 @@ def extra_points(viewer: Any, image_name: str) -> np.ndarray | None:
     return coordinates[ids <= 0]
 
 
+def annotation_tuples(
+    session: Any,
+    image_name: str,
+    labels: np.ndarray,
+    objects: Any,
+    points: Any,
+    scale: tuple[float, ...],
+) -> list[Any]:
+    """Layer data of an image's annotations (outlines, centres, features); for a worker."""
+    return labels_to_layer_tuples(
+        labels, objects, image_name, scale=scale, tolerance=session.tolerance, extra_points=points
+    )
+
+
+def image_scale(viewer: Any, image_name: str, ndim: int) -> tuple[float, ...]:
+    """The spatial scale (pixel size) of the last ``ndim`` axes of an image layer."""
+    return tuple(viewer.layers[image_name].scale)[-ndim:]
+
+
+def set_annotation_layers(viewer: Any, session: Any, image_name: str, tuples: list[Any]) -> None:
+    """Hand prebuilt layer data to napari (in place where the layers exist) and remember the
+    polygons and centres as synced. GUI thread; the data is built by :func:`annotation_tuples`."""
+    set_layers(viewer, tuples)
+    snapshot_tuples(session, image_name, tuples)
+
+
+def snapshot_tuples(session: Any, image_name: str, tuples: list[Any]) -> None:
+    """Tell the session the polygons and centres just handed to napari (read from the layer
+    data built in the worker rather than from the layers, which costs a pass over every shape)."""
+    session.mark_synced(image_name, *tuple_polygons_and_centres(tuples))
+
+
+def tuple_polygons_and_centres(tuples: list[Any]) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """``({id: (N, 2) polygon}, centre ids)`` in layer tuples of :func:`annotation_tuples`."""
+    polygons: dict[int, np.ndarray] = {}
+    centre_ids = np.zeros(0, np.int64)
+    for data, kwargs, layer_type in tuples:
+        ids = kwargs.get("features", {}).get("id", ())
+        if layer_type == "shapes":
+            polygons = {int(i): np.asarray(v, float) for i, v in zip(ids, data, strict=True)}
+        elif layer_type == "points":
+            centre_ids = np.asarray(ids, np.int64)
+    return polygons, centre_ids
+
+
 def show_annotations(
     viewer: Any, session: Any, image_name: str, labels: np.ndarray, objects: Any, points: Any
 ) -> None:
-    """Write labels (+ polygons, centres) of an image into its layers, in place where they exist."""
-    scale = tuple(viewer.layers[image_name].scale)[-labels.ndim :]
-    tuples = labels_to_layer_tuples(
-        labels, objects, image_name, scale=scale, tolerance=session.tolerance, extra_points=points
-    )
-    set_layers(viewer, tuples)
-    snapshot(viewer, session, image_name)
-
-
-def restore_annotations(viewer: Any, session: Any, image_name: str) -> int | None:
-    """Show the committed annotations of an image layer; the number of objects, None if none.
-
-    Raises
-    ------
-    StoreError, ValueError, OSError
-        When the project store cannot be read.
-    """
-    found = session.restore(layer_pixels(viewer.layers[image_name]), image_name)
-    if found is None:
-        return None
-    labels, objects, points = found
-    show_annotations(viewer, session, image_name, labels, objects, points)
-    session.mark_committed(image_name)
-    return len(objects)
-
-
-_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def install_restore_hook(viewer: Any) -> None:
-    """Once per viewer: an image opened later gets its committed annotations back (whichever
-    Cellist widget is docked)."""
-    if viewer in _HOOKED:
-        return
-    viewer_ref = weakref.ref(viewer)
-
-    def on_inserted(event: Any) -> None:
-        viewer = viewer_ref()
-        if viewer is None:
-            return
-        session = session_for(viewer)
-        name = event.value.name
-        if name not in image_layer_names(viewer) or role_layer(viewer, name, "labels") is not None:
-            return
-        if not session.project_exists():
-            return
-        try:
-            n = restore_annotations(viewer, session, name)
-        except Exception as err:  # noqa: BLE001 - a broken store must not break opening images
-            logger.warning("Committed annotations of %s not restored: %s", name, err)
-            return
-        if n is not None:
-            from ._runner import notify_info
-
-            notify_info(f"Loaded the committed annotations of {name} ({n} objects).")
-
-    viewer.layers.events.inserted.connect(on_inserted)
-    _HOOKED.add(viewer)
+    """Write labels (+ polygons, centres) of an image into its layers, in place where they
+    exist, on the calling thread (the widgets build the data in a worker instead)."""
+    scale = image_scale(viewer, image_name, labels.ndim)
+    tuples = annotation_tuples(session, image_name, labels, objects, points, scale)
+    set_annotation_layers(viewer, session, image_name, tuples)

@@ -241,3 +241,45 @@ class JobRunner(Container):
             QCoreApplication.processEvents()
         if self.worker is not None:
             raise TimeoutError(f"The job did not finish within {timeout_ms / 1000:.0f} s.")
+
+
+def start_job(
+    job: Callable[[], Generator[Progress, None, Any]],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None] | None = None,
+) -> Any:
+    """Run ``job()`` in a napari thread worker without a progress bar (e.g. the restore when an
+    image is opened); ``on_done(result)`` runs on the GUI thread. A failure is reported once
+    (napari's notification), then ``on_error(exception)`` runs. ``CELLIST_SYNC=1`` runs it on
+    the calling thread. Returns the worker (None when run synchronously)."""
+
+    def failed(err: BaseException) -> None:
+        notify_exception(err)
+        if on_error is not None:
+            on_error(err)
+
+    def done(result: Any) -> None:
+        try:
+            on_done(result)
+        except Exception as err:  # noqa: BLE001 - never raise into Qt's event loop
+            failed(err)
+
+    if os.environ.get("CELLIST_SYNC") == "1":
+        try:
+            gen = job()
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            done(stop.value)
+        except Exception as err:  # noqa: BLE001 - reported, never raised into Qt
+            failed(err)
+        return None
+    from napari.qt.threading import create_worker
+
+    def drive() -> Generator[Progress, None, Any]:
+        return (yield from job())
+
+    worker = create_worker(drive, _start_thread=False, _connect={"errored": failed})
+    worker.returned.connect(done)
+    worker.start()
+    return worker

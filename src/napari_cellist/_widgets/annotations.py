@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from magicgui.widgets import Container, FileEdit, LineEdit, PushButton
 
-from ..geometry import bounding_boxes
 from ..labels import merge_labels, remove_labels
 from ..layers import (
     layer_name,
+    objects_from_metadata,
     objects_from_shapes_layer,
+    paint_labels,
     points_from_layer,
-    polygons_by_id,
     polygons_from_shapes_layer,
+    shape_metadata,
 )
 from ..store import StoreError
-from ..types import DEFAULT_CLASS, ObjectMeta
+from ..types import DEFAULT_CLASS, ObjectMeta, Progress
 from ._common import (
     DockWidget,
     ImageLayerChoice,
     LabelsLayerChoice,
+    annotation_tuples,
     extra_points,
     layer_path,
     layer_pixels,
-    restore_annotations,
     role_layer,
-    show_annotations,
+    set_annotation_layers,
+    tuple_polygons_and_centres,
 )
-from ._runner import StatusLine, notify_error, notify_info
+from ._restore import restore_job, show_restored
+from ._runner import JobRunner, StatusLine, notify_error, notify_info
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ class AnnotationsWidget(DockWidget):
             text="Load committed", tooltip="Show the annotations last committed for this image."
         )
         self.count = StatusLine()
+        self.runner = JobRunner()
         self.extend(
             [
                 Container(labels=True, widgets=[self.image, self.labels_choice, self.project]),
@@ -94,6 +100,7 @@ class AnnotationsWidget(DockWidget):
                 self.sync_button,
                 self.commit_button,
                 self.restore_button,
+                self.runner,
                 self.count,
             ]
         )
@@ -101,8 +108,8 @@ class AnnotationsWidget(DockWidget):
         self.set_class_button.changed.connect(self.set_class)
         self.merge_button.changed.connect(self.merge)
         self.delete_button.changed.connect(self.delete)
-        self.sync_button.changed.connect(self.sync)
-        self.commit_button.changed.connect(self.commit)
+        self.sync_button.changed.connect(lambda: self.sync())
+        self.commit_button.changed.connect(lambda: self.commit())
         self.restore_button.changed.connect(lambda: self.restore())
         self.fit_labels()
 
@@ -121,21 +128,6 @@ class AnnotationsWidget(DockWidget):
         shapes = role_layer(self.viewer, name, "polygons") if self._own_labels(name) else None
         return name, labels, shapes
 
-    def _objects(self, labels: np.ndarray, shapes: Any) -> dict[int, ObjectMeta]:
-        if shapes is None:
-            return {i: ObjectMeta(i, box=b) for i, b in bounding_boxes(labels).items()}
-        return objects_from_shapes_layer(shapes, labels)
-
-    def _show(
-        self,
-        name: str,
-        labels: np.ndarray,
-        objects: dict[int, ObjectMeta],
-        points: np.ndarray | None,
-    ) -> None:
-        show_annotations(self.viewer, self.session, name, labels, objects, points)
-        self._update_count(objects)
-
     def _update_count(self, objects: dict[int, ObjectMeta]) -> None:
         classes = Counter(m.class_name for m in objects.values())
         detail = ", ".join(f"{c}: {n}" for c, n in sorted(classes.items()))
@@ -148,86 +140,171 @@ class AnnotationsWidget(DockWidget):
         selected = int(labels_layer.selected_label)
         return [selected] if selected in np.unique(labels_layer.data) else []
 
-    def _pending_applied(self, name: str, labels_layer: Any, shapes: Any) -> np.ndarray:
-        """The labels with the polygon and centre edits not yet synced applied."""
-        labels = np.asarray(labels_layer.data, np.int32)
-        if not self._own_labels(name):
-            return labels
-        centres = role_layer(self.viewer, name, "centres")
-        return self.session.sync(
-            name,
-            labels,
-            polygons_from_shapes_layer(shapes) if shapes is not None else [],
-            points_from_layer(centres)[0]
+    def _read(self) -> _Shown:
+        """What the layers show now (GUI thread: copies and references, no geometry)."""
+        name, labels_layer, shapes = self._layers()
+        own = self._own_labels(name)
+        labels = np.array(labels_layer.data, np.int32)  # a copy: the user may paint meanwhile
+        centres = role_layer(self.viewer, name, "centres") if own else None
+        return _Shown(
+            name=name,
+            own=own,
+            labels_layer=labels_layer,
+            labels=labels,
+            polygons=polygons_from_shapes_layer(shapes) if shapes is not None else [],
+            centre_ids=points_from_layer(centres)[0]
             if centres is not None
             else self.session.state(name).synced_centres,
+            metadata=shape_metadata(shapes) if shapes is not None else None,
+            extra=extra_points(self.viewer, name) if own else None,
+            scale=tuple(self.image.layer().scale)[-labels.ndim :],
         )
 
+    def _apply(
+        self, shown: _Shown, edit: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> _Applied:
+        """Worker: the pending polygon / centre edits (then ``edit``) applied to the labels, the
+        objects and, for the image's own labels, the layer data of labels, polygons, centres."""
+        labels = shown.labels
+        if shown.own:
+            labels = self.session.sync(shown.name, labels, shown.polygons, shown.centre_ids)
+        if edit is not None:
+            labels = edit(labels)
+        objects = objects_from_metadata(shown.metadata, labels)
+        tuples = (
+            annotation_tuples(self.session, shown.name, labels, objects, shown.extra, shown.scale)
+            if shown.own
+            else None
+        )
+        return _Applied(labels, objects, tuples)
+
+    def _show_applied(self, shown: _Shown, applied: _Applied, paint: bool = False) -> None:
+        """GUI thread: hand the finished layer data to napari (one update per layer)."""
+        if applied.tuples is not None:
+            set_annotation_layers(self.viewer, self.session, shown.name, applied.tuples)
+            self._update_count(applied.objects)
+        elif paint:
+            paint_labels(shown.labels_layer, applied.labels)
+
+    def _start(
+        self, job: Callable[[], Generator[Progress, None, Any]], on_done: Callable, wait: bool
+    ) -> Any:
+        """Run ``job`` in a worker; ``on_done(result)`` on the GUI thread. Returns what
+        ``on_done`` returned when the job finished within this call (``CELLIST_SYNC=1``, or
+        ``wait``), else None (still running, or it failed)."""
+        box: dict[str, Any] = {}
+        self.runner.run(job, on_done=lambda result: box.setdefault("value", on_done(result)))
+        if wait and self.runner.busy:
+            self.runner.wait(3_600_000)
+        return box.get("value")
+
     # -- actions -------------------------------------------------------------------------------
-    def sync(self) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
-        """Make labels, polygons and centres agree; returns the labels and their objects."""
+    def sync(self, wait: bool = False) -> tuple[np.ndarray, dict[int, ObjectMeta]] | None:
+        """Make labels, polygons and centres agree; returns the labels and their objects.
+
+        Applying the edits and drawing the outlines run in a worker; the GUI thread reads the
+        layers and sets each layer's data once. The result is returned when the job finished
+        within the call (``CELLIST_SYNC=1``, or ``wait=True``), else None.
+        """
         try:
-            name, labels_layer, shapes = self._layers()
-            meta = self._objects(np.asarray(labels_layer.data, np.int32), shapes)
-            merged = self._pending_applied(name, labels_layer, shapes)
+            shown = self._read()
         except ValueError as err:
             notify_error(str(err))
             return None
-        objects = {i: meta.get(i, ObjectMeta(i)) for i in bounding_boxes(merged)}
-        if not self._own_labels(name):  # another Labels layer (e.g. ground truth): left as it is
-            return merged, objects
-        self._show(name, merged, objects, extra_points(self.viewer, name))
-        return merged, self._objects(merged, role_layer(self.viewer, name, "polygons"))
 
-    def commit(self) -> Any:
-        """Sync, then store the annotations (and extra points) of the image in the project."""
-        synced = self.sync()
-        if synced is None:
-            return None
-        labels, objects = synced
-        layer = self.image.layer()
-        own = self._own_labels(layer.name)
-        shapes = role_layer(self.viewer, layer.name, "polygons") if own else None
+        def job() -> Generator[Progress, None, _Applied]:
+            yield Progress(0, 1, f"syncing {shown.name}...")
+            return self._apply(shown)
+
+        def done(applied: _Applied) -> tuple[np.ndarray, dict[int, ObjectMeta]]:
+            self._show_applied(shown, applied)
+            return applied.labels, applied.objects
+
+        return self._start(job, done, wait)
+
+    def commit(self, wait: bool = False) -> Any:
+        """Sync, then store the annotations (and extra points) of the image in the project.
+
+        Syncing, encoding and the store's transaction run in a worker. Returns the store's
+        CommitResult when the job finished within the call (``CELLIST_SYNC=1``, or
+        ``wait=True``), else None (also when nothing was committed: the reason is shown).
+        """
         try:
-            result = self.session.commit(
-                layer.name,
-                layer_pixels(layer),
-                labels,
-                objects,
-                path=layer_path(layer),
-                polygons=polygons_by_id(shapes) if shapes is not None else None,
-                points=extra_points(self.viewer, layer.name) if own else None,
-            )
-        except (StoreError, ValueError, OSError) as err:
-            notify_error(f"Nothing was committed: {err}")
+            shown = self._read()
+            layer = self.image.layer()
+            pixels, path = layer_pixels(layer), layer_path(layer)
+        except ValueError as err:
+            notify_error(str(err))
             return None
-        message = f"Committed {result.n_objects} objects of {layer.name} from {self.labels_choice.value}: {_summary(result.corrections.summary())}."
+        source = self.labels_choice.value
+
+        def job() -> Generator[Progress, None, tuple[_Applied, Any]]:
+            yield Progress(0, 2, f"syncing {shown.name}...")
+            applied = self._apply(shown)
+            yield Progress(1, 2, f"committing {len(applied.objects)} objects of {shown.name}...")
+            polygons = tuple_polygons_and_centres(applied.tuples)[0] if shown.own else None
+            try:
+                result = self.session.commit(
+                    shown.name,
+                    pixels,
+                    applied.labels,
+                    applied.objects,
+                    path=path,
+                    polygons=polygons,
+                    points=shown.extra,
+                )
+            except (StoreError, ValueError, OSError) as err:
+                return applied, err
+            return applied, result
+
+        def done(outcome: tuple[_Applied, Any]) -> Any:
+            applied, result = outcome
+            self._show_applied(shown, applied)
+            if isinstance(result, Exception):
+                notify_error(f"Nothing was committed: {result}")
+                return None
+            self._committed(shown.name, source, result)
+            return result
+
+        return self._start(job, done, wait)
+
+    def _committed(self, name: str, source: str | None, result: Any) -> None:
+        message = f"Committed {result.n_objects} objects of {name} from {source}: {_summary(result.corrections.summary())}."
         if getattr(result, "stale", False):
             message += (
-                f" Note: {layer.name} had been committed meanwhile from another window or by "
+                f" Note: {name} had been committed meanwhile from another window or by "
                 f"another person (commit {result.replaced}); this commit replaced it, and both "
                 "stay in the project's history."
             )
         self.count.say(message)
         notify_info(message)
-        return result
 
-    def restore(self, quiet: bool = False) -> bool:
-        """Show the committed annotations of the chosen image; False when there are none."""
+    def restore(self, quiet: bool = False, wait: bool = False) -> bool:
+        """Show the committed annotations of the chosen image; False when there are none.
+
+        Loading, decoding and the outlines run in a worker. True once they are shown within
+        the call (``CELLIST_SYNC=1``, or ``wait=True``); False when there are none, it failed,
+        or it is still running.
+        """
         try:
             name = self.image.layer().name
-            n = restore_annotations(self.viewer, self.session, name)
-        except (StoreError, ValueError, OSError) as err:
+            job = restore_job(self.viewer, self.session, name)
+        except ValueError as err:
             notify_error(str(err))
             return False
-        if n is None:
-            if not quiet:
-                notify_info(f"Nothing committed yet for {name}.")
-            return False
-        self.labels_choice.follow(name)
-        self.count.say(f"{n} committed objects")
-        notify_info(f"Loaded the committed annotations of {name} ({n} objects).")
-        return True
+
+        def done(result: tuple[int, list] | None) -> bool:
+            n = show_restored(self.viewer, self.session, name, result)
+            if n is None:
+                if not quiet:
+                    notify_info(f"Nothing committed yet for {name}.")
+                return False
+            self.labels_choice.follow(name)
+            self.count.say(f"{n} committed objects")
+            notify_info(f"Loaded the committed annotations of {name} ({n} objects).")
+            return True
+
+        return bool(self._start(job, done, wait))
 
     def open_project(self, location: str | None = None) -> bool:
         """Use the project store at ``location`` (default: the project field); False on failure."""
@@ -268,30 +345,58 @@ class AnnotationsWidget(DockWidget):
         """Delete the selected objects (after applying pending edits)."""
         return self._edit_selected("delete")
 
-    def _edit_selected(self, operation: str) -> bool:
+    def _edit_selected(self, operation: str, wait: bool = False) -> bool:
+        """Merge or delete the selected objects in a worker; False when it could not start."""
         try:
-            name, labels_layer, shapes = self._layers()
-            ids = self._selected_ids(shapes, labels_layer)
+            shown = self._read()
+            ids = self._selected_ids(
+                role_layer(self.viewer, shown.name, "polygons") if shown.own else None,
+                shown.labels_layer,
+            )
             if not ids or (operation == "merge" and len(ids) < 2):
                 raise ValueError(
                     "Select objects first (two or more to merge): polygons in select mode, or a label."
                 )
-            meta = self._objects(np.asarray(labels_layer.data, np.int32), shapes)
-            labels = self._pending_applied(name, labels_layer, shapes)
         except ValueError as err:
             notify_error(str(err))
             return False
-        labels = (
-            merge_labels(labels, ids)[0] if operation == "merge" else remove_labels(labels, ids)
-        )
-        objects = {i: meta.get(i, ObjectMeta(i)) for i in bounding_boxes(labels)}
-        if self._own_labels(name):
-            self._show(name, labels, objects, extra_points(self.viewer, name))
-        else:
-            from ..layers import paint_labels
 
-            paint_labels(labels_layer, labels)
+        def edit(labels: np.ndarray) -> np.ndarray:
+            return (
+                merge_labels(labels, ids)[0] if operation == "merge" else remove_labels(labels, ids)
+            )
+
+        def job() -> Generator[Progress, None, _Applied]:
+            yield Progress(0, 1, f"{operation} {len(ids)} objects...")
+            return self._apply(shown, edit)
+
+        self._start(job, lambda applied: self._show_applied(shown, applied, paint=True), wait)
         return True
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """The layers of an image as read on the GUI thread before a job."""
+
+    name: str
+    own: bool  # the image's own labels (with polygons and centres)
+    labels_layer: Any
+    labels: np.ndarray  # int32 copy
+    polygons: list[tuple[int, np.ndarray]]
+    centre_ids: Any
+    metadata: dict[int, tuple[str, float, str]] | None
+    extra: np.ndarray | None
+    scale: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """A job's result: labels with the edits applied, their objects, the layer data (own
+    labels only)."""
+
+    labels: np.ndarray
+    objects: dict[int, ObjectMeta]
+    tuples: list[Any] | None
 
 
 def _summary(counts: dict[str, int]) -> str:

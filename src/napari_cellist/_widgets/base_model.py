@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, PushButton
 
 from ..layers import polygons_from_shapes_layer, prediction_to_layer_tuples, set_layers
@@ -19,7 +21,7 @@ from ._common import (
     channel_names,
     grey_pixels,
     role_layer,
-    snapshot,
+    snapshot_tuples,
 )
 from ._params import ParamsForm
 from ._runner import JobRunner, StatusLine, notify_error, notify_info
@@ -217,8 +219,11 @@ class ModelRunWidget(DockWidget):
 
         def job() -> Generator[Progress, None, tuple[Prediction, list]]:
             prediction = (yield from model.predict_iter(image)).with_version(version_id)
+            # the layer gets its own copy (the user paints into it), built here, not on the
+            # GUI thread, as are the outlines and centres
+            shown = replace(prediction, labels=np.array(prediction.labels, np.int32))
             return prediction, prediction_to_layer_tuples(
-                prediction, name, scale=scale, tolerance=tolerance
+                shown, name, scale=scale, tolerance=tolerance
             )
 
         self.run_button.enabled = False
@@ -278,8 +283,8 @@ class ModelRunWidget(DockWidget):
 
     def _show(self, prediction: Prediction, tuples: list, image_name: str) -> None:
         set_layers(self.viewer, tuples)
-        self.session.record_prediction(image_name, prediction)
-        snapshot(self.viewer, self.session, image_name)
+        self.session.record_prediction(image_name, prediction, copy=False)
+        snapshot_tuples(self.session, image_name, tuples)
         version = f" v{prediction.model_version}" if prediction.model_version else ""
         self.message.say(
             f"{prediction.source}{version}: {prediction.count} objects in {image_name}."

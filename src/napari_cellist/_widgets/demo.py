@@ -97,7 +97,7 @@ def main(out: Path, headless: bool) -> dict[str, Any]:
         napari.run()
         return summary
     simulate_corrections(viewer, truth)
-    commit = widgets["Annotations"].commit()
+    commit = widgets["Annotations"].commit(wait=True)
     summary["commit"] = {"objects": commit.n_objects, "corrections": commit.corrections.summary()}
     finetune = widgets["Fine-tune"]
     finetune.params_form.controls["max_candidates"].value = 16
@@ -159,7 +159,7 @@ def widget_screenshots(out: Path, project: Path) -> list[Path]:
     viewer, widgets = open_viewer(project, show=True)
     run_base_model(widgets)
     simulate_corrections(viewer, np.asarray(viewer.layers["nuclei ground truth"].data))
-    widgets["Annotations"].commit()
+    widgets["Annotations"].commit(wait=True)
     viewer.window.remove_dock_widget("all")
     written = []
     for title, name in WIDGET_IMAGES.items():
