@@ -12,6 +12,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.measure import approximate_polygon, find_contours
 
+from napari_cellist.contours import boxes_and_centres
 from napari_cellist.geometry import (
     centres,
     dilate,
@@ -81,9 +82,14 @@ def test_same_outlines_as_skimage_on_real_masks(data_dir):
         labels = tifffile.imread(path).astype(np.int32)
         new = polygons_from_labels(labels, 1.0)
         old = skimage_polygons(labels, 1.0)
+        exact = skimage_polygons(labels, 0.0)  # the level-0.5 contour itself
         assert set(new) == set(old), path.name
-        distances = np.array([hausdorff(new[i], old[i]) for i in old])
-        assert np.percentile(distances, 95) <= 1.0 + 1e-6, path.name
+        # within the tolerance of the level-0.5 contour (95 % of objects; thin parts fold)
+        to_exact = np.array([hausdorff(new[i], exact[i]) for i in old])
+        assert np.percentile(to_exact, 95) <= 1.0 + 1e-6, path.name
+        # two simplifications of the same contour: each within its tolerance of it
+        to_old = np.array([hausdorff(new[i], old[i]) for i in old])
+        assert np.percentile(to_old, 95) <= 1.25, path.name
         ious = iou_matrix(labels, labels_from_polygons(new, labels.shape))[0].max(axis=1)
         assert np.median(ious) > 0.96, path.name
 
@@ -147,3 +153,34 @@ def test_outlines_give_polygons_and_centres_in_one_pass(dsb):
     expected_ids, expected_points = centres(labels)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(points, expected_points)
+
+
+def test_boxes_and_centres_in_one_pass_match_scipy():
+    rng = np.random.default_rng(7)
+    labels, _ = ndi.label(ndi.binary_opening(rng.random((150, 130)) > 0.4))
+    labels[labels == 5] = 0  # a missing id
+    ids, boxes, points = boxes_and_centres(labels)
+    slices = ndi.find_objects(labels)
+    expected_ids = [i for i, s in enumerate(slices, start=1) if s is not None]
+    np.testing.assert_array_equal(ids, expected_ids)
+    expected_boxes = [
+        (s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices if s is not None
+    ]
+    np.testing.assert_array_equal(boxes, expected_boxes)
+    np.testing.assert_allclose(points, ndi.center_of_mass(np.ones(labels.shape), labels, ids))
+    volume = np.stack([labels, np.roll(labels, 3, axis=1)])
+    vol_ids, vol_points = centres(volume)
+    np.testing.assert_allclose(
+        vol_points, ndi.center_of_mass(np.ones(volume.shape), volume, vol_ids)
+    )
+    empty = boxes_and_centres(np.zeros((4, 5), np.int32))
+    assert [len(a) for a in empty] == [0, 0, 0]
+
+
+def test_single_masks_outlined_as_in_the_label_map(dsb):
+    labels = dsb[1]
+    polygons = polygons_from_labels(labels, 1.0)
+    for label_id in list(polygons)[:20]:
+        rows, cols = ndi.find_objects(labels)[label_id - 1]
+        alone = mask_to_polygon(labels[rows, cols] == label_id, 1.0) + (rows.start, cols.start)
+        np.testing.assert_allclose(alone, polygons[label_id])
