@@ -20,7 +20,17 @@ Also the GUI-thread cost of one brush dab with live sync on (``LiveLink``: label
 the object's outline in the Shapes layer and its centre in the Points layer) vs napari's paint
 alone, on a grid of (``--edit-grid``)^2 square objects (``--edit-grid 0``: skip).
 
-Prints a table and writes ``benchmarks/results/project_panel.json``.
+**Retraining in the background** (``--retrain-folder``): the GUI-thread stall while the
+learning loop retrains the model (issue 19) and the user opens the next image. The first
+``--retrain-committed`` images of the folder are added as committed (images/ + masks/), the rest
+without annotations; one of those is opened, predicted and committed, which starts the
+retraining (``--retrain-minutes`` budget) in its worker; 0.5 s later Next is pressed (the next
+image is predicted in the panel's worker, then shown). A 10 ms QTimer on the GUI thread
+records the gaps between its ticks, as ``bench_responsiveness`` does; the longest gap is the
+longest stall. The same steps with the loop off are the reference run (``mode: reference``).
+
+Prints a table and writes ``benchmarks/results/project_panel.json`` (``--only-retrain``: only
+the retraining figure, in ``benchmarks/results/project_panel_retrain.json``).
 """
 
 from __future__ import annotations
@@ -146,14 +156,154 @@ def edit_latency(n_side: int, n_dabs: int = 30, cell: int = 28) -> dict:
     }
 
 
+def _plain_and_labelled(folder: Path, tmp: Path, n_committed: int, n_images: int) -> list[Path]:
+    """Copy the first ``n_committed`` images of ``folder`` with their masks (committed when
+    added) and the next ones without (to predict); the two folders to add."""
+    labelled, plain = tmp / "labelled", tmp / "plain"
+    for sub in (labelled / "images", labelled / "masks", plain):
+        sub.mkdir(parents=True)
+    for k, path in enumerate(sorted((folder / "images").iterdir())[:n_images]):
+        if k < n_committed:
+            shutil.copy(path, labelled / "images" / path.name)
+            shutil.copy(folder / "masks" / path.name, labelled / "masks" / path.name)
+        else:
+            shutil.copy(path, plain / path.name)
+    return [labelled, plain]
+
+
+def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, loop: bool) -> dict:
+    """Longest GUI stall while Next opens an image, with the learning loop retraining ``model``
+    in the background (``loop``) or off (the reference)."""
+    import napari
+    import numpy as np
+    from qtpy.QtCore import QTimer
+
+    from napari_cellist._widgets._session import set_session
+    from napari_cellist._widgets.project_panel import ProjectPanel
+    from napari_cellist.session import LabellingSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _plain_and_labelled(folder, Path(tmp), n_committed, n_committed + 2)
+        viewer = napari.Viewer(show=True)
+        set_session(viewer, LabellingSession(Path(tmp) / "project"))
+        panel = ProjectPanel(viewer)
+        panel.model.value = model
+        panel.prefetch.value = False  # Next predicts the image: work that meets the retraining
+        panel.learning.model.value = model
+        panel.learning.minutes.value = minutes
+        panel.learning.auto.value = loop
+        panel.add_paths([str(p) for p in paths])
+        _process_until(lambda: not panel.runner.busy)
+        first, second = [i for i in panel.order() if panel.row_of(i)["status"] == "new"][:2]
+        panel.open(first)
+        _process_until(lambda: panel.current is not None and not panel.runner.busy)
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.start(10)
+        start = time.perf_counter()
+        panel.commit()  # starts the retraining when the loop is on
+        _process_until(lambda: not panel.runner.busy)
+        retraining = panel.learning.runner.busy
+        _process_until(lambda: time.perf_counter() - start > 0.5)
+        opened_at = time.perf_counter()
+        running_at_next = panel.learning.runner.busy
+        panel.open(second)
+        _process_until(
+            lambda: (
+                panel.current is not None
+                and panel.current.image_id == second
+                and not panel.runner.busy
+            )
+        )
+        shown_at = time.perf_counter()
+        running_when_shown = panel.learning.runner.busy
+        _process_until(lambda: not panel.learning.runner.busy)
+        ended_at = time.perf_counter()
+        timer.stop()
+        times = np.array(ticks)
+        gaps = np.diff(times) * 1e3
+        during_open = gaps[(times[1:] >= opened_at) & (times[:-1] <= shown_at)]
+        worst = int(np.argmax(gaps))
+        outcome = panel.learning.outcome
+        panel.drafts.close()
+        viewer.close()
+        panel.session.close()
+    return {
+        "folder": folder.name,
+        "mode": "retraining" if loop else "reference",
+        "model": model,
+        "minutes": minutes,
+        "committed_before": n_committed,
+        "retraining_started": retraining,
+        "retraining_running_at_next": running_at_next,
+        "retraining_running_when_shown": running_when_shown,
+        "next_to_shown_s": shown_at - opened_at,
+        "max_stall_open_ms": float(during_open.max()),
+        "max_stall_ms": float(gaps.max()),
+        "max_stall_from_next_s": float(times[worst] - opened_at),  # < 0: before Next
+        "p95_gap_ms": float(np.percentile(gaps, 95)),
+        "measured_s": ended_at - start,
+        "accepted": None if outcome is None else bool(outcome.accepted),
+        "reason": None if outcome is None else outcome.reason,
+    }
+
+
+def _retrain_runs(args: argparse.Namespace) -> list[dict]:
+    folder = data_folder(args.retrain_folder)
+    runs = [  # alternated, so that the machine's load falls on both modes alike
+        retrain_stall(folder, args.model, args.retrain_minutes, args.retrain_committed, loop)
+        for _ in range(args.repeats)
+        for loop in (False, True)
+    ]
+    print("| mode | next -> shown (s) | longest stall opening (ms) | longest stall (ms) |")
+    print("|---|---|---|---|")
+    for r in runs:
+        print(
+            f"| {r['mode']} | {r['next_to_shown_s']:.2f} | {r['max_stall_open_ms']:.0f} | "
+            f"{r['max_stall_ms']:.0f} |"
+        )
+    return runs
+
+
+def _medians(runs: list[dict]) -> dict:
+    """Median next -> shown and longest stalls per mode, and their ratios to the reference."""
+    out = {}
+    for mode in ("reference", "retraining"):
+        rows = [r for r in runs if r["mode"] == mode]
+        out[mode] = {
+            key: statistics.median(r[key] for r in rows)
+            for key in ("next_to_shown_s", "max_stall_open_ms", "max_stall_ms")
+        }
+    out["ratio"] = {k: out["retraining"][k] / out["reference"][k] for k in out["reference"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", nargs="+", default=list(FOLDERS))
     parser.add_argument("--model", default="threshold")
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--edit-grid", type=int, default=32, help="objects per side; 0: skip")
+    parser.add_argument("--retrain-folder", default="coelho2009_u2os")
+    parser.add_argument("--retrain-minutes", type=float, default=0.5)
+    parser.add_argument("--retrain-committed", type=int, default=3)
+    parser.add_argument("--only-retrain", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each retraining mode")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.only_retrain:
+        result = {
+            "benchmark": "project_panel_retrain",
+            "machine": platform.platform(),
+            "retrain": _retrain_runs(args),
+        }
+        result["medians"] = _medians(result["retrain"])
+        print(json.dumps(result["medians"], indent=2))
+        path = result_path("project_panel_retrain.json")
+        path.write_text(json.dumps(result, indent=2))
+        print(f"written {path}")
+        return result
     runs = []
     for name in args.folders:
         folder = data_folder(name)
@@ -177,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": platform.platform(),
         "runs": runs,
         "edit_latency": edits,
+        "retrain": _retrain_runs(args),
     }
     path = result_path("project_panel.json")
     path.write_text(json.dumps(result, indent=2))

@@ -288,7 +288,10 @@ def test_commit_writes_and_encodes_in_a_worker_with_progress(panel, crops, monke
     monkeypatch.setattr(  # on the class: magicgui containers refuse attribute deletes
         type(widget.runner),
         "_on_progress",
-        lambda runner, p, cb: (messages.append(p.message), on_progress(runner, p, cb)),
+        lambda runner, p, cb: (
+            runner is widget.runner and messages.append(p.message),  # not the retraining's
+            on_progress(runner, p, cb),
+        ),
     )
     widget.commit()
     assert widget.runner.busy  # returned at once, the work is in the worker

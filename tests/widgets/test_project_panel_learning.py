@@ -88,22 +88,29 @@ def _ids_by_name(store):
 def test_a_commit_retrains_in_the_background_while_labelling_goes_on(
     panel, folders, notifications, qtbot, monkeypatch, request
 ):
+    import napari_cellist._widgets.project_process as process
     import napari_cellist.learning_loop as loop
 
     viewer, widget = panel
     store = widget.session.store
     _add(widget, qtbot, *folders)
     ids = _ids_by_name(store)
-    calls, threads, release = [], [], threading.Event()
-    real_retrain = loop.retrain
+    calls, threads, jobs, release = [], [], [], threading.Event()
+    real_job = process.retrain_job
 
-    def held_retrain(store_, settings):  # the real retraining, held until the test lets go
-        calls.append(settings)
-        threads.append(threading.current_thread())
-        release.wait(120)
-        return (yield from real_retrain(store_, settings))
+    def held_job(store_, settings):  # the real retraining job, held until the test lets go
+        job = real_job(store_, settings)
+        jobs.append(job)
 
-    monkeypatch.setattr(loop, "retrain", held_retrain)
+        def held():
+            calls.append(settings)
+            threads.append(threading.current_thread())
+            release.wait(120)
+            return (yield from job())
+
+        return held
+
+    monkeypatch.setattr(process, "retrain_job", held_job)
     request.addfinalizer(release.set)  # before the panel's teardown waits for the runner
 
     _open_new(widget, qtbot, ids["new0.tif"])
@@ -133,6 +140,9 @@ def test_a_commit_retrains_in_the_background_while_labelling_goes_on(
     verdict = "accepted" if outcome.accepted else "kept back"
     assert verdict in widget.learning.decision.value
     assert outcome.reason and any(outcome.reason in m for m in notifications.infos)
+    # it ran in a child process (no GIL shared with the viewer), which ended
+    assert isinstance(jobs[0], process.ChildRetraining) and jobs[0].child.returncode == 0
+    assert outcome.version == store.model_version(outcome.version.id)
     # the commit made meanwhile was remembered: the loop looked again when the first ended
     # (and retrained again if that commit made it due), one retraining at a time
     widget.learning.runner.wait(120_000)
@@ -240,3 +250,36 @@ def test_corrections_table_matches_the_store(panel, folders, qtbot):
     assert int(row["added"]) == sum(c.kind == "added" for c in logged) == 2
     assert int(row["total"]) == len(logged)
     assert row["model"] == widget.row_of(image_id)["model"]
+
+
+def test_a_retraining_in_a_child_process(folders, tmp_path):
+    from napari_cellist._widgets.project_process import ChildRetraining, retrain_job
+    from napari_cellist.learning_loop import LoopSettings, version_history
+    from napari_cellist.project_queue import ProjectQueue
+    from napari_cellist.store import ProjectStore
+    from napari_cellist.types import Progress
+
+    store = ProjectStore(tmp_path / "child.sqlite", project="cells")
+    for _ in ProjectQueue(store).add([str(folders[0])]):
+        pass
+    job = retrain_job(store, LoopSettings("threshold", minutes=0.05))
+    assert isinstance(job, ChildRetraining)
+    gen, reports = job(), []
+    while True:
+        try:
+            reports.append(next(gen))
+        except StopIteration as stop:
+            outcome = stop.value
+            break
+    progress = [p for p in reports if isinstance(p, Progress)]
+    assert progress and any(p.message.startswith("train") for p in progress)
+    assert job.child.returncode == 0
+    assert outcome.accepted and outcome.version.name == "threshold"
+    assert [p.version_id for p in version_history(store, "threshold")] == [outcome.version.id]
+    assert outcome.held_out  # 4 committed images: one held out
+
+    failing = retrain_job(store, LoopSettings("sam"))  # not trainable: the child's ValueError
+    with pytest.raises(ValueError, match="cannot be trained"):
+        for _ in failing():
+            pass
+    store.close()

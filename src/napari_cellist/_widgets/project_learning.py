@@ -101,6 +101,8 @@ class LearningSection(Container):
         self.model.changed.connect(lambda _v: self.refresh())
         #: the outcome of the last retraining (None before the first)
         self.outcome: Any = None
+        #: the running (or last) retraining job
+        self.job: Any = None
         self._pending = False
 
     def settings(self) -> Any:
@@ -132,16 +134,24 @@ class LearningSection(Container):
         if self.runner.busy:
             self.decision.say("A retraining is running; it is not started twice.")
             return
-        from ..learning_loop import retrain
+        from .project_process import retrain_job
 
         store, settings = self._store_of(), self.settings()
         self._pending = False
         self.decision.say(f"Retraining {settings.model} in the background...")
+        self.job = retrain_job(store, settings)
         self.runner.run(
-            lambda: retrain(store, settings),
+            self.job,
             self._decided,
             on_finally=self._finished,
+            on_stopped=self._stopped,
         )
+
+    def _stopped(self) -> None:
+        stop = getattr(self.job, "stop", None)
+        if stop is not None:
+            stop()
+        self.decision.say("Retraining stopped; the current version stays.")
 
     def _decided(self, outcome: Any) -> None:
         """Say whether the new version was accepted and why; refresh plot and tables."""
