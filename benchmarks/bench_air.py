@@ -100,7 +100,7 @@ def run(
     model = AirModel(AirModel.Params(device=device))
     params = AirTrainParams(
         steps=steps,
-        time_limit_s=time_limit,
+        minutes=time_limit / 60.0,
         threads=threads,
         seed=seed,
         pseudo_labels=mode == "pseudo",

@@ -39,3 +39,31 @@ def split_validation(
     validation = [annotated[i] for i in sorted(order[:n_val])]
     fit = [annotated[i] for i in sorted(order[n_val:])]
     return fit, validation
+
+
+def kfold_indices(n_items: int, n_folds: int, seed: int) -> list[list[int]]:
+    """Indices of ``n_items`` items dealt into ``min(n_folds, n_items)`` folds, seeded.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of items (images), at least 1.
+    n_folds : int
+        Requested number of folds (at least 2); with fewer items, one item per fold
+        (leave-one-out).
+    seed : int
+        Seed of the shuffle: the same arguments give the same folds.
+
+    Returns
+    -------
+    list of list of int
+        Disjoint folds, sorted indices each, covering ``range(n_items)``; sizes differ by at most 1.
+    """
+    if n_items < 1 or n_folds < 2:
+        raise ValueError(
+            f"k-fold needs at least one item and two folds, got {n_items} items and {n_folds} "
+            "folds."
+        )
+    order = np.random.default_rng(seed).permutation(n_items)
+    k = min(n_folds, n_items)
+    return [sorted(int(i) for i in order[f::k]) for f in range(k)]

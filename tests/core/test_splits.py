@@ -32,3 +32,24 @@ def test_at_least_one_of_each_when_possible_and_none_held_out_for_zero():
     fit, val = split_validation(_samples(5), 0.0, seed=0)
     assert len(fit) == 5 and val == []
     assert split_validation(_samples(1), 0.5, seed=0)[1] == []
+
+
+def test_kfold_deals_every_item_once_in_balanced_seeded_folds():
+    from napari_cellist.splits import kfold_indices
+
+    folds = kfold_indices(7, 3, seed=2)
+    assert len(folds) == 3 and sorted(i for f in folds for i in f) == list(range(7))
+    assert sorted(len(f) for f in folds) == [2, 2, 3]
+    assert all(f == sorted(f) for f in folds)
+    assert kfold_indices(7, 3, seed=2) == folds and kfold_indices(7, 3, seed=3) != folds
+    loo = kfold_indices(3, 5, seed=0)  # fewer items than folds: leave-one-out
+    assert len(loo) == 3 and sorted(i for f in loo for i in f) == [0, 1, 2]
+
+
+def test_kfold_rejects_a_single_fold():
+    import pytest
+
+    from napari_cellist.splits import kfold_indices
+
+    with pytest.raises(ValueError, match="two folds"):
+        kfold_indices(5, 1, seed=0)

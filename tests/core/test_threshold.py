@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,3 +149,46 @@ def test_registry():
 def test_segment_rejects_4d():
     with pytest.raises(ValueError, match="2D or 3D"):
         segment(np.zeros((2, 2, 2, 2)), ThresholdParams())
+
+
+def _matches(tp: int, n_true: int = 10) -> object:
+    from napari_cellist.metrics import IOU_THRESHOLDS, _Counts
+
+    return _Counts((tp,) * len(IOU_THRESHOLDS), n_true, n_true)
+
+
+def test_cross_validation_keeps_the_current_parameters_when_a_candidate_only_fits_one_image():
+    """Candidate 1 is far better on image 0 only: best on all images pooled, but chosen on the
+    other folds it loses on the held-out ones, so the current parameters must stay."""
+    from napari_cellist.models.threshold.search import cross_validated_choice
+
+    current = [_matches(24, 30)] + [_matches(8) for _ in range(3)]  # image 0 holds 30 nuclei
+    lucky = [_matches(30, 30), _matches(7), _matches(7), _matches(7)]
+    best, numbers = cross_validated_choice([current, lucky], n_folds=4, seed=0)
+    assert best == 1 and numbers["cv_folds"] == 4
+    assert numbers["cv_gain"] < 0  # the on-fit winner does not hold on unseen images
+    better = [_matches(27, 30)] + [_matches(9) for _ in range(3)]  # better on every image
+    best, numbers = cross_validated_choice([current, lucky, better], n_folds=4, seed=0)
+    assert best == 2 and numbers["cv_gain"] > 0.05
+
+
+def test_fit_adopts_only_what_cross_validation_supports_and_respects_its_budget(dsb):
+    image, labels = dsb[0].astype(np.float32), dsb[1]
+    quads = [(slice(r, r + 256), slice(c, c + 256)) for r in (0, 256) for c in (0, 256)]
+    samples = [Sample(image[q], labels[q], name=f"q{i}") for i, q in enumerate(quads)]
+    poor = ThresholdParams(method="manual", level=float(np.percentile(image, 99.5)))
+    model = ThresholdModel(poor)  # misses most nuclei: any sensible candidate beats it
+    space = ThresholdFitParams(max_candidates=6, cv_folds=4, methods=("otsu",))
+    result = drain(model.fit_iter(samples, space))
+    assert result.metrics["adopted"] == 1.0 and model.params != poor
+    assert result.metrics["cv_gain"] > space.min_improvement
+    assert result.metrics["ap50"] > result.metrics["initial_ap50"] + 0.2
+    # a good start, a single candidate besides it that is the same: nothing to adopt
+    kept = ThresholdModel(model.params)
+    result = drain(kept.fit_iter(samples, replace(space, max_candidates=1)))
+    assert result.metrics["adopted"] == 0.0 and kept.params == model.params
+    # a budget spent at once: only the current parameters are evaluated
+    budgeted = ThresholdModel(poor)
+    result = drain(budgeted.fit_iter(samples, replace(space, minutes=1e-6)))
+    assert result.metrics["candidates"] == 1.0 and len(result.history) == 1
+    assert budgeted.params == poor

@@ -308,6 +308,7 @@ class AirModel(TrainableSegmenter):
             temperature=(1.0, tp.temperature),
             prior_prob=(0.5, tp.prior_prob),
             time_limit_s=tp.time_limit_s,
+            intensity_augment=tp.intensity_augment,
         )
         steps_before, losses = int(self.info.get("steps", 0)), None
         try:

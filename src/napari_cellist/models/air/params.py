@@ -108,9 +108,22 @@ class AirParams:
 class AirTrainParams:
     """How AIR is trained (unsupervised on every image, supervised where annotated)."""
 
-    steps: int = field(default=1500, metadata={"help": "Optimisation steps.", "min": 1})
-    time_limit_s: float = field(
-        default=600.0, metadata={"help": "Stop training after this many seconds.", "min": 1.0}
+    minutes: float = field(
+        default=10.0,
+        metadata={
+            "help": "Training time budget in minutes (wall clock): training stops when it is "
+            "spent or after 'steps', whichever comes first; annealing and the learning-rate "
+            "decay follow the budget.",
+            "min": 0.02,
+        },
+    )
+    steps: int = field(
+        default=20_000,
+        metadata={
+            "help": "Upper bound on the optimisation steps (the time budget usually stops "
+            "training first).",
+            "min": 1,
+        },
     )
     batch_size: int = field(
         default=8, metadata={"help": "Crops per step.", "min": 1, "advanced": True}
@@ -202,7 +215,22 @@ class AirTrainParams:
             "advanced": True,
         },
     )
+    intensity_augment: float = field(
+        default=0.0,
+        metadata={
+            "help": "Augmentation strength of brightness, contrast, gamma and noise of the "
+            "training crops (0 = off; 0.3 = gain and gamma within +-30 %).",
+            "min": 0.0,
+            "max": 1.0,
+            "advanced": True,
+        },
+    )
     threads: int = field(
         default=1, metadata={"help": "CPU threads used by training.", "min": 1, "advanced": True}
     )
     seed: int = field(default=0, metadata={"help": "Random seed.", "advanced": True})
+
+    @property
+    def time_limit_s(self) -> float:
+        """The time budget in seconds (``minutes * 60``; the former parameter's name)."""
+        return float(self.minutes) * 60.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -17,6 +16,8 @@ import numpy as np
 import pyro
 import torch
 
+from ...augment import Jitter
+from ...budget import TimeBudget
 from ...types import Progress
 from .generative import AirNet, Anneal, Batch, EncoderPass
 from .modules import WHERE_DIM
@@ -45,27 +46,35 @@ class Schedule:
     lr: float = 2e-3
     temperature: tuple[float, float] = (1.0, 0.3)  # start, end
     prior_prob: tuple[float, float] = (0.5, 0.05)
-    anneal_fraction: float = 0.6  # annealing ends at this fraction of the steps
+    anneal_fraction: float = 0.6  # annealing ends at this fraction of the run (steps or time)
     cooldown_fraction: float = 0.25  # the learning rate falls to 5 % over this last part
     time_limit_s: float = 600.0
     report_every: int = 10
+    intensity_augment: float = 0.0  # see napari_cellist.augment.intensity_jitter
 
 
-def anneal_at(step: int, schedule: Schedule) -> Anneal:
-    """Temperature and prior presence probability at ``step`` (geometric interpolation)."""
-    frac = min(1.0, step / max(1.0, schedule.anneal_fraction * schedule.steps))
+def anneal_at(step: int, schedule: Schedule, progress: float | None = None) -> Anneal:
+    """Temperature and prior presence probability at ``step`` (geometric interpolation).
+
+    ``progress`` is the fraction of the run done (steps or time budget, see
+    :class:`~napari_cellist.budget.TimeBudget`); None = ``step / schedule.steps``.
+    """
+    done = step / max(1, schedule.steps) if progress is None else progress
+    frac = min(1.0, done / max(1e-9, schedule.anneal_fraction))
     (t0, t1), (p0, p1) = schedule.temperature, schedule.prior_prob
     return Anneal(float(t0 * (t1 / t0) ** frac), float(p0 * (p1 / p0) ** frac))
 
 
-def learning_rate_factor(step: int, schedule: Schedule) -> float:
+def learning_rate_factor(step: int, schedule: Schedule, progress: float | None = None) -> float:
     """Multiplier of the learning rate at ``step`` (1-based): 1, then a cosine fall to 0.05 over the
-    last ``cooldown_fraction`` of the steps, so the weights settle instead of stopping at a random
-    point of Adam's noisy path (smaller run-to-run differences)."""
-    start = schedule.steps * (1.0 - schedule.cooldown_fraction)
-    if step <= start or schedule.cooldown_fraction <= 0:
+    last ``cooldown_fraction`` of the run, so the weights settle instead of stopping at a random
+    point of Adam's noisy path (smaller run-to-run differences). ``progress`` as in
+    :func:`anneal_at`."""
+    done = step / max(1, schedule.steps) if progress is None else progress
+    start = 1.0 - schedule.cooldown_fraction
+    if done <= start or schedule.cooldown_fraction <= 0:
         return 1.0
-    frac = min(1.0, (step - start) / (schedule.steps - start))
+    frac = min(1.0, (done - start) / schedule.cooldown_fraction)
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
@@ -123,12 +132,26 @@ def _item_crop(item: TrainingItem, crop: int, cell: int, rng: np.random.Generato
     return out
 
 
+def _relit(crop: dict, strength: float, rng: np.random.Generator) -> dict:
+    """The crop with image and background re-lit by one draw of :class:`Jitter` (noise only on
+    the image), so the background estimate still matches the image."""
+    if strength <= 0:
+        return crop
+    jitter = Jitter.draw(strength, rng)
+    crop["image"] = jitter.apply(crop["image"], rng)
+    crop["background"] = jitter.apply(crop["background"], rng, noise=False)
+    return crop
+
+
 def make_batch(
     items: Sequence[TrainingItem], schedule: Schedule, cell: int, rng: np.random.Generator
 ) -> Batch:
     """A random batch of augmented crops; supervision tensors when any chosen item has targets."""
     chosen = [items[i] for i in rng.integers(0, len(items), schedule.batch_size)]
-    crops = [_item_crop(it, schedule.crop, cell, rng) for it in chosen]
+    crops = [
+        _relit(_item_crop(it, schedule.crop, cell, rng), schedule.intensity_augment, rng)
+        for it in chosen
+    ]
     tensor = lambda key: torch.from_numpy(np.stack([np.ascontiguousarray(c[key]) for c in crops]))  # noqa: E731
     image, background = tensor("image")[:, None], tensor("background")[:, None]
     if all(it.targets is None for it in chosen):
@@ -187,13 +210,14 @@ def train_iter(
     optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr)
     elbo = pyro.infer.Trace_ELBO()
     losses: list[float] = []
-    start = time.monotonic()
+    budget = TimeBudget(schedule.steps, schedule.time_limit_s)
     net.train()
     for step in range(1, schedule.steps + 1):
+        progress = budget.progress(step - 1)
         for group in optimiser.param_groups:
-            group["lr"] = schedule.lr * learning_rate_factor(step, schedule)
+            group["lr"] = schedule.lr * learning_rate_factor(step, schedule, progress)
         batch = batch_to(make_batch(items, schedule, net.geom.cell, rng), device)
-        anneal = anneal_at(step, schedule)
+        anneal = anneal_at(step, schedule, progress)
         encoded = EncoderPass()  # the guide runs first and hands its encoder outputs on
         loss = elbo.differentiable_loss(net.model, net.guide, batch, anneal, encoded)
         loss = loss / batch.image.numel()
@@ -205,13 +229,14 @@ def train_iter(
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         optimiser.step()
         losses.append(float(loss.detach()))
-        elapsed = time.monotonic() - start
+        elapsed = budget.elapsed()
         out_of_time = elapsed > schedule.time_limit_s
         if step % schedule.report_every == 0 or step == schedule.steps or out_of_time:
+            total = step if out_of_time else budget.estimated_total(step)
             yield Progress(
                 step,
-                schedule.steps,
-                f"AIR step {step}/{schedule.steps}",
+                total,
+                f"AIR step {step}/{total}",
                 loss=float(np.mean(losses[-schedule.report_every :])),
                 metrics={
                     "temperature": anneal.temperature,

@@ -182,7 +182,12 @@ class CellposeModel(TrainableSegmenter):
         losses = yield from relay(
             training.train_epochs(network.net, train, val, tp), history.append
         )
-        metrics = {"train_loss": losses[-1], "n_train_planes": float(len(train))}
+        metrics = {
+            "train_loss": losses[-1],
+            "n_train_planes": float(len(train)),
+            "epochs": float(len(losses)),
+            **{k: v for k, v in history[-1].metrics.items() if k.startswith(("best_", "elapsed"))},
+        }
         if val_set:
             metrics.update(self._validation_scores(val_set))
         params = {

@@ -1,14 +1,20 @@
-"""Cellpose training, one epoch per progress report.
+"""Cellpose training within a time budget, one epoch per progress report.
 
 Built from Cellpose 3's own pieces (``dynamics.labels_to_flows`` for the flow targets,
 ``transforms.random_rotate_and_resize`` for augmentation, the CPnet network and Cellpose's loss)
 instead of ``cellpose.train.train_seg``, which runs all epochs in one call and writes files into
 the working directory. Here every epoch yields a Progress (loss, validation loss), so the GUI can
 plot it and stop by closing the generator; nothing is written to disk.
+
+Training stops when ``minutes`` are spent or after ``n_epochs`` (an upper bound); the learning
+rate schedule follows the fraction of the budget used. The validation loss is measured about ten
+times per run and the network keeps the state with the lowest one (batch-norm statistics
+included), not merely the last.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -16,13 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.transform import resize
 
+from ...augment import intensity_jitter
+from ...budget import TimeBudget
 from ...types import Progress, Sample
 from .params import CellposeParams, CellposeTrainParams
 
 logger = logging.getLogger(__name__)
 
 MIN_DIAMETER = 5.0  # Cellpose clamps training diameters to at least 5 px
-VALIDATE_EVERY = 10  # epochs between validation losses (each needs a batch-norm recalibration)
+VALIDATIONS = 10  # validation losses per run (each needs a batch-norm recalibration)
 
 
 @dataclass
@@ -116,18 +124,16 @@ def prepare_planes(
     return Planes(images, [f[1:].astype(np.float32) for f in flows], np.asarray(diameters))
 
 
-def learning_rates(n_epochs: int, rate: float) -> np.ndarray:
-    """Per-epoch learning rates: linear warm-up, constant, halvings over the last 10 %.
+def rate_at(epoch: int, progress: float, rate: float, warm_epochs: int = 10) -> float:
+    """Learning rate of ``epoch`` (0-based) when ``progress`` of the budget is used.
 
-    The shape of Cellpose's schedule, scaled to short (fine-tuning) runs.
+    Linear warm-up over the first ``warm_epochs`` epochs, constant, then halvings over the last
+    10 % of the budget (the shape of Cellpose's schedule, on the time axis).
     """
-    rates = np.full(n_epochs, rate, dtype=float)
-    warm = min(10, max(1, n_epochs // 10))
-    rates[:warm] = np.linspace(rate / warm, rate, warm)
-    tail = n_epochs // 10 if n_epochs >= 20 else 0
-    if tail:
-        rates[n_epochs - tail :] = rate * 0.5 ** (1 + np.arange(tail) * 5 // tail)
-    return rates
+    value = rate * min(1.0, (epoch + 1) / max(1, warm_epochs))
+    if progress > 0.9:
+        value *= 0.5 ** (1 + int(min(4, (progress - 0.9) * 50)))
+    return float(value)
 
 
 def seg_loss(lbl: np.ndarray, y: object) -> object:
@@ -146,9 +152,18 @@ def seg_loss(lbl: np.ndarray, y: object) -> object:
 
 
 def augmented_batch(
-    planes: Planes, indices: np.ndarray, bsize: int, scale_range: float
+    planes: Planes,
+    indices: np.ndarray,
+    bsize: int,
+    scale_range: float,
+    intensity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Randomly rotated, flipped, zoomed ``(B, 2, bsize, bsize)`` patches and their targets."""
+    """Randomly rotated, flipped, zoomed ``(B, 2, bsize, bsize)`` patches and their targets.
+
+    Patches are drawn anywhere in the planes: those holding only unlabelled debris are kept (the
+    targets say background there). ``intensity`` > 0 also jitters brightness, contrast, gamma
+    and noise (:func:`napari_cellist.augment.intensity_jitter`, NumPy's global random state).
+    """
     from ._backend import cellpose_modules
 
     transforms = cellpose_modules()[1]
@@ -157,7 +172,11 @@ def augmented_batch(
     out = transforms.random_rotate_and_resize(
         imgs, Y=lbls, rescale=np.ones(len(indices)), scale_range=scale_range, xy=(bsize, bsize)
     )
-    return out[0].astype(np.float32), out[1].astype(np.float32)
+    x = out[0].astype(np.float32)
+    if intensity > 0:
+        rng = np.random.default_rng(np.random.randint(0, 2**31))
+        x = np.stack([intensity_jitter(patch, intensity, rng) for patch in x])
+    return x, out[1].astype(np.float32)
 
 
 def train_epochs(
@@ -165,38 +184,50 @@ def train_epochs(
 ) -> Generator[Progress, None, list[float]]:
     """Train ``net`` (a CPnet) in place; yields one Progress per epoch, returns the losses.
 
-    Cellpose's augmentation draws from NumPy's global random state, which is seeded per epoch
-    (``seed + epoch``) as Cellpose does, so runs are repeatable.
+    Stops when ``tp.minutes`` are spent or after ``tp.n_epochs``. With validation planes the
+    validation loss is measured every tenth of the budget and at the end, and ``net`` ends with
+    the weights and batch-norm statistics of the lowest one (``best_epoch`` and
+    ``best_val_loss`` in the last report's metrics). Cellpose's augmentation draws from NumPy's
+    global random state, which is seeded per epoch (``seed + epoch``) as Cellpose does.
     """
     import torch
 
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay
     )
-    rates = learning_rates(tp.n_epochs, tp.learning_rate)
+    budget = TimeBudget.from_minutes(tp.n_epochs, tp.minutes)
     per_epoch = tp.images_per_epoch or max(len(train), tp.batch_size)
     val_batch = _validation_batch(val, tp)
+    best = _Best()
     mkldnn, net.mkldnn = net.mkldnn, False  # dense while training; inference converts a copy
     losses: list[float] = []
+    next_check = 1.0 / VALIDATIONS
     try:
         for epoch in range(tp.n_epochs):
-            losses.append(
-                _train_one_epoch(net, optimizer, train, tp, epoch, float(rates[epoch]), per_epoch)
-            )
-            metrics = {"learning_rate": float(rates[epoch])}
-            last = epoch + 1 == tp.n_epochs
-            if last or (val_batch is not None and (epoch + 1) % VALIDATE_EVERY == 0):
+            rate = rate_at(epoch, budget.progress(epoch), tp.learning_rate)
+            losses.append(_train_one_epoch(net, optimizer, train, tp, epoch, rate, per_epoch))
+            metrics = {"learning_rate": rate, "elapsed_s": budget.elapsed()}
+            last = budget.spent(epoch + 1)
+            if last or (val_batch is not None and budget.progress(epoch + 1) >= next_check):
+                next_check = budget.progress(epoch + 1) + 1.0 / VALIDATIONS
                 recalibrate_batchnorm(net, train, tp)
-            if val_batch is not None and (last or (epoch + 1) % VALIDATE_EVERY == 0):
-                metrics["val_loss"] = _batch_loss(net, *val_batch)
-            logger.info("epoch %d/%d loss %.4f %s", epoch + 1, tp.n_epochs, losses[-1], metrics)
+                if val_batch is not None:
+                    metrics["val_loss"] = _batch_loss(net, *val_batch)
+                    best.offer(net, epoch + 1, metrics["val_loss"])
+            if last and best.state is not None:
+                net.load_state_dict(best.state)
+                metrics.update(best_epoch=float(best.epoch), best_val_loss=best.loss)
+            logger.info("epoch %d loss %.4f %s", epoch + 1, losses[-1], metrics)
+            total = epoch + 1 if last else budget.estimated_total(epoch + 1)
             yield Progress(
                 epoch + 1,
-                tp.n_epochs,
-                f"epoch {epoch + 1}/{tp.n_epochs}",
+                total,
+                f"epoch {epoch + 1}/{total}",
                 loss=losses[-1],
                 metrics=metrics,
             )
+            if last:
+                break
     except GeneratorExit:  # Stop: the weights of the last finished epoch stay, made usable
         recalibrate_batchnorm(net, train, tp)
         raise
@@ -204,6 +235,18 @@ def train_epochs(
         net.mkldnn = mkldnn
         net.eval()
     return losses
+
+
+class _Best:
+    """The lowest validation loss seen and a copy of the network state that had it."""
+
+    def __init__(self) -> None:
+        self.loss, self.epoch, self.state = float("inf"), 0, None
+
+    def offer(self, net: object, epoch: int, loss: float) -> None:
+        if loss < self.loss:
+            self.loss, self.epoch = float(loss), epoch
+            self.state = copy.deepcopy(net.state_dict())
 
 
 def _train_one_epoch(
@@ -224,7 +267,7 @@ def _train_one_epoch(
     total = 0.0
     for start in range(0, per_epoch, tp.batch_size):
         indices = order[start : start + tp.batch_size]
-        x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range)
+        x, lbl = augmented_batch(train, indices, tp.bsize, tp.scale_range, tp.intensity_augment)
         loss = seg_loss(lbl, net(_on_device(net, x))[0])
         optimizer.zero_grad()
         loss.backward()

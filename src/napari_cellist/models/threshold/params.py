@@ -119,12 +119,35 @@ class ThresholdFitParams:
     min_improvement: float = field(
         default=0.01,
         metadata={
-            "help": "Keep the current parameters unless a candidate beats them by this much AP50 (guards against fitting noise).",
+            "help": "Keep the current parameters unless the cross-validated choice beats them by "
+            "this much AP50 on held-out images (with one image: on that image).",
             "advanced": True,
         },
     )
     max_candidates: int = field(
-        default=60, metadata={"help": "Evaluate at most this many parameter sets."}
+        default=60,
+        metadata={
+            "help": "Evaluate at most this many parameter sets (the current ones first, the "
+            "others in random order; the time budget may stop the search earlier)."
+        },
+    )
+    minutes: float = field(
+        default=1.0,
+        metadata={
+            "help": "Time budget of the search in minutes: no new candidate is started once it "
+            "is spent.",
+            "min": 0.01,
+        },
+    )
+    cv_folds: int = field(
+        default=5,
+        metadata={
+            "help": "The best candidate replaces the current parameters only if choosing it this "
+            "way beats them on held-out images: cross-validation over this many folds of the "
+            "annotated images (at most one per image).",
+            "min": 2,
+            "advanced": True,
+        },
     )
     validation_fraction: float = field(
         default=0.0,
