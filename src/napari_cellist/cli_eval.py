@@ -97,7 +97,7 @@ def _candidates(args: argparse.Namespace) -> list[Any]:
     if args.version:
         if not args.project:
             raise CliError("--version needs --project (the store the versions are in).")
-        from .pipeline import _check_store_exists
+        from .project_export import _check_store_exists
         from .store import ProjectStore
 
         _check_store_exists(args.project)
