@@ -185,6 +185,8 @@ def table(arms: Sequence[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
+        if "base" not in arm:  # an arm that had not started when the JSON was written
+            continue
         base = arm["base"]
         lines.append(
             f"| {arm['model']} | {arm['order']} | base | - | - | {_test_cell(base)} "
