@@ -7,6 +7,7 @@ Naming: for an image layer ``NAME`` the plugin keeps ``NAME labels`` (Labels), `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,12 +16,18 @@ import numpy as np
 from .geometry import centres, outlines
 from .types import DEFAULT_CLASS, ObjectMeta, Prediction
 
+logger = logging.getLogger(__name__)
 LayerTuple = tuple[Any, dict[str, Any], str]
 ROLES = ("labels", "polygons", "centres")
 ELLIPSE_VERTICES = 48
 #: larger changes to a Labels layer are not undoable (about 0.5 GB of napari history in 3D)
 MAX_UNDO_PIXELS = 2**24
 #: edge colours of the polygons, one per class in order of appearance (the default class first)
+#: objects beyond which no polygons are drawn (napari's Shapes layer would freeze the viewer
+#: for seconds: see docs/benchmarks.md, viewer responsiveness)
+MAX_POLYGONS = 1000
+#: a Shapes update that changes more shapes than this re-sets the layer instead of editing it
+MAX_INCREMENTAL_SHAPES = 200
 CLASS_COLOURS = ("yellow", "cyan", "magenta", "lime", "orange", "deepskyblue", "red", "white")
 
 
@@ -61,8 +68,13 @@ def labels_to_layer_tuples(
     scale: Sequence[float] | None = None,
     tolerance: float = 1.0,
     extra_points: np.ndarray | None = None,
+    max_polygons: int | None = None,
 ) -> list[LayerTuple]:
     """Labels, Shapes (2D only) and Points layer data for a label map.
+
+    napari builds every shape in Python on the GUI thread (0.3-0.9 ms a polygon, for each
+    update and redraw), so above ``max_polygons`` objects (default :data:`MAX_POLYGONS`) the
+    Shapes layer is left empty: the Labels layer shows and edits the objects.
 
     Parameters
     ----------
@@ -78,7 +90,10 @@ def labels_to_layer_tuples(
         Polygon simplification in pixels.
     extra_points : np.ndarray, optional
         ``(N, ndim)`` points that mark objects without a mask (feature ``id`` 0).
+    max_polygons : int, optional
+        Most objects drawn as polygons (default :data:`MAX_POLYGONS`; 0: none).
     """
+    max_polygons = MAX_POLYGONS if max_polygons is None else max_polygons
     labels = np.asarray(labels, np.int32)
     common: dict[str, Any] = {"metadata": {"cellist_image": image_name}}
     if scale is not None:
@@ -86,8 +101,18 @@ def labels_to_layer_tuples(
     tuples: list[LayerTuple] = [
         (labels, {**common, "name": layer_name(image_name, "labels"), "opacity": 0.5}, "labels")
     ]
-    if labels.ndim == 2:  # polygons and centres in one pass over the objects
-        polygons, ids, points = outlines(labels, tolerance)
+    ids, points = centres(labels)
+    if labels.ndim == 2:
+        polygons: dict[int, np.ndarray] = {}
+        if len(ids) <= max_polygons:
+            polygons, ids, points = outlines(labels, tolerance)  # with centres, in one pass
+        else:
+            logger.info(
+                "%d objects in %s: no polygons drawn (more than %d); the Labels layer shows them",
+                len(ids),
+                image_name,
+                max_polygons,
+            )
         tuples.append(
             (
                 list(polygons.values()),
@@ -111,8 +136,6 @@ def labels_to_layer_tuples(
                 "shapes",
             )
         )
-    else:
-        ids, points = centres(labels)
     if extra_points is not None and len(extra_points):
         points = np.concatenate([points, np.asarray(extra_points, float).reshape(-1, labels.ndim)])
         ids = np.concatenate([ids, np.zeros(len(extra_points), ids.dtype)])
@@ -302,14 +325,16 @@ def keep_new_ids_zero(layer: Any) -> None:
 
 def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: str) -> None:
     if layer_type == "shapes":
-        layer.data = []  # reset first: features must match the new number of shapes
-        if len(data):
-            layer.add(data, shape_type="polygon")
-        layer.features = kwargs.get("features", {})
-        layer.refresh_colors(update_color_mapping=False)  # keep each class's colour
+        if not update_shapes_incrementally(layer, data, kwargs.get("features")):
+            layer.data = []  # reset first: features must match the new number of shapes
+            if len(data):
+                layer.add(data, shape_type="polygon")
+            layer.features = kwargs.get("features", {})
+            layer.refresh_colors(update_color_mapping=False)  # keep each class's colour
     elif layer_type == "points":
-        layer.data = data
-        layer.features = kwargs.get("features", {})
+        if not _same_points(layer, data, kwargs.get("features")):
+            layer.data = data
+            layer.features = kwargs.get("features", {})
     elif layer_type == "labels":
         paint_labels(layer, data)
     else:
@@ -317,6 +342,79 @@ def _update_layer(layer: Any, data: Any, kwargs: Mapping[str, Any], layer_type: 
     if "scale" in kwargs and tuple(layer.scale) != tuple(kwargs["scale"]):
         layer.scale = kwargs["scale"]
     layer.metadata.update(kwargs.get("metadata", {}))
+
+
+def update_shapes_incrementally(layer: Any, polygons: Sequence[np.ndarray], features: Any) -> bool:
+    """Bring a Shapes layer to ``polygons`` (+ their ``features`` table, column ``id``) by
+    removing and adding only the shapes that changed; False (nothing done) when that is not a
+    small edit (more than :data:`MAX_INCREMENTAL_SHAPES` shapes change, repeated ids, lines).
+
+    napari builds every shape in Python on the GUI thread (about 0.3-0.5 ms a polygon), so
+    re-adding thousands of unchanged polygons after a one-object edit freezes the viewer for
+    seconds; this touches only the edited ones.
+    """
+    if features is None or "id" not in features or not len(layer.data):
+        return False
+    new_ids = [int(i) for i in features["id"]]
+    old_ids = [int(i) for i in _feature_column(layer, "id", len(layer.data), 0)]
+    positive = [i for i in old_ids if i > 0]
+    if len(set(positive)) != len(positive) or len(set(new_ids)) != len(new_ids):
+        return False
+    if any(t != "polygon" for t in layer.shape_type):
+        return False
+    new_by_id = dict(zip(new_ids, polygons, strict=True))
+    aligned = [new_by_id.get(i) if i > 0 else None for i in old_ids]
+    remove = np.flatnonzero(~_same_polygons(layer.data, aligned)).tolist()
+    removed = set(remove)
+    kept = [label_id for index, label_id in enumerate(old_ids) if index not in removed]
+    kept_set = set(kept)
+    added = [i for i in new_ids if i not in kept_set]
+    if len(remove) + len(added) > MAX_INCREMENTAL_SHAPES:
+        return False
+    if remove:
+        layer.selected_data = set(remove)
+        layer.remove_selected()
+    if added:
+        layer.add([new_by_id[i] for i in added], shape_type="polygon")
+    table = features.set_index("id", drop=False).loc[kept + added].reset_index(drop=True)
+    shown = layer.features
+    if len(shown) != len(table) or not shown.reset_index(drop=True).equals(table):
+        layer.features = table
+        layer.refresh_colors(update_color_mapping=False)  # keep each class's colour
+    return True
+
+
+def _same_polygons(
+    current: Sequence[np.ndarray], wanted: Sequence[np.ndarray | None]
+) -> np.ndarray:
+    """bool ``(N,)``: polygon ``i`` of ``current`` equals ``wanted[i]`` (None: never), compared
+    as napari keeps them (float32), in one vectorised pass over all vertices."""
+    n = len(current)
+    lengths = np.array([len(v) for v in current], np.int64)
+    wanted_lengths = np.array([-1 if w is None else len(w) for w in wanted], np.int64)
+    same = lengths == wanted_lengths
+    rows = np.flatnonzero(same & (lengths > 0))
+    if len(rows):
+        before = np.concatenate([np.asarray(current[i], np.float32) for i in rows])
+        after = np.concatenate([np.asarray(wanted[i], np.float32) for i in rows])
+        vertex_same = (before == after).all(axis=1)
+        starts = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
+        same[rows] = np.logical_and.reduceat(vertex_same, starts)
+    return same if n else np.zeros(0, bool)
+
+
+def as_shown(vertices: np.ndarray) -> np.ndarray:
+    """float ``(N, 2)`` vertices as a Shapes layer gives them back (rounded to float32)."""
+    return np.asarray(vertices, np.float32).astype(float)
+
+
+def _same_points(layer: Any, data: np.ndarray, features: Any) -> bool:
+    """True when a Points layer already shows ``data`` with the same ``features["id"]``."""
+    current = np.asarray(layer.data)
+    if features is None or "id" not in features or current.shape != np.shape(data):
+        return False
+    ids = np.asarray(_feature_column(layer, "id", len(current), 0), np.int64)
+    return np.array_equal(current, data) and np.array_equal(ids, np.asarray(features["id"]))
 
 
 def paint_labels(layer: Any, labels: np.ndarray) -> int:

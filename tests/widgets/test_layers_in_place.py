@@ -29,3 +29,40 @@ def test_large_changes_replace_the_data(monkeypatch):
     assert layer.data is not data and layer.data.all()
     layers.paint_labels(layer, np.zeros((8, 8), np.int32))  # another shape: replaced as well
     assert layer.data.shape == (8, 8)
+
+
+def _three_squares() -> np.ndarray:
+    labels = np.zeros((40, 40), np.int32)
+    labels[2:8, 2:8] = 1
+    labels[12:20, 12:20] = 2
+    labels[25:35, 25:35] = 3
+    return labels
+
+
+def test_a_small_edit_touches_only_the_changed_shapes():
+    from napari.layers import Shapes
+
+    labels = _three_squares()
+    data, kwargs, _ = layers.labels_to_layer_tuples(labels, {}, "img")[1]
+    shapes = Shapes(data, shape_type="polygon", features=kwargs["features"])
+    kept = shapes.data[2]
+    edited = labels.copy()
+    edited[edited == 1] = 0  # object 1 deleted
+    edited[30:38, 2:10] = 4  # object 4 added
+    data, kwargs, _ = layers.labels_to_layer_tuples(edited, {}, "img")[1]
+    assert layers.update_shapes_incrementally(shapes, data, kwargs["features"])
+    assert list(shapes.features["id"]) == [2, 3, 4]
+    assert shapes.data[1] is kept  # object 3's shape was left as it was
+    assert np.allclose(shapes.data[2], data[2], atol=1e-4)
+    many = np.arange(1, 401, dtype=np.int32).reshape(20, 20).repeat(2, 0).repeat(2, 1)
+    data, kwargs, _ = layers.labels_to_layer_tuples(many, {}, "img", max_polygons=None)[1]
+    assert not layers.update_shapes_incrementally(shapes, data, kwargs["features"])  # too many
+
+
+def test_no_polygons_above_the_limit_but_every_centre():
+    labels = _three_squares()
+    tuples = layers.labels_to_layer_tuples(labels, {}, "img", max_polygons=2)
+    (polygons, shape_kwargs, _), (points, point_kwargs, _) = tuples[1], tuples[2]
+    assert polygons == [] and len(shape_kwargs["features"]) == 0
+    assert list(point_kwargs["features"]["id"]) == [1, 2, 3] and len(points) == 3
+    assert len(layers.labels_to_layer_tuples(labels, {}, "img")[1][0]) == 3

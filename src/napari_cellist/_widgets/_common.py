@@ -13,6 +13,7 @@ from magicgui.widgets import ComboBox, Container
 
 from ..images import prepare_grey
 from ..layers import (
+    as_shown,
     labels_to_layer_tuples,
     layer_name,
     points_from_layer,
@@ -345,7 +346,7 @@ def tuple_polygons_and_centres(tuples: list[Any]) -> tuple[dict[int, np.ndarray]
     for data, kwargs, layer_type in tuples:
         ids = kwargs.get("features", {}).get("id", ())
         if layer_type == "shapes":
-            polygons = {int(i): np.asarray(v, float) for i, v in zip(ids, data, strict=True)}
+            polygons = {int(i): as_shown(v) for i, v in zip(ids, data, strict=True)}
         elif layer_type == "points":
             centre_ids = np.asarray(ids, np.int64)
     return polygons, centre_ids

@@ -242,6 +242,7 @@ class AnnotationsWidget(DockWidget):
             yield Progress(0, 2, f"syncing {shown.name}...")
             applied = self._apply(shown)
             yield Progress(1, 2, f"committing {len(applied.objects)} objects of {shown.name}...")
+            # None when no polygons were drawn (too many objects): the store traces them
             polygons = tuple_polygons_and_centres(applied.tuples)[0] if shown.own else None
             try:
                 result = self.session.commit(
@@ -250,7 +251,7 @@ class AnnotationsWidget(DockWidget):
                     applied.labels,
                     applied.objects,
                     path=path,
-                    polygons=polygons,
+                    polygons=polygons or None,
                     points=shown.extra,
                 )
             except (StoreError, ValueError, OSError) as err:
