@@ -240,3 +240,61 @@ def _missed_ids(truth: np.ndarray, pred: np.ndarray) -> list[int]:
     """Ids of the objects of ``truth`` that no object of ``pred`` matches with IoU >= 0.5."""
     ids, best = best_iou_per_object(truth, pred)
     return [int(i) for i in ids[best < 0.5]]
+
+
+def test_time_budget_stops_training_and_completes_the_schedule():
+    """``minutes`` stops training (steps are only an upper bound) and annealing and the
+    learning-rate decay follow the budget, so a run cut by time ends fully annealed."""
+    image, labels = _read_dsb_crop()
+    params = AirTrainParams(minutes=0.05, steps=100_000, batch_size=2, crop_size=32)
+    assert params.time_limit_s == 3.0 and AirTrainParams().minutes == 10.0
+    model = AirModel()
+    result = drain(model.fit_iter([Sample(image[:96, :96], labels[:96, :96])], params))
+    last = result.history[-1]
+    assert last.step < params.steps and last.total == last.step
+    assert last.metrics["elapsed_s"] > 3.0
+    assert all(p.metrics["elapsed_s"] <= 3.0 for p in result.history[1:-1])
+    assert last.metrics["temperature"] == pytest.approx(params.temperature, rel=1e-3)
+    assert last.metrics["prior_prob"] == pytest.approx(params.prior_prob, rel=1e-3)
+    assert model.info["steps"] == last.step
+
+
+def test_schedule_follows_the_larger_of_steps_and_time():
+    from napari_cellist.models.air.training import Schedule, anneal_at, learning_rate_factor
+
+    schedule = Schedule(steps=1000)
+    assert anneal_at(10, schedule, progress=0.6).temperature == pytest.approx(0.3)
+    assert anneal_at(10, schedule).temperature > 0.9  # by steps: barely started
+    assert learning_rate_factor(10, schedule, progress=1.0) == pytest.approx(0.05)
+    assert learning_rate_factor(10, schedule, progress=0.5) == 1.0
+
+
+def test_crops_with_only_unlabelled_debris_are_trained_as_background_and_relit():
+    """Crops of an annotated image that hold no annotated object are kept, with every slot
+    known to be empty (debris there is learnt as background); intensity augmentation changes
+    the image and its background alike and leaves the targets alone."""
+    from napari_cellist.models.air.training import (
+        Schedule,
+        TrainingItem,
+        _item_crop,
+        _relit,
+        make_batch,
+    )
+
+    geom = Geometry()
+    labels = np.zeros((128, 128), np.int32)
+    labels[4:16, 4:16] = 1  # one nucleus in a corner
+    image = np.full((128, 128), 0.1, np.float32)
+    image[labels > 0] = 1.0
+    image[100:104, 100:104] = 1.0  # debris, not annotated
+    work = to_working(image, geom.diameter, geom)
+    item = TrainingItem(work, cell_targets(work, geom, labels), 1.0, "debris")
+    schedule = Schedule(steps=1, batch_size=16, crop=32)
+    batch = make_batch([item], schedule, geom.cell, np.random.default_rng(0))
+    empty = batch.pres_target.sum(dim=1) == 0
+    assert empty.any() and bool(batch.pres_known[empty].all())  # kept, known background
+    crop = _item_crop(item, 32, geom.cell, np.random.default_rng(1))
+    relit = _relit(dict(crop), 0.5, np.random.default_rng(2))
+    assert relit["pres_target"] is crop["pres_target"]  # targets untouched
+    assert not np.allclose(relit["image"], crop["image"])
+    assert not np.allclose(relit["background"], crop["background"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,59 @@ def test_training_reads_the_channels_prediction_reads(crops):
     assert np.corrcoef(cells_plane.ravel(), nucleus_plane.ravel())[0, 1] > 0.5  # same nuclei
     with pytest.raises(ValueError, match="channel_axis"):
         prepare_planes([Sample(image, crops[0].labels[:96, :96])], 17.0, cpa.CellposeParams(), 1)
+
+
+def test_time_budget_stops_training_and_keeps_the_best_validated_state(crops):
+    from napari_cellist.models.cellpose_adapter import training
+
+    params = cpa.CellposeParams(model="", diameter=24.0)
+    small = [Sample(s.image[:128, :128], s.labels[:128, :128], name=s.name) for s in crops]
+    train = prepare_planes(small[:2], 17.0, params, 1)
+    val = prepare_planes(small[2:], 17.0, params, 1)
+    tp = cpa.CellposeTrainParams(
+        start_from="scratch", minutes=0.05, n_epochs=100_000, bsize=32, batch_size=2,
+        images_per_epoch=2, validation_fraction=0.5, num_threads=1,
+    )  # fmt: skip
+    reports: list[Progress] = []
+    losses = drain(
+        training.train_epochs(build_network(None, 17.0).net, train, val, tp), reports.append
+    )
+    # no epoch starts once the 3 s are spent: only the last report is past the budget
+    assert reports[-1].metrics["elapsed_s"] >= 3.0
+    assert all(r.metrics["elapsed_s"] < 3.0 for r in reports[:-1])
+    assert reports[-1].step == len(losses) == reports[-1].total < tp.n_epochs
+    # the best validated state is kept (an epoch bound with a generous budget: every epoch
+    # is validated, whatever the machine's load)
+    net = build_network(None, 17.0).net
+    bounded = replace(tp, minutes=100.0, n_epochs=6)
+    reports = []
+    drain(training.train_epochs(net, train, val, bounded), reports.append)
+    val_losses = [r.metrics["val_loss"] for r in reports if "val_loss" in r.metrics]
+    assert len(val_losses) == 6 and reports[-1].metrics["best_val_loss"] == min(val_losses)
+    assert reports[-1].metrics["best_epoch"] == 1 + int(np.argmin(val_losses))
+    again = training._batch_loss(net, *training._validation_batch(val, bounded))
+    assert again == pytest.approx(min(val_losses), rel=1e-3)  # the network holds that state
+    assert cpa.CellposeTrainParams().minutes == 10.0  # the default fits a CPU
+
+
+def test_cellist_train_cellpose_stops_within_its_budget_and_saves(
+    annotated_folder, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from napari_cellist.cli import main
+
+    monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no_weights"))
+    out = tmp_path / "cp.pth"
+    code = main(
+        ["train", "--model", "cellpose", "--data", str(annotated_folder), "--out", str(out),
+         "--train-param", "minutes=0.05", "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0 and out.is_file()
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["epochs"] < cpa.CellposeTrainParams().n_epochs  # the budget stopped it
+    assert metrics["elapsed_s"] >= 3.0 and "val_ap50" in metrics
+    assert cpa.CellposeModel.load(out).predict(np.zeros((64, 64), np.float32)).labels.shape == (
+        64,
+        64,
+    )
