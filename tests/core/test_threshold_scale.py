@@ -38,3 +38,22 @@ def test_unseeded_components_keep_distinct_ids():
     assert labels.dtype == np.int32 and np.array_equal(labels > 0, mask)
     ids = np.unique(labels[labels > 0])
     assert len(ids) == 11 and ids.tolist() == list(range(1, 12))
+
+
+def test_scores_and_boxes_from_one_find_objects(dsb):
+    from scipy import ndimage as ndi
+
+    from napari_cellist.geometry import bounding_boxes
+    from napari_cellist.models.threshold import ThresholdModel
+    from napari_cellist.models.threshold.pipeline import object_scores
+
+    image = dsb[0]
+    prediction = ThresholdModel().predict(image)
+    labels = prediction.labels
+    assert prediction.count > 10
+    assert {i: m.box for i, m in prediction.objects.items()} == bounding_boxes(labels)
+    grey = image.astype(np.float32)
+    given = object_scores(grey, labels, ndi.find_objects(labels))
+    assert given == object_scores(grey, labels)
+    assert given == {i: m.score for i, m in prediction.objects.items()}
+    assert all(0.0 <= s <= 1.0 for s in given.values())

@@ -8,8 +8,8 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from ...geometry import bounding_boxes
 from ...types import FitResult, ObjectMeta, Prediction, Progress, Sample
 from ..base import TrainableSegmenter, params_from_mapping, params_to_dict
 from .params import ThresholdFitParams, ThresholdParams
@@ -36,10 +36,11 @@ class ThresholdModel(TrainableSegmenter):
         image = np.asarray(image, np.float32)
         labels, diameter = segment(image, params)
         yield Progress(1, 2, f"{labels.max()} objects (diameter {diameter:.0f} px)")
-        scores = object_scores(image, labels)
-        boxes = bounding_boxes(labels)
+        slices = ndi.find_objects(labels)  # once, for the scores and the boxes
+        scores = object_scores(image, labels, slices)
         objects = {
-            i: ObjectMeta(i, score=scores[i], box=boxes[i], source=self.name) for i in scores
+            i: ObjectMeta(i, score=scores[i], box=_box(slices[i - 1]), source=self.name)
+            for i in scores
         }
         yield Progress(2, 2, "done")
         return Prediction(labels, objects, source=self.name)
@@ -81,3 +82,8 @@ class ThresholdModel(TrainableSegmenter):
                 f"{path} is not a threshold checkpoint (written by 'cellist train --model threshold')."
             )
         return cls(params_from_mapping(ThresholdParams, payload.get("params")))
+
+
+def _box(slices: tuple[slice, ...]) -> tuple[int, ...]:
+    """Half-open ``(min..., max...)`` box of find_objects slices (as ``bounding_boxes``)."""
+    return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
