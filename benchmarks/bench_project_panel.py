@@ -27,7 +27,9 @@ without annotations; one of those is opened, predicted and committed, which star
 retraining (``--retrain-minutes`` budget) in its worker; 0.5 s later Next is pressed (the next
 image is predicted in the panel's worker, then shown). A 10 ms QTimer on the GUI thread
 records the gaps between its ticks, as ``bench_responsiveness`` does; the longest gap is the
-longest stall. The same steps with the loop off are the reference run (``mode: reference``).
+longest stall. The same steps with the loop off are the reference run (``mode: reference``); ``thread`` runs
+the retraining in a worker thread of the viewer's process instead of the panel's child process
+(``process``), to show what the GIL shared with the viewer costs.
 
 Prints a table and writes ``benchmarks/results/project_panel.json`` (``--only-retrain``: only
 the retraining figure, in ``benchmarks/results/project_panel_retrain.json``).
@@ -48,6 +50,8 @@ from pathlib import Path
 from benchmarks._data import data_folder, result_path
 
 FOLDERS = ("coelho2009_u2os", "ctc_gowt1_hela")
+#: Retraining modes: loop off, retraining in a child process (the panel), in a worker thread.
+MODES = ("reference", "process", "thread")
 
 
 def _process_until(done, timeout_s: float = 600.0) -> None:
@@ -171,17 +175,21 @@ def _plain_and_labelled(folder: Path, tmp: Path, n_committed: int, n_images: int
     return [labelled, plain]
 
 
-def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, loop: bool) -> dict:
+def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, mode: str) -> dict:
     """Longest GUI stall while Next opens an image, with the learning loop retraining ``model``
-    in the background (``loop``) or off (the reference)."""
+    in the background (``mode``: ``"process"``, as the panel does, or ``"thread"``, in a worker
+    thread of the viewer's process) or off (``"reference"``)."""
     import napari
     import numpy as np
     from qtpy.QtCore import QTimer
 
+    from napari_cellist import learning_loop
+    from napari_cellist._widgets import project_process as process
     from napari_cellist._widgets._session import set_session
     from napari_cellist._widgets.project_panel import ProjectPanel
     from napari_cellist.session import LabellingSession
 
+    in_child = process.retrain_job
     with tempfile.TemporaryDirectory() as tmp:
         paths = _plain_and_labelled(folder, Path(tmp), n_committed, n_committed + 2)
         viewer = napari.Viewer(show=True)
@@ -191,7 +199,11 @@ def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, lo
         panel.prefetch.value = False  # Next predicts the image: work that meets the retraining
         panel.learning.model.value = model
         panel.learning.minutes.value = minutes
-        panel.learning.auto.value = loop
+        panel.learning.auto.value = mode != "reference"
+        if mode == "thread":  # retrain() in the runner's worker thread (the panel before)
+            process.retrain_job = lambda store, settings: (
+                lambda: learning_loop.retrain(store, settings)
+            )
         panel.add_paths([str(p) for p in paths])
         _process_until(lambda: not panel.runner.busy)
         first, second = [i for i in panel.order() if panel.row_of(i)["status"] == "new"][:2]
@@ -226,12 +238,13 @@ def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, lo
         during_open = gaps[(times[1:] >= opened_at) & (times[:-1] <= shown_at)]
         worst = int(np.argmax(gaps))
         outcome = panel.learning.outcome
+        process.retrain_job = in_child
         panel.drafts.close()
         viewer.close()
         panel.session.close()
     return {
         "folder": folder.name,
-        "mode": "retraining" if loop else "reference",
+        "mode": mode,
         "model": model,
         "minutes": minutes,
         "committed_before": n_committed,
@@ -252,9 +265,9 @@ def retrain_stall(folder: Path, model: str, minutes: float, n_committed: int, lo
 def _retrain_runs(args: argparse.Namespace) -> list[dict]:
     folder = data_folder(args.retrain_folder)
     runs = [  # alternated, so that the machine's load falls on both modes alike
-        retrain_stall(folder, args.model, args.retrain_minutes, args.retrain_committed, loop)
+        retrain_stall(folder, args.model, args.retrain_minutes, args.retrain_committed, mode)
         for _ in range(args.repeats)
-        for loop in (False, True)
+        for mode in MODES
     ]
     print("| mode | next -> shown (s) | longest stall opening (ms) | longest stall (ms) |")
     print("|---|---|---|---|")
@@ -269,13 +282,16 @@ def _retrain_runs(args: argparse.Namespace) -> list[dict]:
 def _medians(runs: list[dict]) -> dict:
     """Median next -> shown and longest stalls per mode, and their ratios to the reference."""
     out = {}
-    for mode in ("reference", "retraining"):
+    for mode in MODES:
         rows = [r for r in runs if r["mode"] == mode]
         out[mode] = {
             key: statistics.median(r[key] for r in rows)
             for key in ("next_to_shown_s", "max_stall_open_ms", "max_stall_ms")
         }
-    out["ratio"] = {k: out["retraining"][k] / out["reference"][k] for k in out["reference"]}
+    out["ratio_to_reference"] = {
+        mode: {k: out[mode][k] / out["reference"][k] for k in out["reference"]}
+        for mode in MODES[1:]
+    }
     return out
 
 
@@ -286,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--edit-grid", type=int, default=32, help="objects per side; 0: skip")
     parser.add_argument("--retrain-folder", default="coelho2009_u2os")
-    parser.add_argument("--retrain-minutes", type=float, default=0.5)
+    parser.add_argument("--retrain-minutes", type=float, default=0.25)
     parser.add_argument("--retrain-committed", type=int, default=3)
     parser.add_argument("--only-retrain", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each retraining mode")

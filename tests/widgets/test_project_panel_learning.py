@@ -283,3 +283,17 @@ def test_a_retraining_in_a_child_process(folders, tmp_path):
         for _ in failing():
             pass
     store.close()
+
+
+def test_stop_ends_the_retraining_process(panel, folders, qtbot):
+    _, widget = panel
+    _add(widget, qtbot, folders[0])
+    widget.learning.minutes.value = 5.0
+    widget.retrain()  # the public action ("Retrain now")
+    learning = widget.learning
+    qtbot.waitUntil(lambda: getattr(learning.job, "child", None) is not None, timeout=60_000)
+    learning.runner.stop()
+    learning.runner.wait(60_000)
+    assert learning.job.child.poll() is not None  # the child process was ended
+    assert "stopped" in learning.decision.value and learning.outcome is None
+    assert widget.session.store.model_versions("threshold") == []  # nothing recorded

@@ -1,18 +1,20 @@
 """The learning loop's retraining in a separate Python process, so that it never holds the GIL
-the viewer needs.
+the viewer needs and yields the CPU to it.
 
 A retraining in a worker *thread* of the viewer's process shares the GIL with the GUI thread:
-every step of napari's own work (opening the next image, drawing) then waits for it, and the
-viewer stalls ~3x longer than without the retraining (``benchmarks/bench_project_panel.py
---only-retrain``). :func:`retrain_job` therefore runs
+every step of napari's own work (opening the next image, drawing) then waits for it. Measured
+with ``benchmarks/bench_project_panel.py --only-retrain`` (Next pressed during a retraining
+of the threshold model, medians of 5 alternated runs on a loaded 2-core machine): the longest
+GUI stall while the next image opens was 878 ms with the retraining in a thread, 535 ms in a
+child process, 254 ms without a retraining. :func:`retrain_job` therefore runs
 :func:`napari_cellist.learning_loop.retrain` in a child process (``python -c``, which imports
-the core only, not Qt) on the same project file: the child reports each
-:class:`~napari_cellist.types.Progress` and the outcome as JSON lines on its stdout; the job
-(run by the panel's :class:`~napari_cellist._widgets._runner.JobRunner` in a thread that only
-waits on the pipe) yields them on and returns a
+the core only, not Qt) on the same project file, at a lower CPU priority (:data:`NICENESS`):
+the child reports each :class:`~napari_cellist.types.Progress` and the outcome as JSON lines on
+its stdout; the job (run by the panel's :class:`~napari_cellist._widgets._runner.JobRunner` in
+a thread that only waits on the pipe) yields them on and returns a
 :class:`~napari_cellist.learning_loop.RetrainOutcome` read back from the store. Stop ends the
 child. A store on a database server (no file: its password is not in
-:attr:`ProjectStore.location`) is retrained in the thread instead.
+:attr:`ProjectStore.location`), and Windows (no ``select`` on pipes), retrain in the thread.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: The child: ``python -c CHILD path project settings-json``.
 CHILD = """
-import dataclasses, json, sys
+import dataclasses, json, os, sys
+os.nice(NICENESS)  # background work: the viewer's process comes first for the CPU
 from napari_cellist.learning_loop import LoopSettings, retrain
 from napari_cellist.store import ProjectStore
 
@@ -62,6 +65,9 @@ except Exception as err:
 finally:
     store.close()
 """
+#: How much lower the child's CPU priority is than the viewer's (``os.nice``).
+NICENESS = 10
+CHILD = CHILD.replace("NICENESS", str(NICENESS))
 #: Seconds the job waits for a line before yielding (so that Stop is noticed).
 POLL_S = 0.2
 
