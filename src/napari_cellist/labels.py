@@ -91,24 +91,43 @@ class Corrections:
 def overlap_table(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel overlaps between the objects of two label maps of the same shape.
 
+    One pass over the pixels: each pixel where both maps hold an object gives the pair key
+    ``before_id * (max after id + 1) + after_id``; a bincount (small ids) or ``np.unique``
+    counts the keys.
+
     Returns
     -------
     pairs : np.ndarray
-        int ``(K, 2)`` ``(before_id, after_id)`` pairs that share pixels (both non-zero).
+        int64 ``(K, 2)`` ``(before_id, after_id)`` pairs that share pixels (both non-zero),
+        ascending by before id, then after id.
     overlap : np.ndarray
-        int ``(K,)`` shared pixel counts.
+        int64 ``(K,)`` shared pixel counts.
     """
     if before.shape != after.shape:
         raise ValueError(f"Label maps differ in shape: {before.shape} vs {after.shape}.")
-    b = before.ravel().astype(np.int64)
-    a = after.ravel().astype(np.int64)
+    b = before.ravel()
+    a = after.ravel()
     both = (b > 0) & (a > 0)
     base = int(a.max(initial=0)) + 1
-    uniq, counts = np.unique(b[both] * base + a[both], return_counts=True)
-    pairs = (
-        np.stack([uniq // base, uniq % base], axis=1) if len(uniq) else np.zeros((0, 2), np.int64)
-    )
-    return pairs, counts
+    keys = b[both].astype(np.int64) * base + a[both]
+    top = (int(b.max(initial=0)) + 1) * base
+    if top <= 4 * max(keys.size, 1) + 1024:
+        counted = np.bincount(keys, minlength=0)
+        uniq = np.flatnonzero(counted)
+        counts = counted[uniq]
+    else:
+        uniq, counts = np.unique(keys, return_counts=True)
+    pairs = np.stack([uniq // base, uniq % base], axis=1).astype(np.int64).reshape(-1, 2)
+    return pairs, counts.astype(np.int64)
+
+
+def _areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, area by id)``: the sorted ids present and an array indexed by id (ids must be
+    small: the maps here are compacted first by :mod:`napari_cellist.store.encoding`, or hold
+    ids up to a few times their size)."""
+    counts = np.bincount(labels.ravel().astype(np.int64, copy=False))
+    ids = np.flatnonzero(counts)
+    return ids[ids > 0], counts
 
 
 def diff_label_maps(
@@ -116,47 +135,101 @@ def diff_label_maps(
 ) -> Corrections:
     """Classify the edits that turn ``before`` into ``after``.
 
+    Vectorised over the overlap table (:func:`overlap_table`); the rules, in order:
+
+    * merged: an object of ``after`` holding more than ``part_fraction`` of the area of two or
+      more objects of ``before``; split: the reverse;
+    * the others are matched to the ``before`` object of highest IoU (the smallest id among
+      equal ones); a match of IoU >= ``match_iou`` whose ``before`` object is not in a merge /
+      split and not matched by a smaller ``after`` id is modified (unchanged when IoU is 1);
+    * the rest of ``after`` is added, the rest of ``before`` deleted.
+
     Parameters
     ----------
     before, after : np.ndarray
-        Label maps of the same shape (prediction and correction).
+        Integer label maps of the same shape (prediction and correction), ids >= 0.
     match_iou : float
         Minimum IoU for an object to count as the same object, modified.
     part_fraction : float
         Fraction of an object's area that must lie inside another for merge / split detection.
     """
-    from .geometry import areas
+    if before.shape != after.shape:
+        raise ValueError(f"Label maps differ in shape: {before.shape} vs {after.shape}.")
+    if max(int(before.max(initial=0)), int(after.max(initial=0))) > 4 * before.size + 1024:
+        return _diff_sparse_ids(before, after, match_iou, part_fraction)
+    pairs, shared = overlap_table(before, after)
+    ids_b, area_b = _areas(before)
+    ids_a, area_a = _areas(after)
+    b, a = pairs[:, 0], pairs[:, 1]
+    sb, sa = area_b[b], area_a[a]
+    merged = _groups(a, b, shared > part_fraction * sb)  # after id -> before parts
+    split = _groups(b, a, shared > part_fraction * sa)  # before id -> after parts
+    used_b = np.zeros(len(area_b), bool)
+    used_a = np.zeros(len(area_a), bool)
+    for whole, parts in merged:
+        used_a[whole] = True
+        used_b[list(parts)] = True
+    for whole, parts in split:
+        used_b[whole] = True
+        used_a[list(parts)] = True
+    merged = [(parts, whole) for whole, parts in merged]
+    iou = shared / (sb + sa - shared)
+    order = np.lexsort((b, -iou, a))  # per after id: highest IoU first, then smallest before id
+    first = order[np.r_[True, a[order][1:] != a[order][:-1]]] if len(order) else order
+    best_a, best_b, best_iou = a[first], b[first], iou[first]
+    ok = (~used_a[best_a]) & (best_iou >= match_iou) & (~used_b[best_b])
+    best_a, best_b, best_iou = best_a[ok], best_b[ok], best_iou[ok]
+    _, taken = np.unique(best_b, return_index=True)  # a before object goes to the smallest after
+    taken = np.sort(taken)
+    best_a, best_b, best_iou = best_a[taken], best_b[taken], best_iou[taken]
+    used_a[best_a] = True
+    used_b[best_b] = True
+    same = best_iou == 1.0
+    return Corrections(
+        added=tuple(ids_a[~used_a[ids_a]].tolist()),
+        deleted=tuple(ids_b[~used_b[ids_b]].tolist()),
+        modified=tuple(zip(best_b[~same].tolist(), best_a[~same].tolist(), strict=True)),
+        merged=tuple(merged),
+        split=tuple(split),
+        unchanged=tuple(best_a[same].tolist()),
+    )
 
-    pairs, overlap = overlap_table(before, after)
-    area_b, area_a = areas(before), areas(after)
-    parents: dict[int, list[int]] = {}
-    children: dict[int, list[int]] = {}
-    best: dict[int, tuple[float, int]] = {}
-    for (b_id, a_id), shared in zip(pairs.tolist(), overlap.tolist(), strict=True):
-        if shared > part_fraction * area_b[b_id]:
-            parents.setdefault(a_id, []).append(b_id)
-        if shared > part_fraction * area_a[a_id]:
-            children.setdefault(b_id, []).append(a_id)
-        iou = shared / (area_b[b_id] + area_a[a_id] - shared)
-        if iou > best.get(a_id, (0.0, 0))[0]:
-            best[a_id] = (iou, b_id)
-    merged = tuple((tuple(sorted(bs)), a) for a, bs in sorted(parents.items()) if len(bs) >= 2)
-    split = tuple((b, tuple(sorted(as_))) for b, as_ in sorted(children.items()) if len(as_) >= 2)
-    used_b = {b for bs, _ in merged for b in bs} | {b for b, _ in split}
-    used_a = {a for _, a in merged} | {a for _, as_ in split for a in as_}
-    modified, unchanged = [], []
-    for a_id in sorted(area_a):
-        if a_id in used_a or a_id not in best:
-            continue
-        iou, b_id = best[a_id]
-        if iou < match_iou or b_id in used_b:
-            continue
-        used_a.add(a_id)
-        used_b.add(b_id)
-        if iou == 1.0:
-            unchanged.append(a_id)
-        else:
-            modified.append((b_id, a_id))
-    added = tuple(a for a in sorted(area_a) if a not in used_a)
-    deleted = tuple(b for b in sorted(area_b) if b not in used_b)
-    return Corrections(added, deleted, tuple(modified), merged, split, tuple(unchanged))
+
+def _diff_sparse_ids(
+    before: np.ndarray, after: np.ndarray, match_iou: float, part_fraction: float
+) -> Corrections:
+    """:func:`diff_label_maps` of maps with huge ids: on ids renumbered 1..N, mapped back."""
+    ids_b, small_b = np.unique(before, return_inverse=True)
+    ids_a, small_a = np.unique(after, return_inverse=True)
+    shift_b, shift_a = int(ids_b[0] != 0), int(ids_a[0] != 0)  # keep 0 as background
+    found = diff_label_maps(
+        (small_b.reshape(before.shape) + shift_b),
+        (small_a.reshape(after.shape) + shift_a),
+        match_iou,
+        part_fraction,
+    )
+    old_b = np.r_[[0] * shift_b, ids_b].tolist()
+    old_a = np.r_[[0] * shift_a, ids_a].tolist()
+    return Corrections(
+        added=tuple(old_a[i] for i in found.added),
+        deleted=tuple(old_b[i] for i in found.deleted),
+        modified=tuple((old_b[i], old_a[j]) for i, j in found.modified),
+        merged=tuple((tuple(old_b[i] for i in bs), old_a[j]) for bs, j in found.merged),
+        split=tuple((old_b[i], tuple(old_a[j] for j in as_)) for i, as_ in found.split),
+        unchanged=tuple(old_a[i] for i in found.unchanged),
+    )
+
+
+def _groups(
+    key: np.ndarray, member: np.ndarray, keep: np.ndarray
+) -> list[tuple[int, tuple[int, ...]]]:
+    """Keys (ascending) with two or more kept members (ascending)."""
+    key, member = key[keep], member[keep]
+    order = np.lexsort((member, key))
+    key, member = key[order], member[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key[:0]
+    sizes = np.diff(np.r_[starts, len(key)])
+    found = []
+    for start, size in zip(starts[sizes >= 2].tolist(), sizes[sizes >= 2].tolist(), strict=True):
+        found.append((int(key[start]), tuple(member[start : start + size].tolist())))
+    return found

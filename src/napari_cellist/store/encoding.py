@@ -10,14 +10,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from ..geometry import crop_box, decode_mask, encode_mask, polygons_from_labels
+from ..geometry import polygons_from_labels
 from ..labels import Corrections, diff_label_maps
 from ..types import ObjectMeta
+from .rle import EncodedObjects, encode_objects, paint_objects
+from .schema import Annotation
 
 INT32_MAX = int(np.iinfo(np.int32).max)
 POLYGON_TOLERANCE = 1.0
+#: Rows per INSERT executemany of a commit (bounds the parameter lists built at once)
+INSERT_BATCH = 2000
+#: ``annotations`` columns a restore reads (:func:`labels_from_rows`)
+RESTORE_COLUMNS = tuple(
+    getattr(Annotation, name)
+    for name in ("label_id", "rle", "box", "score", "class_name", "source", "model_version_id")
+)
 
 
 def check_labels(labels: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
@@ -61,10 +69,17 @@ def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids : np.ndarray
         int64 ``(N + 1,)``: ``ids[k]`` is the original id of compact id ``k`` (``ids[0] = 0``).
     """
+    top = int(labels.max(initial=0))
+    if top <= 4 * labels.size + 1024:  # a bincount and a lookup table: no sort of the pixels
+        present = np.flatnonzero(np.bincount(labels.ravel(), minlength=top + 1))
+        ids = np.concatenate([[0], present[present != 0]]).astype(np.int64)
+        if ids[-1] == len(ids) - 1:  # already 1..N
+            return labels.astype(np.int32, copy=False), ids
+        lookup = np.zeros(top + 1, np.int32)
+        lookup[ids] = np.arange(len(ids), dtype=np.int32)
+        return lookup[labels], ids
     present = np.unique(labels)
     ids = np.concatenate([[0], present[present != 0]]).astype(np.int64)
-    if ids[-1] == len(ids) - 1:  # already 1..N
-        return labels.astype(np.int32, copy=False), ids
     return np.searchsorted(ids, labels).astype(np.int32), ids
 
 
@@ -76,26 +91,27 @@ def object_rows(
     """One ``annotations`` row (as a dict, without image / commit columns) per object.
 
     Metadata come from ``objects`` (default: a manual object of the default class); 2D outlines
-    from ``polygons`` where given, else traced from the mask.
+    from ``polygons`` where given, else traced from the mask. Boxes, areas and RLEs of all
+    objects come from one vectorised pass (:func:`.rle.encode_objects`); the rows are in
+    ascending id order.
     """
     objects = objects or {}
     small, ids = compact(labels)
-    outlines = _outlines(small, ids, polygons) if labels.ndim == 2 else {}
+    found = encode_objects(small)
+    label_ids = ids[found.index].tolist()
+    outlines = _outlines(small, found, label_ids, polygons) if labels.ndim == 2 else {}
+    boxes, areas = found.box.tolist(), found.area.tolist()
     rows = []
-    for index, slc in enumerate(ndi.find_objects(small), start=1):
-        if slc is None:
-            continue
-        label_id = int(ids[index])
-        crop = small[slc] == index
+    for label_id, box, area, rle in zip(label_ids, boxes, areas, found.rle, strict=True):
         meta = objects.get(label_id) or ObjectMeta(label_id)
         rows.append(
             {
                 "label_id": label_id,
                 "class_name": str(meta.class_name),
                 "polygon": outlines.get(label_id),
-                "rle": encode_mask(crop),
-                "box": [s.start for s in slc] + [s.stop for s in slc],
-                "area": int(crop.sum()),
+                "rle": rle,
+                "box": box,
+                "area": area,
                 "score": float(meta.score),
                 "source": str(meta.source),
                 "model_version_id": None if meta.model_version is None else int(meta.model_version),
@@ -105,8 +121,13 @@ def object_rows(
 
 
 def _outlines(
-    small: np.ndarray, ids: np.ndarray, polygons: Mapping[int, np.ndarray] | None
+    small: np.ndarray,
+    found: EncodedObjects,
+    label_ids: list[int],
+    polygons: Mapping[int, np.ndarray] | None,
 ) -> dict[int, list[list[float]]]:
+    """Outlines by original id: the given ones, the others traced
+    (:func:`napari_cellist.geometry.polygons_from_labels` on the compact map)."""
     given = {int(k): np.asarray(v, float) for k, v in (polygons or {}).items()}
     for label_id, vertices in given.items():
         if vertices.ndim != 2 or vertices.shape[1] != 2:
@@ -114,22 +135,32 @@ def _outlines(
                 f"The polygon of object {label_id} has shape {vertices.shape}; polygons are "
                 "(N, 2) arrays of (row, col) vertices."
             )
-    missing = [k for k in range(1, len(ids)) if int(ids[k]) not in given]
+    missing = [k for k, i in zip(found.index.tolist(), label_ids, strict=True) if i not in given]
     traced = polygons_from_labels(small, POLYGON_TOLERANCE, ids=missing) if missing else {}
-    outlines = {int(ids[k]): v for k, v in traced.items()}
-    outlines.update(given)
-    return {k: v.tolist() for k, v in outlines.items()}
+    by_index = dict(zip(found.index.tolist(), label_ids, strict=True))
+    outlines = {by_index[k]: v.tolist() for k, v in traced.items()}
+    outlines.update({k: v.tolist() for k, v in given.items()})
+    return outlines
 
 
 def labels_from_rows(
     shape: Sequence[int], rows: Iterable[Any]
 ) -> tuple[np.ndarray, dict[int, ObjectMeta]]:
-    """Rebuild the int32 label map and metadata from ``annotations`` rows (ORM objects)."""
+    """Rebuild the int32 label map and metadata from ``annotations`` rows.
+
+    ``rows`` have the attributes ``label_id``, ``rle``, ``box``, ``score``, ``class_name``,
+    ``source`` and ``model_version_id`` (ORM objects or Core rows); later rows are painted on
+    top of earlier ones. The masks of all rows are decoded together
+    (:func:`.rle.paint_objects`).
+    """
     labels = np.zeros(tuple(int(s) for s in shape), np.int32)
     objects: dict[int, ObjectMeta] = {}
+    ids, boxes, rles = [], [], []
     for row in rows:
         box = tuple(int(b) for b in row.box)
-        labels[crop_box(box)][decode_mask(row.rle)] = row.label_id
+        ids.append(row.label_id)
+        boxes.append(box)
+        rles.append(row.rle)
         objects[row.label_id] = ObjectMeta(
             label_id=row.label_id,
             score=float(row.score),
@@ -138,6 +169,7 @@ def labels_from_rows(
             source=row.source,
             model_version=row.model_version_id,
         )
+    paint_objects(labels, ids, boxes, rles)
     return labels, objects
 
 
