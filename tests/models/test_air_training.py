@@ -298,3 +298,27 @@ def test_crops_with_only_unlabelled_debris_are_trained_as_background_and_relit()
     assert relit["pres_target"] is crop["pres_target"]  # targets untouched
     assert not np.allclose(relit["image"], crop["image"])
     assert not np.allclose(relit["background"], crop["background"])
+
+
+def test_flattened_background_is_used_in_training_and_prediction_and_stored(tmp_path, monkeypatch):
+    import napari_cellist.models.air.model as air_model
+
+    image, labels = _read_dsb_crop()
+    ramp = image.astype(np.float32) + np.linspace(0, 3 * float(image.max()), 256)[None, :]
+    calls = []
+    real = air_model.flatten_background
+    monkeypatch.setattr(
+        air_model, "flatten_background", lambda im, d: calls.append(d) or real(im, d)
+    )
+    model = AirModel(AirParams(flatten_background=True, reconstruction=False))
+    drain(
+        model.fit_iter(
+            [Sample(ramp, labels)],
+            AirTrainParams(steps=2, batch_size=2, crop_size=32, scale_jitter=0.0),
+        )
+    )
+    n_training = len(calls)
+    assert n_training >= 1 and all(d > 0 for d in calls)
+    assert model.predict(ramp).labels.shape == ramp.shape and len(calls) > n_training
+    loaded = AirModel.load(model.save(tmp_path / "air.ckpt"))
+    assert loaded.params.flatten_background

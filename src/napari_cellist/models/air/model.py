@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...background import flatten_background
 from ...borders import crop_border, crop_labels, mirror_border, mirror_labels, mirror_width
 from ...devices import device_job, release_device_memory, resolve_device
 from ...diameters import diameter_from_image, diameter_from_labels
@@ -162,6 +163,8 @@ class AirModel(TrainableSegmenter):
             return Prediction(np.zeros(grey.shape, np.int32), {}, source=self.name)
         yield Progress(1, 3, "AIR: rescaling")
         diameter = self.object_diameter(grey, params)
+        if params.flatten_background:
+            grey = flatten_background(grey, diameter)
         margin = mirror_width(diameter, params.border_mirror, grey.shape)
         mirrored = mirror_border(grey, margin)
         yield Progress(2, 3, "AIR: encoding")
@@ -233,6 +236,8 @@ class AirModel(TrainableSegmenter):
             diameter = diameter_from_labels([sample.labels]) or (
                 tp.diameter if tp.diameter > 0 else estimate_diameter_fast(grey)
             )
+            if self.params.flatten_background:
+                grey = flatten_background(grey, diameter)
             labels, weight = sample.labels, float(sample.weight)
             if labels is None and sample.points is None and tp.pseudo_labels:
                 from ..threshold import ThresholdModel, ThresholdParams

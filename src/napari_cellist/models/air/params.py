@@ -67,6 +67,14 @@ class AirParams:
             "advanced": True,
         },
     )
+    flatten_background: bool = field(
+        default=False,
+        metadata={
+            "help": "Uneven background or bright artefacts (e.g. NIH3T3): subtract a background "
+            "estimated over several object diameters (robust to bright spots) and clip "
+            "saturated artefacts before training and prediction. Stored with the model.",
+        },
+    )
     refine_masks: bool = field(
         default=True,
         metadata={
