@@ -10,8 +10,17 @@ run is a subprocess (its own peak resident memory, ``ru_maxrss``):
 * ``tiled-cluster``: the same on a ``dask.distributed.LocalCluster`` given by its address
   (``--workers`` workers of one thread, in this process so that their memory is counted).
 
+Per model (``--model threshold|air|cellpose --sizes 1024 4096 10240``): ``whole`` (the model's
+``predict`` on the whole image in memory) and ``tiled-local`` (the tiled path) at each size, time
+and peak memory. AIR and Cellpose need a checkpoint: ``--train-steps N`` trains one first (AIR:
+N steps on the annotated GOWT1 images; Cellpose: from scratch, N epochs; no pretrained weights
+needed) and ``--checkpoint`` reuses one. ``--max-seconds`` skips the larger sizes of a method
+once one run took longer (stated in the JSON as skipped, with the extrapolation).
+
 Usage: python -m benchmarks.bench_tiled [--size 12288] [--tile 2048] [--workers 2]
        [--out benchmarks/results/tiled.json]
+       python -m benchmarks.bench_tiled --model air --sizes 1024 4096 10240 --train-steps 300 \
+           --out benchmarks/results/tiled_air.json
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -42,13 +52,79 @@ def write_ome_zarr(path: Path, size: int) -> None:
     ]
 
 
-def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
-    """One measurement in this process."""
-    from napari_cellist.models.threshold import ThresholdModel
+def load_model(name: str, checkpoint: str | None):
+    """The benchmarked model: threshold (defaults), or AIR / Cellpose from a checkpoint."""
+    if name == "threshold":
+        from napari_cellist.models.threshold import ThresholdModel
 
-    out = Path(tempfile.mkdtemp())
+        return ThresholdModel()
+    if checkpoint is None:
+        raise ValueError(f"--model {name} needs --checkpoint or --train-steps.")
+    if name == "air":
+        from napari_cellist.models.air import AirModel
+
+        return AirModel.load(checkpoint)
+    from napari_cellist.models.cellpose_adapter import CellposeModel
+
+    return CellposeModel.load(checkpoint)
+
+
+def train_checkpoint(name: str, steps: int, folder: Path) -> tuple[Path, float]:
+    """Train AIR (``steps`` steps, supervised) or Cellpose (from scratch, ``steps`` epochs) on
+    the annotated GOWT1 images, 2 threads; ``(checkpoint path, training seconds)``."""
+    import tifffile
+
+    from benchmarks._data import data_folder
+    from napari_cellist.progress import drain
+    from napari_cellist.types import Sample
+
+    root = data_folder("ctc_gowt1_hela")
+    samples = [
+        Sample(tifffile.imread(path), tifffile.imread(root / "masks" / path.name), None, path.stem)
+        for path in sorted((root / "images").glob("gowt1_*.tif"))[:3]
+    ]
     start = time.perf_counter()
-    if method == "reference":
+    if name == "air":
+        from napari_cellist.models.air import AirModel
+        from napari_cellist.models.air.params import AirTrainParams
+
+        model = AirModel()
+        drain(model.fit_iter(samples, AirTrainParams(steps=steps, minutes=10.0, threads=2)))
+    else:
+        from napari_cellist.models.cellpose_adapter import CellposeModel
+        from napari_cellist.models.cellpose_adapter.params import CellposeTrainParams
+
+        model = CellposeModel()
+        train = CellposeTrainParams(start_from="scratch", n_epochs=steps, minutes=10.0)
+        drain(model.fit_iter(samples, train))
+    seconds = time.perf_counter() - start
+    return model.save(folder / f"{name}.pt"), seconds
+
+
+def run_one(
+    method: str,
+    image_path: Path,
+    tile: int,
+    workers: int,
+    model_name: str = "threshold",
+    checkpoint: str | None = None,
+) -> dict:
+    """One measurement in this process."""
+    import torch
+
+    torch.set_num_threads(2)
+    model = load_model(model_name, checkpoint)
+    out = Path(tempfile.mkdtemp())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_start = usage.ru_utime + usage.ru_stime
+    start = time.perf_counter()
+    if method == "whole":
+        import zarr
+
+        image = np.asarray(zarr.open_group(str(image_path), mode="r")["0"][:])
+        start = time.perf_counter()
+        count = len(model.predict(image).objects)
+    elif method == "reference":
         import zarr
 
         image = np.asarray(zarr.open_group(str(image_path), mode="r")["0"][:])
@@ -58,7 +134,6 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
         from napari_cellist.batch import predict_batch
         from napari_cellist.progress import drain
 
-        model = ThresholdModel()
         if method == "tiled-local":
             summary = drain(
                 predict_batch(model, [image_path], out, tile_size=tile, workers=workers)
@@ -81,11 +156,22 @@ def run_one(method: str, image_path: Path, tile: int, workers: int) -> dict:
                 )
         count = summary["total_objects"]
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "seconds": seconds, "objects": count, "peak_mb": peak}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_start
+    peak = usage.ru_maxrss / 1024
+    # cpu_s: CPU seconds of this process (all threads), steadier than wall time on a loaded box
+    return {"method": method, "seconds": seconds, "cpu_s": cpu, "objects": count, "peak_mb": peak}
 
 
-def measure(method: str, image_path: Path, tile: int, workers: int) -> dict:
+def measure(
+    method: str,
+    image_path: Path,
+    tile: int,
+    workers: int,
+    model_name: str = "threshold",
+    checkpoint: str | None = None,
+) -> dict:
+    extra = ["--checkpoint", checkpoint] if checkpoint else []
     return run_case(
         "benchmarks.bench_tiled",
         "--one",
@@ -96,6 +182,61 @@ def measure(method: str, image_path: Path, tile: int, workers: int) -> dict:
         tile,
         "--workers",
         workers,
+        "--model",
+        model_name,
+        *extra,
+    )
+
+
+def per_model(args: argparse.Namespace) -> None:
+    """Whole-image and tiled time / peak memory of one model at each of ``args.sizes``."""
+    rows: list[dict] = []
+    train_s = None
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = args.checkpoint
+        if args.model != "threshold" and checkpoint is None:
+            keep = Path(args.checkpoint_dir or folder)
+            keep.mkdir(parents=True, exist_ok=True)
+            path, train_s = train_checkpoint(args.model, args.train_steps, keep)
+            checkpoint = str(path)
+            print(f"trained {args.model} in {train_s:.0f} s", flush=True)
+        too_slow: set[str] = set()
+        for size in args.sizes:
+            image_path = Path(folder) / f"scan_{size}.zarr"
+            write_ome_zarr(image_path, size)
+            for method in args.methods:
+                if method in too_slow:
+                    rows.append({"size": size, "method": method, "skipped": True})
+                    continue
+                row = measure(method, image_path, args.tile, args.workers, args.model, checkpoint)
+                row.update(
+                    size=size,
+                    s_per_mpx=row["seconds"] / (size * size / 1e6),
+                    bytes_per_pixel=row["peak_mb"] * 2**20 / size**2,
+                )
+                rows.append(row)
+                print(
+                    f"| {args.model} | {size} | {method} | {row['seconds']:.1f} | "
+                    f"{row['s_per_mpx']:.3f} | {row['peak_mb']:.0f} | {row['objects']} |",
+                    flush=True,
+                )
+                if row["seconds"] > args.max_seconds:
+                    too_slow.add(method)
+            shutil.rmtree(image_path, ignore_errors=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "tile": args.tile,
+                "workers": args.workers,
+                "train_steps": args.train_steps if train_s is not None else None,
+                "train_s": train_s,
+                "max_seconds": args.max_seconds,
+                "rows": rows,
+            },
+            indent=2,
+        )
     )
 
 
@@ -110,9 +251,28 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(result_path("tiled.json")))
+    parser.add_argument("--model", choices=["threshold", "air", "cellpose"], default=None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 10240])
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint-dir", default=None, help="keep the trained checkpoint")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, Path(args.image), args.tile, args.workers)))
+        row = run_one(
+            args.one,
+            Path(args.image),
+            args.tile,
+            args.workers,
+            args.model or "threshold",
+            args.checkpoint,
+        )
+        print(json.dumps(row))
+        return
+    if args.model:
+        if args.methods == ["reference", "tiled-local", "tiled-cluster"]:
+            args.methods = ["whole", "tiled-local"]
+        per_model(args)
         return
     with tempfile.TemporaryDirectory() as folder:
         image_path = Path(folder) / "scan.zarr"
