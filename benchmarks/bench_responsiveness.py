@@ -13,7 +13,7 @@ threshold model. Actions, in order, on one viewer per size:
 
 * ``prediction (new layers)``: Base model ``run()``, the three layers created;
 * ``prediction (in place)``: ``run()`` again, the layers updated in place;
-* ``sync``: Annotations ``sync()`` after one polygon was deleted;
+* ``sync``: Annotations ``sync()`` after one object's centre point was deleted;
 * ``commit``: Annotations ``commit()`` (sync + the store's commit);
 * ``restore``: the image opened again (its layers removed, the image re-added: the restore hook
   brings the committed annotations back);
@@ -173,9 +173,9 @@ def run_size(label: str, image: np.ndarray, labels: np.ndarray | None, project: 
     record("prediction (in place)", base.run, idle)
     annotations.image.value = "image"
     annotations.labels_choice.follow("image")
-    shapes = viewer.layers["image polygons"]
-    shapes.selected_data = {0}
-    shapes.remove_selected()
+    centres = viewer.layers["image centres"]
+    centres.selected_data = {0}
+    centres.remove_selected()  # one object deleted (its centre point), applied by the sync
     quiet = lambda: not annotations.runner.busy  # noqa: E731
     record("sync", annotations.sync, quiet)
     record("commit", annotations.commit, quiet)

@@ -73,8 +73,8 @@ def labels_to_layer_tuples(
     """Labels, Shapes (2D only) and Points layer data for a label map.
 
     napari builds every shape in Python on the GUI thread (0.3-0.9 ms a polygon, for each
-    update and redraw), so above ``max_polygons`` objects (default :data:`MAX_POLYGONS`) the
-    Shapes layer is left empty: the Labels layer shows and edits the objects.
+    update and redraw), so above ``max_polygons`` objects (the widgets pass :data:`MAX_POLYGONS`)
+    the Shapes layer is left empty: the Labels layer shows and edits the objects.
 
     Parameters
     ----------
@@ -91,9 +91,8 @@ def labels_to_layer_tuples(
     extra_points : np.ndarray, optional
         ``(N, ndim)`` points that mark objects without a mask (feature ``id`` 0).
     max_polygons : int, optional
-        Most objects drawn as polygons (default :data:`MAX_POLYGONS`; 0: none).
+        Most objects drawn as polygons (None: every object; 0: none).
     """
-    max_polygons = MAX_POLYGONS if max_polygons is None else max_polygons
     labels = np.asarray(labels, np.int32)
     common: dict[str, Any] = {"metadata": {"cellist_image": image_name}}
     if scale is not None:
@@ -104,7 +103,7 @@ def labels_to_layer_tuples(
     ids, points = centres(labels)
     if labels.ndim == 2:
         polygons: dict[int, np.ndarray] = {}
-        if len(ids) <= max_polygons:
+        if max_polygons is None or len(ids) <= max_polygons:
             polygons, ids, points = outlines(labels, tolerance)  # with centres, in one pass
         else:
             logger.info(
@@ -162,6 +161,7 @@ def prediction_to_layer_tuples(
     *,
     scale: Sequence[float] | None = None,
     tolerance: float = 1.0,
+    max_polygons: int | None = None,
 ) -> list[LayerTuple]:
     """Layer data for a model's Prediction (plus one Image layer per ``extras`` entry)."""
     tuples = labels_to_layer_tuples(
@@ -171,6 +171,7 @@ def prediction_to_layer_tuples(
         source=prediction.source,
         scale=scale,
         tolerance=tolerance,
+        max_polygons=max_polygons,
     )
     for key, extra in prediction.extras.items():
         kwargs: dict[str, Any] = {

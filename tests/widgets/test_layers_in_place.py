@@ -55,7 +55,7 @@ def test_a_small_edit_touches_only_the_changed_shapes():
     assert shapes.data[1] is kept  # object 3's shape was left as it was
     assert np.allclose(shapes.data[2], data[2], atol=1e-4)
     many = np.arange(1, 401, dtype=np.int32).reshape(20, 20).repeat(2, 0).repeat(2, 1)
-    data, kwargs, _ = layers.labels_to_layer_tuples(many, {}, "img", max_polygons=None)[1]
+    data, kwargs, _ = layers.labels_to_layer_tuples(many, {}, "img")[1]
     assert not layers.update_shapes_incrementally(shapes, data, kwargs["features"])  # too many
 
 

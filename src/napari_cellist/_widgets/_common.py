@@ -13,6 +13,7 @@ from magicgui.widgets import ComboBox, Container
 
 from ..images import prepare_grey
 from ..layers import (
+    MAX_POLYGONS,
     as_shown,
     labels_to_layer_tuples,
     layer_name,
@@ -317,7 +318,13 @@ def annotation_tuples(
 ) -> list[Any]:
     """Layer data of an image's annotations (outlines, centres, features); for a worker."""
     return labels_to_layer_tuples(
-        labels, objects, image_name, scale=scale, tolerance=session.tolerance, extra_points=points
+        labels,
+        objects,
+        image_name,
+        scale=scale,
+        tolerance=session.tolerance,
+        extra_points=points,
+        max_polygons=MAX_POLYGONS,
     )
 
 

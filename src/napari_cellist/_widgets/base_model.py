@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, PushButton
 
-from ..layers import polygons_from_shapes_layer, prediction_to_layer_tuples, set_layers
+from ..layers import (
+    MAX_POLYGONS,
+    polygons_from_shapes_layer,
+    prediction_to_layer_tuples,
+    set_layers,
+)
 from ..models import REGISTRY, ModelUnavailableError, build_model, non_default_values, params_class
 from ..models.base import WeightsNotFoundError, params_from_mapping
 from ..types import Prediction, Progress
@@ -223,7 +228,7 @@ class ModelRunWidget(DockWidget):
             # GUI thread, as are the outlines and centres
             shown = replace(prediction, labels=np.array(prediction.labels, np.int32))
             return prediction, prediction_to_layer_tuples(
-                shown, name, scale=scale, tolerance=tolerance
+                shown, name, scale=scale, tolerance=tolerance, max_polygons=MAX_POLYGONS
             )
 
         self.run_button.enabled = False
