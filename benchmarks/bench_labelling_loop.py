@@ -204,10 +204,13 @@ def table(arms: Sequence[dict[str, Any]]) -> str:
 
 def summary(arms: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per model and order; test edits per 100 objects of the base model,
-    after round 0 and after the last round, mean retraining time, versions accepted."""
+    after round 0 and after the last round; the edits per 100 objects the annotator made on
+    all the images it labelled (the labelling effort); mean retraining time; versions
+    accepted."""
     lines = [
-        "| model | order | base | after round 0 | after last round (round) | retrain s (mean) | accepted |",
-        "|---|---|---|---|---|---|---|",
+        "| model | order | base | after round 0 | after last round (round) "
+        "| edits/100 while labelling | retrain s (mean) | accepted |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
         rounds = arm.get("rounds") or []
@@ -216,10 +219,13 @@ def summary(arms: Sequence[dict[str, Any]]) -> str:
         first, last = rounds[0], rounds[-1]
         mean_s = sum(r["retrain_seconds"] for r in rounds) / len(rounds)
         accepted = sum(r["accepted"] for r in rounds)
+        batches = [i for r in rounds for i in r["batch"]]
+        edits = sum(i["deleted"] + i["added"] + i["redrawn"] for i in batches)
+        labelling = 100.0 * edits / max(1, sum(i["n_true"] for i in batches))
         lines.append(
             f"| {arm['model']} | {arm['order']} | {_test_cell(arm['base'])} "
             f"| {_test_cell(first['test'])} | {_test_cell(last['test'])} ({last['round']}) "
-            f"| {mean_s:.0f} | {accepted}/{len(rounds)} |"
+            f"| {labelling:.1f} | {mean_s:.0f} | {accepted}/{len(rounds)} |"
         )
     return "\n".join(lines)
 
