@@ -374,7 +374,9 @@ class AirModel(TrainableSegmenter):
         net, config, payload = load_checkpoint(
             path, None if device is None else resolve_device(device)
         )
-        model = cls(params_from_mapping(AirParams, payload.get("params")), config)
+        stored = dict(payload.get("params") or {})
+        stored.setdefault("flatten_background", False)  # trained before the option existed
+        model = cls(params_from_mapping(AirParams, stored), config)
         model.net = net
         model.diameter = payload.get("diameter")
         model.info = dict(payload.get("info", {}))

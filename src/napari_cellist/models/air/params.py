@@ -68,11 +68,12 @@ class AirParams:
         },
     )
     flatten_background: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "Uneven background or bright artefacts (e.g. NIH3T3): subtract a background "
             "estimated over several object diameters (robust to bright spots) and clip "
-            "saturated artefacts before training and prediction. Stored with the model.",
+            "saturated artefacts before training and prediction. Stored with the model "
+            "(checkpoints written before this option existed keep it off).",
         },
     )
     refine_masks: bool = field(
