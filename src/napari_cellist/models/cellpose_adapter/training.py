@@ -207,7 +207,7 @@ def train_epochs(
             rate = rate_at(epoch, budget.progress(epoch), tp.learning_rate)
             losses.append(_train_one_epoch(net, optimizer, train, tp, epoch, rate, per_epoch))
             metrics = {"learning_rate": rate, "elapsed_s": budget.elapsed()}
-            last = budget.spent(epoch + 1)
+            last = epoch + 1 >= tp.n_epochs or metrics["elapsed_s"] >= budget.seconds
             if last or (val_batch is not None and budget.progress(epoch + 1) >= next_check):
                 next_check = budget.progress(epoch + 1) + 1.0 / VALIDATIONS
                 recalibrate_batchnorm(net, train, tp)
