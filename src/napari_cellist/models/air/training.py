@@ -213,7 +213,7 @@ def train_iter(
     budget = TimeBudget(schedule.steps, schedule.time_limit_s)
     net.train()
     for step in range(1, schedule.steps + 1):
-        progress = budget.progress(step - 1)
+        progress = budget.progress(step)
         for group in optimiser.param_groups:
             group["lr"] = schedule.lr * learning_rate_factor(step, schedule, progress)
         batch = batch_to(make_batch(items, schedule, net.geom.cell, rng), device)
