@@ -192,14 +192,18 @@ def test_training_sets_its_thread_count_for_the_job_only():
 
 def test_cpu_results_are_byte_identical_to_before_the_device_choice():
     image, labels = _crop(128)
-    model = AirModel(AirParams(device="cpu"))
+    # the reference predates background flattening (on by default since): pinned off
+    model = AirModel(AirParams(device="cpu", flatten_background=False))
     drain(
         model.fit_iter(
             [Sample(image, labels, name="crop")],
             AirTrainParams(steps=40, batch_size=2, crop_size=64, scale_jitter=0.0),
         )
     )
-    prediction = model.predict(image, AirParams(device="cpu", test_time_shifts=2, min_score=0.02))
+    prediction = model.predict(
+        image,
+        AirParams(device="cpu", test_time_shifts=2, min_score=0.02, flatten_background=False),
+    )
     found = np.ascontiguousarray(prediction.labels, np.int32)
     recon = np.ascontiguousarray(prediction.extras["reconstruction"], np.float32)
     assert found.max() == REFERENCE_OBJECTS
